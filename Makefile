@@ -1,0 +1,47 @@
+# updraft: `make run` starts the server on its embedded defaults,
+# `make test` installs what the tests need and runs every test.
+
+GO        ?= go
+BIN       := bin/updraft
+PKGS      := ./...
+# dag-factory's own DAG files, held to their expected outcomes by
+# dags/corpus_test.go. They are not ours, so they are read in place.
+CORPUS    ?= $(abspath ../shared/corpus/dag-factory)
+FUZZTIME  ?= 15s
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build run test lint bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN) ./cmd/updraft
+
+run: build
+	./$(BIN) server --dags dags/examples --listen 127.0.0.1:8080
+
+# deps installs what the tests need. Nothing yet beyond the Go toolchain;
+# later suites add Debian packages here (apt-get) and Go tools (cached in .tools/).
+deps:
+	@$(GO) version
+
+test: deps lint
+	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) $(GO) test -race -count=1 $(PKGS)
+	$(MAKE) fuzz
+
+# Short fuzzing runs on top of the checked-in seeds (dags/testdata/fuzz).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./dags
+	$(GO) test -run '^$$' -fuzz '^FuzzCron$$' -fuzztime $(FUZZTIME) ./dags
+	$(GO) test -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME) ./dags
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dags
+
+clean:
+	rm -rf bin .tools .cache

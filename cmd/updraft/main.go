@@ -1,0 +1,83 @@
+// Command updraft is the updraft scheduler: one binary for the server and
+// the command-line tools.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // DAG time zones must resolve even on minimal images
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main{Stdout: os.Stdout, Stderr: os.Stderr, Env: os.Getenv}.Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// Main runs one updraft command. Its fields are the process's outside
+// world, so tests can run commands in-process.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Env            func(string) string
+}
+
+const usage = `updraft: the YAML-DAG scheduler with Airflow's semantics
+
+Usage:
+  updraft server [flags]             run the scheduler and web server
+  updraft dags validate PATH...      check DAG files or folders; exit 1 on any error
+  updraft dags list [--json] PATH    list the DAGs found under PATH
+  updraft dags next [-n N] PATH DAG  print the next scheduled runs of a DAG
+  updraft tasks render PATH DAG TASK DATE [--conf JSON] [--var K=V]...
+                                     print a task's fields rendered for a run
+  updraft version                    print the version
+
+Run "updraft COMMAND -h" for a command's flags.
+`
+
+// Run executes args and returns the process exit code.
+func (m Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(m.Stderr, nil))
+	switch args[0] {
+	case "server":
+		return m.server(ctx, logger, args[1:])
+	case "dags":
+		if len(args) < 2 {
+			fmt.Fprint(m.Stderr, usage)
+			return 2
+		}
+		switch args[1] {
+		case "validate":
+			return m.dagsValidate(args[2:])
+		case "list":
+			return m.dagsList(args[2:])
+		case "next":
+			return m.dagsNext(args[2:])
+		}
+	case "tasks":
+		if len(args) >= 2 && args[1] == "render" {
+			return m.tasksRender(args[2:])
+		}
+	case "version", "--version":
+		fmt.Fprintln(m.Stdout, "updraft", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(m.Stderr, "updraft: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

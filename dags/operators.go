@@ -1,0 +1,177 @@
+package dags
+
+import (
+	"fmt"
+	"strings"
+)
+
+// OperatorSpec is an operator's own configuration. Each operator updraft
+// runs has one implementation; adding an operator means adding a spec type
+// and an entry in the operators table.
+type OperatorSpec interface {
+	// Kind is the canonical operator class name, e.g. "BashOperator".
+	Kind() string
+	// Render returns a copy with every templated field rendered. It never
+	// modifies the receiver.
+	Render(r *Renderer) (OperatorSpec, error)
+	// templates lists the templated fields with their source text, for
+	// syntax checks at load time.
+	templates() []templateField
+}
+
+type templateField struct {
+	name string
+	src  string
+	at   *val
+}
+
+// operatorKind describes one operator: the names it is known by, its own
+// fields (beyond BaseOperator's) and how to decode them.
+type operatorKind struct {
+	class   string   // canonical class name
+	aliases []string // other class names (DummyOperator for EmptyOperator)
+	fields  []string // operator-specific keys
+	decode  func(d *taskDecoder) OperatorSpec
+}
+
+// operators is the operator set. Entries are plain data; see operatorKind.
+var operators = []*operatorKind{
+	{class: "EmptyOperator", aliases: []string{"DummyOperator"}, decode: decodeEmpty},
+	{class: "BashOperator", fields: bashFields, decode: decodeBash},
+	{class: "KubernetesPodOperator", fields: podFields, decode: decodePod},
+}
+
+// pythonOnly are Airflow operators whose work is a Python callable.
+var pythonOnly = []string{
+	"PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "PythonVirtualenvOperator",
+	"BranchPythonVirtualenvOperator", "ExternalPythonOperator", "BranchExternalPythonOperator",
+	"PythonSensor", "_PythonDecoratedOperator",
+}
+
+// notYet are Airflow operators updraft plans to support; until then a file
+// naming them gets a clear error instead of a silent gap.
+var notYet = map[string]string{
+	"HttpOperator":            "the HTTP operator",
+	"SimpleHttpOperator":      "the HTTP operator",
+	"HttpSensor":              "HTTP sensors",
+	"SnowflakeOperator":       "the SQL operator",
+	"SQLExecuteQueryOperator": "the SQL operator",
+	"SqlSensor":               "SQL sensors",
+	"MattermostOperator":      "the Mattermost operator",
+	"ExternalTaskSensor":      "the external-task sensor",
+	"ExternalTaskMarker":      "the external-task sensor",
+	"TriggerDagRunOperator":   "triggering other DAGs",
+}
+
+// resolveOperator maps an operator name as written (short class name or a
+// dotted Airflow path) to its kind. On failure it returns a message that
+// says why and what to do instead.
+func resolveOperator(name string) (*operatorKind, string) {
+	class := name
+	module := ""
+	if i := strings.LastIndex(name, "."); i >= 0 {
+		module, class = name[:i], name[i+1:]
+	}
+	if module != "" && module != "airflow" && !strings.HasPrefix(module, "airflow.") {
+		return nil, fmt.Sprintf("operator %s is a custom Python class; updraft runs no Python in the scheduler: "+
+			"package the code in an image and run it as a KubernetesPodOperator task", name)
+	}
+	if contains(pythonOnly, class) {
+		return nil, fmt.Sprintf("operator %s needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", name)
+	}
+	if what, ok := notYet[class]; ok {
+		return nil, fmt.Sprintf("operator %s is not supported yet (%s is planned); run it as a KubernetesPodOperator task meanwhile", name, what)
+	}
+	for _, k := range operators {
+		if k.class == class || contains(k.aliases, class) {
+			return k, ""
+		}
+	}
+	var known []string
+	for _, k := range operators {
+		known = append(known, k.class)
+		known = append(known, k.aliases...)
+	}
+	return nil, fmt.Sprintf("operator %s is not supported%s; supported: %s", name, suggest(class, known), strings.Join(known, ", "))
+}
+
+// EmptySpec is EmptyOperator (DummyOperator): a task that does nothing.
+type EmptySpec struct{}
+
+func (EmptySpec) Kind() string                             { return "EmptyOperator" }
+func (s EmptySpec) Render(*Renderer) (OperatorSpec, error) { return s, nil }
+func (EmptySpec) templates() []templateField               { return nil }
+
+func decodeEmpty(*taskDecoder) OperatorSpec { return EmptySpec{} }
+
+var bashFields = []string{"bash_command", "env", "append_env", "cwd", "output_encoding", "skip_on_exit_code", "skip_exit_code"}
+
+// BashSpec is BashOperator: a shell command run with bash -c.
+type BashSpec struct {
+	Command        string            `json:"bash_command"`
+	Env            map[string]string `json:"env,omitempty"`
+	AppendEnv      bool              `json:"append_env,omitempty"`
+	Cwd            string            `json:"cwd,omitempty"`
+	SkipOnExitCode []int             `json:"skip_on_exit_code"`
+
+	at map[string]*val
+}
+
+func (BashSpec) Kind() string       { return "BashOperator" }
+func (s BashSpec) skipCodes() []int { return s.SkipOnExitCode }
+
+func (s BashSpec) templates() []templateField {
+	out := []templateField{{"bash_command", s.Command, s.at["bash_command"]}, {"cwd", s.Cwd, s.at["cwd"]}}
+	for _, k := range sortedKeys(s.Env) {
+		out = append(out, templateField{"env." + k, s.Env[k], s.at["env"]})
+	}
+	return out
+}
+
+// Render renders bash_command, env values and cwd.
+func (s BashSpec) Render(r *Renderer) (OperatorSpec, error) {
+	var err error
+	out := s
+	if out.Command, err = r.field("bash_command", s.Command); err != nil {
+		return nil, err
+	}
+	if out.Cwd, err = r.field("cwd", s.Cwd); err != nil {
+		return nil, err
+	}
+	if out.Env, err = r.stringMap("env", s.Env); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func decodeBash(d *taskDecoder) OperatorSpec {
+	s := BashSpec{SkipOnExitCode: []int{99}, at: map[string]*val{}}
+	cmd := d.take("bash_command")
+	if cmd == nil {
+		d.r.errf(d.own, "BashOperator needs bash_command")
+	} else if c, ok := d.r.str("bash_command", cmd); ok {
+		s.Command = c
+		s.at["bash_command"] = cmd
+		if strings.TrimSpace(c) == "" {
+			d.r.errf(cmd, "bash_command is empty")
+		}
+	}
+	if v := d.take("env"); v != nil {
+		s.Env, _ = d.r.strMap("env", v)
+		s.at["env"] = v
+	}
+	if v := d.take("append_env"); v != nil {
+		s.AppendEnv, _ = d.r.boolean("append_env", v)
+	}
+	if v := d.take("cwd"); v != nil {
+		s.Cwd, _ = d.r.str("cwd", v)
+		s.at["cwd"] = v
+	}
+	d.take("output_encoding")
+	for _, key := range []string{"skip_exit_code", "skip_on_exit_code"} {
+		if v := d.take(key); v != nil {
+			s.SkipOnExitCode = d.exitCodes(key, v)
+		}
+	}
+	return s
+}

@@ -1,0 +1,423 @@
+package dags
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nikolalohinski/gonja/v2"
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/config"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+)
+
+// RunContext is what a task try's templates may refer to: the run it
+// belongs to and its try. Render is a pure function of (task, RunContext,
+// variables), so the scheduler and "updraft tasks render" agree.
+type RunContext struct {
+	DAG          *DAG
+	RunID        string
+	RunType      string // scheduled, manual, backfill
+	LogicalDate  time.Time
+	DataInterval DataInterval
+	Conf         map[string]any
+	TryNumber    int
+
+	// The last successful run before this one, when there is one.
+	PrevSuccessInterval *DataInterval
+	PrevSuccessStart    *time.Time
+	PrevSuccessEnd      *time.Time
+}
+
+// Render renders t's templated fields for one try. vars are the Variables
+// (var.value.X, var.json.X); a missing variable is an error, as in Airflow.
+func Render(t *Task, rc RunContext, vars map[string]string) (OperatorSpec, error) {
+	r := NewRenderer(t, rc, vars)
+	spec, err := t.Spec.Render(r)
+	if err != nil {
+		return nil, fmt.Errorf("dag %q, task %q: %w", rc.DAG.ID, t.ID, err)
+	}
+	return spec, nil
+}
+
+// Renderer renders templates with one task try's Airflow context.
+type Renderer struct {
+	ctx map[string]any
+}
+
+// NewRenderer builds Airflow's template context for task t in run rc.
+func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
+	ld := NewDateTime(rc.LogicalDate)
+	nextLD, prevLD := ld, ld
+	if rc.RunType != "manual" && rc.DAG != nil && rc.DAG.Schedule != nil {
+		nextLD = NewDateTime(rc.DataInterval.End)
+		if p, ok := previousLogical(rc.DAG.Schedule, rc.LogicalDate); ok {
+			prevLD = NewDateTime(p)
+		}
+	}
+	dagID := ""
+	var dagParams map[string]any
+	var dagTags []string
+	if rc.DAG != nil {
+		dagID, dagParams, dagTags = rc.DAG.ID, rc.DAG.Params, rc.DAG.Tags
+	}
+	params := map[string]any{}
+	for _, src := range []map[string]any{dagParams, t.Params, rc.Conf} {
+		for k, v := range src {
+			params[k] = paramValue(v)
+		}
+	}
+	conf := rc.Conf
+	if conf == nil {
+		conf = map[string]any{}
+	}
+	optional := func(t *time.Time) any {
+		if t == nil {
+			return nil
+		}
+		return NewDateTime(*t)
+	}
+	var prevStart, prevEnd *time.Time
+	if rc.PrevSuccessInterval != nil {
+		prevStart, prevEnd = &rc.PrevSuccessInterval.Start, &rc.PrevSuccessInterval.End
+	}
+	day := func(d DateTime, n int) string { return d.t.AddDate(0, 0, n).Format("2006-01-02") }
+	ctx := map[string]any{
+		"ds":                               ld.t.Format("2006-01-02"),
+		"ds_nodash":                        ld.t.Format("20060102"),
+		"ts":                               ld.iso(),
+		"ts_nodash":                        ld.t.Format("20060102T150405"),
+		"ts_nodash_with_tz":                ld.t.Format("20060102T150405-0700"),
+		"logical_date":                     ld,
+		"execution_date":                   ld,
+		"data_interval_start":              NewDateTime(rc.DataInterval.Start),
+		"data_interval_end":                NewDateTime(rc.DataInterval.End),
+		"next_execution_date":              nextLD,
+		"next_ds":                          nextLD.t.Format("2006-01-02"),
+		"next_ds_nodash":                   nextLD.t.Format("20060102"),
+		"prev_execution_date":              prevLD,
+		"prev_ds":                          prevLD.t.Format("2006-01-02"),
+		"prev_ds_nodash":                   prevLD.t.Format("20060102"),
+		"yesterday_ds":                     day(ld, -1),
+		"yesterday_ds_nodash":              strings.ReplaceAll(day(ld, -1), "-", ""),
+		"tomorrow_ds":                      day(ld, 1),
+		"tomorrow_ds_nodash":               strings.ReplaceAll(day(ld, 1), "-", ""),
+		"prev_data_interval_start_success": optional(prevStart),
+		"prev_data_interval_end_success":   optional(prevEnd),
+		"prev_start_date_success":          optional(rc.PrevSuccessStart),
+		"prev_end_date_success":            optional(rc.PrevSuccessEnd),
+		"run_id":                           rc.RunID,
+		"task_instance_key_str":            fmt.Sprintf("%s__%s__%s", dagID, t.ID, ld.t.Format("20060102")),
+		"params":                           params,
+		"test_mode":                        false,
+		"dag_run": attrs{
+			"conf": conf, "run_id": rc.RunID, "run_type": rc.RunType, "dag_id": dagID,
+			"logical_date": ld, "execution_date": ld, "external_trigger": rc.RunType == "manual",
+			"data_interval_start": NewDateTime(rc.DataInterval.Start), "data_interval_end": NewDateTime(rc.DataInterval.End),
+		},
+		"dag":  attrs{"dag_id": dagID, "tags": dagTags, "owner": t.Owner, "_str": fmt.Sprintf("<DAG: %s>", dagID)},
+		"task": attrs{"task_id": t.ID, "owner": t.Owner, "retries": t.Retries, "operator": t.Operator, "_str": fmt.Sprintf("<Task(%s): %s>", t.Operator, t.ID)},
+		"macros": attrs{
+			"ds_add":    dsAdd,
+			"ds_format": dsFormat,
+		},
+		"var": attrs{"value": variables{vars: vars}, "json": variables{vars: vars, json: true}},
+	}
+	ti := attrs{
+		"task_id": t.ID, "dag_id": dagID, "run_id": rc.RunID, "try_number": rc.TryNumber, "map_index": -1,
+		"xcom_pull": func(*exec.VarArgs) (any, error) {
+			return nil, fmt.Errorf("XCom is not supported: pass data between tasks through files or tables")
+		},
+		"_str": fmt.Sprintf("<TaskInstance: %s.%s %s [running]>", dagID, t.ID, rc.RunID),
+	}
+	ctx["ti"], ctx["task_instance"] = ti, ti
+	return &Renderer{ctx: ctx}
+}
+
+// paramValue unwraps Airflow Param objects to their default value.
+func paramValue(v any) any {
+	if m, ok := v.(map[string]any); ok {
+		if typ, _ := m["__type__"].(string); strings.HasSuffix(typ, ".Param") {
+			if d, ok := m["default"]; ok {
+				return d
+			}
+			if args, ok := m["__args__"].([]any); ok && len(args) > 0 {
+				return args[0]
+			}
+			return nil
+		}
+	}
+	return v
+}
+
+// previousLogical is the logical date of the scheduled run before the one
+// at logical (Airflow's prev_execution_date).
+func previousLogical(tt Timetable, logical time.Time) (time.Time, bool) {
+	switch s := tt.(type) {
+	case *CronTimetable:
+		return s.prev(logical), true
+	case DeltaTimetable:
+		return logical.Add(-s.Delta), true
+	}
+	return time.Time{}, false
+}
+
+// field renders one templated string; plain strings are returned as they
+// are, so "${VAR}" meant for the container's shell is never touched.
+func (r *Renderer) field(name, src string) (string, error) {
+	if !looksTemplated(src) {
+		return src, nil
+	}
+	tpl, err := parseTemplate(src)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, cleanTemplateError(err))
+	}
+	out, err := tpl.ExecuteToString(exec.NewContext(r.ctx))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, cleanTemplateError(err))
+	}
+	return out, nil
+}
+
+func (r *Renderer) list(name string, in []string) ([]string, error) {
+	if in == nil {
+		return nil, nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		var err error
+		if out[i], err = r.field(fmt.Sprintf("%s[%d]", name, i), s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Renderer) stringMap(name string, in map[string]string) (map[string]string, error) {
+	if in == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(in))
+	for k, s := range in {
+		var err error
+		if out[k], err = r.field(name+"."+k, s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// RenderString renders src with r's context (for tools and tests).
+func (r *Renderer) RenderString(src string) (string, error) { return r.field("template", src) }
+
+func looksTemplated(s string) bool {
+	return strings.Contains(s, "{{") || strings.Contains(s, "{%") || strings.Contains(s, "{#")
+}
+
+var (
+	envOnce     sync.Once
+	environment *exec.Environment
+	tplConfig   *config.Config
+)
+
+// templateEnv is gonja's environment with Airflow's filters added and
+// strict undefined variables (Airflow's DAG default).
+func templateEnv() (*exec.Environment, *config.Config) {
+	envOnce.Do(func() {
+		gonja.SetLoggerOutput(io.Discard)
+		filters := exec.NewFilterSet(map[string]exec.FilterFunction{})
+		filters.Update(builtins.Filters)
+		for name, layout := range map[string]func(DateTime) string{
+			"ds":                func(d DateTime) string { return d.t.Format("2006-01-02") },
+			"ds_nodash":         func(d DateTime) string { return d.t.Format("20060102") },
+			"ts":                func(d DateTime) string { return d.iso() },
+			"ts_nodash":         func(d DateTime) string { return d.t.Format("20060102T150405") },
+			"ts_nodash_with_tz": func(d DateTime) string { return d.t.Format("20060102T150405-0700") },
+		} {
+			_ = filters.Register(name, dateFilter(layout))
+		}
+		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+		environment = &exec.Environment{
+			Context: ctx, Filters: filters, Tests: builtins.Tests,
+			ControlStructures: builtins.ControlStructures, Methods: builtins.Methods,
+		}
+		tplConfig = config.New()
+		tplConfig.StrictUndefined = true
+		tplConfig.KeepTrailingNewline = true
+	})
+	return environment, tplConfig
+}
+
+func dateFilter(format func(DateTime) string) exec.FilterFunction {
+	return func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+		switch v := in.Interface().(type) {
+		case DateTime:
+			return exec.AsValue(format(v))
+		case string:
+			if t, err := time.Parse(time.RFC3339, v); err == nil {
+				return exec.AsValue(format(NewDateTime(t)))
+			}
+			if t, err := time.Parse("2006-01-02", v); err == nil {
+				return exec.AsValue(format(NewDateTime(t)))
+			}
+		}
+		return exec.AsValue(fmt.Errorf("expected a date, got %s", in.String()))
+	}
+}
+
+type sourceLoader string
+
+func (s sourceLoader) Read(string) (io.Reader, error)         { return strings.NewReader(string(s)), nil }
+func (s sourceLoader) Resolve(p string) (string, error)       { return p, nil }
+func (s sourceLoader) Inherit(string) (loaders.Loader, error) { return s, nil }
+
+func parseTemplate(src string) (*exec.Template, error) {
+	env, cfg := templateEnv()
+	return exec.NewTemplate("template", cfg, sourceLoader(src), env)
+}
+
+var (
+	blockRE  = regexp.MustCompile(`(?s)\{\{.*?\}\}|\{%.*?%\}`)
+	filterRE = regexp.MustCompile(`(?:^|[^|])\|\s*([A-Za-z_]\w*)`)
+)
+
+// CheckTemplate reports template syntax errors and unknown filters in src
+// without rendering it. Plain strings are always fine.
+func CheckTemplate(src string) error {
+	if !looksTemplated(src) {
+		return nil
+	}
+	if _, err := parseTemplate(src); err != nil {
+		return cleanTemplateError(err)
+	}
+	env, _ := templateEnv()
+	for _, block := range blockRE.FindAllString(src, -1) {
+		for _, m := range filterRE.FindAllStringSubmatch(block, -1) {
+			if !env.Filters.Exists(m[1]) {
+				return fmt.Errorf("unknown filter %q", m[1])
+			}
+		}
+	}
+	return nil
+}
+
+var parseErrPrefix = regexp.MustCompile(`(?s)^failed to parse template '.*?': `)
+
+func cleanTemplateError(err error) error {
+	msg := parseErrPrefix.ReplaceAllString(err.Error(), "")
+	msg = strings.TrimPrefix(msg, "unable to execute template: ")
+	return fmt.Errorf("%s", msg)
+}
+
+// attrs is a template object with attributes (dag_run, task, macros...).
+// Its "_str" entry, if any, is what {{ obj }} prints.
+type attrs map[string]any
+
+func (a attrs) GetAttribute(name string) (*exec.Value, bool) {
+	v, ok := a[name]
+	if !ok || strings.HasPrefix(name, "_") {
+		return exec.AsValue(nil), false
+	}
+	return exec.AsValue(v), true
+}
+
+func (a attrs) GetItem(key any) (*exec.Value, bool) {
+	if s, ok := key.(string); ok {
+		return a.GetAttribute(s)
+	}
+	return exec.AsValue(nil), false
+}
+
+func (a attrs) String() string {
+	if s, ok := a["_str"].(string); ok {
+		return s
+	}
+	return "<object>"
+}
+
+// variables is var.value / var.json: Airflow Variables looked up by name.
+type variables struct {
+	vars map[string]string
+	json bool
+}
+
+func (v variables) lookup(name string) (any, error) {
+	s, ok := v.vars[name]
+	if !ok {
+		return nil, fmt.Errorf("variable %s does not exist", name)
+	}
+	if !v.json {
+		return s, nil
+	}
+	var out any
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("variable %s is not valid JSON: %v", name, err)
+	}
+	return out, nil
+}
+
+func (v variables) GetAttribute(name string) (*exec.Value, bool) {
+	if name == "get" {
+		return exec.AsValue(func(va *exec.VarArgs) (any, error) {
+			if len(va.Args) == 0 {
+				return nil, fmt.Errorf("var.get needs a variable name")
+			}
+			got, err := v.lookup(va.Args[0].String())
+			if err != nil {
+				if len(va.Args) > 1 {
+					return va.Args[1].Interface(), nil
+				}
+				return nil, err
+			}
+			return got, nil
+		}), true
+	}
+	got, err := v.lookup(name)
+	if err != nil {
+		return exec.AsValue(err), true
+	}
+	return exec.AsValue(got), true
+}
+
+func (v variables) GetItem(key any) (*exec.Value, bool) {
+	return v.GetAttribute(fmt.Sprint(key))
+}
+
+func (variables) String() string { return "<variables>" }
+
+// dsAdd is macros.ds_add: ds_add("2015-01-01", 5) == "2015-01-06".
+func dsAdd(va *exec.VarArgs) (any, error) {
+	if len(va.Args) != 2 {
+		return nil, fmt.Errorf("ds_add(ds, days) takes 2 arguments")
+	}
+	t, err := time.Parse("2006-01-02", va.Args[0].String())
+	if err != nil {
+		return nil, fmt.Errorf("ds_add: %q is not a YYYY-MM-DD date", va.Args[0].String())
+	}
+	if !va.Args[1].IsNumber() {
+		return nil, fmt.Errorf("ds_add: days must be a number")
+	}
+	return t.AddDate(0, 0, va.Args[1].Integer()).Format("2006-01-02"), nil
+}
+
+// dsFormat is macros.ds_format(ds, input_format, output_format) with
+// Python strftime formats.
+func dsFormat(va *exec.VarArgs) (any, error) {
+	if len(va.Args) != 3 {
+		return nil, fmt.Errorf("ds_format(ds, input_format, output_format) takes 3 arguments")
+	}
+	layout, err := goLayout(va.Args[1].String())
+	if err != nil {
+		return nil, fmt.Errorf("ds_format: %v", err)
+	}
+	t, err := time.Parse(layout, va.Args[0].String())
+	if err != nil {
+		return nil, fmt.Errorf("ds_format: %q does not match %q", va.Args[0].String(), va.Args[1].String())
+	}
+	return Strftime(t, va.Args[2].String()), nil
+}
