@@ -208,7 +208,7 @@ func (d *dagDecoder) settings(dag *DAG) {
 			r.warnf(v, "%s is ignored by updraft", key)
 		}
 	}
-	dag.Callbacks = decodeCallbacks(r, s.get, nil, dagCallbackKeys)
+	dag.Callbacks = decodeCallbacks(r, s.get, dagCallbackKeys)
 }
 
 func (d *dagDecoder) positive(key string, v *val) int {
@@ -275,7 +275,8 @@ func (d *dagDecoder) schedule(dag *DAG) {
 		return
 	}
 	if dag.Schedule.Periodic() || dag.Schedule.Summary() == "@once" {
-		if dag.StartDate == nil {
+		written := !d.spec.get("start_date").isNull() || !d.defArgs.get("start_date").isNull()
+		if dag.StartDate == nil && !written {
 			d.r.errf(nodeOr(set0(set), d.spec), "a scheduled DAG needs a start_date (in the DAG or its default_args)")
 		}
 	}
@@ -341,10 +342,17 @@ func (d *dagDecoder) tasks(dag *DAG) []*Task {
 		raws = append(raws, rt)
 		byName[e.id] = rt
 	}
-	if len(raws) != len(entries) {
+	failed := map[string]bool{}
+	for _, e := range entries {
+		if byName[e.id] == nil {
+			failed[e.id] = true
+		}
+	}
+	tasks := d.graph(dag, raws, byName, groups, failed)
+	if len(failed) > 0 {
 		return nil
 	}
-	return d.graph(dag, raws, byName, groups)
+	return tasks
 }
 
 type groupInfo struct {
@@ -511,7 +519,7 @@ func keyedEntries(r report, key, idKey string, v *val) []entry {
 
 // graph resolves dependencies (task names or group names), checks for
 // cycles and orders tasks topologically.
-func (d *dagDecoder) graph(dag *DAG, raws []*rawTask, byName map[string]*rawTask, groups map[string]*groupInfo) []*Task {
+func (d *dagDecoder) graph(dag *DAG, raws []*rawTask, byName map[string]*rawTask, groups map[string]*groupInfo, failed map[string]bool) []*Task {
 	r := d.r
 	up := map[*rawTask]map[*rawTask]bool{}
 	for _, rt := range raws {
@@ -542,7 +550,7 @@ func (d *dagDecoder) graph(dag *DAG, raws []*rawTask, byName map[string]*rawTask
 		for _, dep := range rt.deps {
 			if u := byName[dep]; u != nil {
 				up[rt][u] = true
-			} else if groups[dep] == nil {
+			} else if groups[dep] == nil && !failed[dep] {
 				r.forTask(rt.task.ID).errf(rt.depAt, "unknown dependency %q%s", dep, suggest(dep, candidates))
 			}
 		}
@@ -605,6 +613,8 @@ func (d *dagDecoder) graph(dag *DAG, raws []*rawTask, byName map[string]*rawTask
 				targets = []*rawTask{byName[dep]}
 			case groups[dep] != nil:
 				targets = leaves(dep)
+			case failed[dep]:
+				continue
 			default:
 				r.errf(gi.depAt, "task group %q: unknown dependency %q%s", gname, dep, suggest(dep, candidates))
 				continue

@@ -331,7 +331,7 @@ func (r report) secret(key string, v *val) (Secret, bool) {
 	if s.Secret != "" {
 		ok = r.dnsSubdomain(key+".secret", nodeOr(args["secret"], v), s.Secret) && ok
 	}
-	if s.DeployType == "env" && s.Key != "" {
+	if s.DeployType == "env" && s.Key != "" && s.DeployTarget != "" {
 		ok = r.envName(key+".deploy_target", nodeOr(args["deploy_target"], v), strings.ToUpper(s.DeployTarget)) && ok
 	}
 	return s, ok

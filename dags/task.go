@@ -249,7 +249,7 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 	if v := d.take("variables_as_arguments"); v != nil {
 		variablesAsArguments(r, own, v)
 	}
-	t.Callbacks = decodeCallbacks(r, func(k string) *val { return d.take(k) }, d.isOwn, taskCallbackKeys)
+	t.Callbacks = decodeCallbacks(r, func(k string) *val { return d.take(k) }, taskCallbackKeys)
 	for _, key := range []string{"task_display_name", "run_as_user", "resources", "ui_color", "ui_fgcolor", "do_xcom_push", "timezone"} {
 		d.used[key] = true // accepted; display or runtime hints with no effect here
 	}
@@ -315,7 +315,9 @@ var dagCallbackKeys = []string{"on_success_callback", "on_failure_callback", "on
 // decodeCallbacks reads callback keys. A Slack or Mattermost notifier maps
 // onto updraft's webhook alerts; any other callback is a Python function,
 // reported and ignored.
-func decodeCallbacks(r report, get func(string) *val, own func(string) bool, keys []string) Callbacks {
+// Warnings about callbacks inherited from default_args point at
+// default_args and are reported once, not once per task.
+func decodeCallbacks(r report, get func(string) *val, keys []string) Callbacks {
 	var out Callbacks
 	for _, key := range keys {
 		v := get(key)
@@ -355,7 +357,7 @@ func decodeCallbacks(r report, get func(string) *val, own func(string) bool, key
 			case strings.Contains(lt, "mattermost"):
 				cb.Notifier = "mattermost"
 			}
-			if cb.Notifier == "" && (own == nil || own(key)) {
+			if cb.Notifier == "" {
 				r.warnf(item, "%s %s is a Python function; updraft runs no Python and ignores it (failure alerts go to Mattermost)", key, cb.Target)
 			}
 			if out == nil {

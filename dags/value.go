@@ -223,6 +223,17 @@ func syntaxErrorAt(data []byte, err error) (int, int, string) {
 			return prev, colOf(prev), fmt.Sprintf("%q is a plain value but line %d below it starts a mapping: a missing ':' after it, or a missing '- ' list marker?", text, line)
 		}
 	}
+	if line >= 1 && line <= len(lines) {
+		if k, v, ok := strings.Cut(lines[line-1], ": "); ok {
+			value := strings.TrimSpace(v)
+			for _, lead := range []string{"*", "@", "{{", "%", "`"} {
+				if strings.HasPrefix(value, lead) {
+					return line, len(k) + 3 + len(v) - len(strings.TrimLeft(v, " ")), fmt.Sprintf(
+						"%s (a value starting with %s must be quoted: %s: \"%s\")", msg, lead, strings.TrimSpace(k), value)
+				}
+			}
+		}
+	}
 	return line, colOf(line), msg
 }
 
