@@ -140,7 +140,7 @@ func parseTimetableObject(key string, v *val, loc *time.Location) (Timetable, er
 		return NullTimetable{}, nil
 	case short == "OnceTimetable":
 		return OnceTimetable{}, nil
-	case strings.Contains(class, "Dataset") || strings.Contains(class, "Asset"):
+	case class == "builtins.list", strings.Contains(class, "Dataset"), strings.Contains(class, "Asset"):
 		return nil, errDatasets
 	}
 	return nil, fmt.Errorf("%s: timetable class %s needs a Python runtime; use a cron expression, a preset or a datetime.timedelta", key, class)
