@@ -354,11 +354,35 @@ func (v variables) lookup(name string) (any, error) {
 	if !v.json {
 		return s, nil
 	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
 	var out any
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
+	if err := dec.Decode(&out); err != nil {
 		return nil, fmt.Errorf("variable %s is not valid JSON: %v", name, err)
 	}
-	return out, nil
+	return jsonNumbers(out), nil
+}
+
+// jsonNumbers turns JSON numbers into int64 where they are whole, so
+// templates print 7 and not 7.0, as Python's json module does.
+func jsonNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = jsonNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = jsonNumbers(e)
+		}
+	}
+	return v
 }
 
 func (v variables) GetAttribute(name string) (*exec.Value, bool) {
