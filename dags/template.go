@@ -177,11 +177,23 @@ func (r *Renderer) field(name, src string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", name, cleanTemplateError(err))
 	}
-	out, err := tpl.ExecuteToString(exec.NewContext(r.ctx))
+	out, err := execute(tpl, r.ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", name, cleanTemplateError(err))
 	}
 	return out, nil
+}
+
+// execute runs a parsed template. The template engine panics on some
+// expressions (integer division by zero); a DAG file must never crash the
+// scheduler, so a panic becomes an error.
+func execute(tpl *exec.Template, ctx map[string]any) (out string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("template failed: %v", p)
+		}
+	}()
+	return tpl.ExecuteToString(exec.NewContext(ctx))
 }
 
 func (r *Renderer) list(name string, in []string) ([]string, error) {
@@ -276,8 +288,13 @@ func (s sourceLoader) Read(string) (io.Reader, error)         { return strings.N
 func (s sourceLoader) Resolve(p string) (string, error)       { return p, nil }
 func (s sourceLoader) Inherit(string) (loaders.Loader, error) { return s, nil }
 
-func parseTemplate(src string) (*exec.Template, error) {
+func parseTemplate(src string) (tpl *exec.Template, err error) {
 	env, cfg := templateEnv()
+	defer func() {
+		if p := recover(); p != nil {
+			tpl, err = nil, fmt.Errorf("template cannot be parsed: %v", p)
+		}
+	}()
 	return exec.NewTemplate("template", cfg, sourceLoader(src), env)
 }
 

@@ -110,6 +110,7 @@ func TestTemplateErrors(t *testing.T) {
 		"{{ undefined_name }}":             "undefined_name",
 		"{{ ti.xcom_pull(task_ids='a') }}": "XCom is not supported",
 		"{{ macros.ds_add('x', 1) }}":      "not a YYYY-MM-DD date",
+		"{{ 0 % 0 }}":                      "template failed", // the engine panics; found by FuzzTemplate
 	} {
 		if _, err := r.RenderString(src); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to mention %q", src, err, want)
