@@ -491,11 +491,7 @@ func keyedEntries(r report, key, idKey string, v *val) []entry {
 			}
 			add(id.str, id, item)
 		}
-	case kindMap:
-		for _, dup := range v.dups {
-			r.errf(dup, "duplicate %s %q", idKey, dup.str)
-		}
-		v.dups = nil
+	case kindMap: // keys written twice were reported by reportDups
 		for i, k := range v.keys {
 			spec := v.vals[i]
 			if spec.isNull() {

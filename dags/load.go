@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,10 +101,7 @@ func Load(fsys fs.FS, opts Options) *Result {
 		}
 		return nil
 	})
-	sort.Strings(files)
-	for _, f := range files {
-		l.file(f)
-	}
+	l.files(files)
 	return l.finish()
 }
 
@@ -110,12 +109,47 @@ func Load(fsys fs.FS, opts Options) *Result {
 // Defaults files of their folders still apply.
 func LoadFiles(fsys fs.FS, names []string, opts Options) *Result {
 	l := newLoader(fsys, opts)
-	sorted := append([]string(nil), names...)
-	sort.Strings(sorted)
-	for _, f := range sorted {
-		l.file(f)
-	}
+	l.files(names)
 	return l.finish()
+}
+
+// files loads files in parallel: each file is independent once the
+// defaults of its folders are known, and those are read first.
+func (l *loader) files(names []string) {
+	names = append([]string(nil), names...)
+	sort.Strings(names)
+	for _, name := range names {
+		l.folderDefaults(path.Dir(name))
+	}
+	results := make([]fileOutcome, len(names))
+	workers := min(runtime.GOMAXPROCS(0), len(names))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = l.file(names[i])
+			}
+		}()
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, r := range results {
+		l.res.Files = append(l.res.Files, r.res)
+		for _, d := range r.dags {
+			l.pending[d.File+"\x00"+d.ID] = d
+		}
+	}
+}
+
+type fileOutcome struct {
+	res  FileResult
+	dags []*DAG
 }
 
 type loader struct {
@@ -166,30 +200,31 @@ func (l *loader) finish() *Result {
 
 func (l *loader) find(id, file string) *DAG { return l.pending[file+"\x00"+id] }
 
-// file loads one DAG file and records its result.
-func (l *loader) file(name string) {
-	res := FileResult{Path: name}
-	defer func() { l.res.Files = append(l.res.Files, res) }()
+// file loads one DAG file. It only reads the loader's state (folder
+// defaults are resolved beforehand), so files load concurrently.
+func (l *loader) file(name string) (out fileOutcome) {
+	res := &out.res
+	res.Path = name
 	data, err := fs.ReadFile(l.fsys, name)
 	if err != nil {
 		res.Problems = Problems{{File: name, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}}
-		return
+		return out
 	}
 	sum := sha256.Sum256(data)
 	res.Hash = hex.EncodeToString(sum[:])
 	root, p := parseYAML(name, data, l.opts.Limits)
 	if p != nil {
 		res.Problems = Problems{*p}
-		return
+		return out
 	}
 	if root.isNull() {
 		res.Problems = Problems{{File: name, Line: 1, Severity: SeverityWarning, Msg: "file is empty: no DAGs"}}
-		return
+		return out
 	}
 	if root.kind != kindMap {
 		res.Problems = Problems{{File: name, Line: root.line, Col: root.col,
 			Msg: fmt.Sprintf("a DAG file is a mapping of DAG ids to DAG settings, got %s", root.describe())}}
-		return
+		return out
 	}
 	folderDefaults := l.folderDefaults(path.Dir(name))
 	fileDefault := root.get("default")
@@ -235,9 +270,10 @@ func (l *loader) file(name string) {
 		readDoc := func(p string) ([]byte, error) { return fs.ReadFile(l.fsys, p) }
 		if d := decodeDAG(id, k, merged, &res.Problems, l.opts.Now, readDoc); d != nil {
 			res.DAGs = append(res.DAGs, id)
-			l.pending[name+"\x00"+id] = d
+			out.dags = append(out.dags, d)
 		}
 	}
+	return out
 }
 
 // folderDefaults merges defaults.yml/defaults.yaml from the root down to dir.
@@ -286,7 +322,7 @@ func normaliseKeyed(v *val) *val {
 	if v == nil || v.kind != kindMap {
 		return v
 	}
-	out := v.clone()
+	out := v.shallow()
 	for _, key := range [][2]string{{"tasks", "task_id"}, {"task_groups", "group_name"}} {
 		list := out.get(key[0])
 		if list == nil || list.kind != kindSeq {

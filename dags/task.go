@@ -76,7 +76,10 @@ type rawTask struct {
 // decodeTask decodes everything about one task except its dependencies'
 // targets. It returns nil when the task cannot be built.
 func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time) *rawTask {
-	d := &taskDecoder{r: r, name: name, own: own, defaults: defaults, used: map[string]bool{}}
+	if own.get("variables_as_arguments") != nil {
+		own = own.shallow() // variablesAsArguments rewrites attributes
+	}
+	d := &taskDecoder{r: r, name: name, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil()))}
 	ok := true
 	nProblems := len(*r.probs)
 	if own.get("decorator") != nil {

@@ -288,7 +288,40 @@ func (s sourceLoader) Read(string) (io.Reader, error)         { return strings.N
 func (s sourceLoader) Resolve(p string) (string, error)       { return p, nil }
 func (s sourceLoader) Inherit(string) (loaders.Loader, error) { return s, nil }
 
-func parseTemplate(src string) (tpl *exec.Template, err error) {
+// parsed caches parsed templates by source: DAG files repeat the same few
+// templates, and every try of a task renders the same ones again. Parsed
+// templates are safe to execute concurrently. The cache is bounded: when
+// full it starts over, which keeps memory flat whatever the input.
+var parsed = struct {
+	sync.Mutex
+	m map[string]parseResult
+}{m: map[string]parseResult{}}
+
+type parseResult struct {
+	tpl *exec.Template
+	err error
+}
+
+const maxParsedTemplates = 10_000
+
+func parseTemplate(src string) (*exec.Template, error) {
+	parsed.Lock()
+	r, ok := parsed.m[src]
+	parsed.Unlock()
+	if ok {
+		return r.tpl, r.err
+	}
+	r.tpl, r.err = parseUncached(src)
+	parsed.Lock()
+	if len(parsed.m) >= maxParsedTemplates {
+		clear(parsed.m)
+	}
+	parsed.m[src] = r
+	parsed.Unlock()
+	return r.tpl, r.err
+}
+
+func parseUncached(src string) (tpl *exec.Template, err error) {
 	env, cfg := templateEnv()
 	defer func() {
 		if p := recover(); p != nil {

@@ -100,6 +100,13 @@ func (v *val) del(key string) {
 	}
 }
 
+func (v *val) keysOrNil() []*val {
+	if v == nil {
+		return nil
+	}
+	return v.keys
+}
+
 func (v *val) isNull() bool { return v == nil || v.kind == kindNull }
 
 // describe names the value's YAML type for error messages.
@@ -145,20 +152,33 @@ func cloneAll(vs []*val) []*val {
 
 // mergeInto merges defaults under v, dag-factory style: keys missing from v
 // are taken from defaults, and where both hold mappings the merge recurses.
-// v wins everywhere else. Both trees are left intact; the result is new.
+// v wins everywhere else. Neither tree is modified; the result shares the
+// subtrees that did not need merging, so val trees are treated as
+// immutable once parsed (copy before changing one).
 func mergeInto(v, defaults *val) *val {
 	if v == nil {
-		return defaults.clone()
+		return defaults
 	}
 	if defaults == nil || v.kind != kindMap || defaults.kind != kindMap {
-		return v.clone()
+		return v
 	}
-	out := defaults.clone()
-	out.file, out.line, out.col = v.file, v.line, v.col
+	out := &val{file: v.file, line: v.line, col: v.col, kind: kindMap,
+		keys: append(make([]*val, 0, len(defaults.keys)+len(v.keys)), defaults.keys...),
+		vals: append(make([]*val, 0, len(defaults.vals)+len(v.vals)), defaults.vals...)}
 	for i, k := range v.keys {
 		out.set(k, mergeInto(v.vals[i], defaults.get(k.str)))
 	}
 	return out
+}
+
+// shallow copies a mapping's key and value lists so one key can be changed
+// without touching the original.
+func (v *val) shallow() *val {
+	c := *v
+	c.keys = append([]*val(nil), v.keys...)
+	c.vals = append([]*val(nil), v.vals...)
+	c.dups = nil
+	return &c
 }
 
 // parseYAML parses one DAG file into a val tree, enforcing limits. It fails
