@@ -112,7 +112,7 @@ func (d *dagDecoder) checkKeys() {
 	if d.defArgs == nil {
 		return
 	}
-	known := append(append(append([]string{}, baseTaskKeys...), allOperatorFields()...), mapKeys(pythonTaskKeys)...)
+	known := defaultArgKeys
 	for _, k := range d.defArgs.keys {
 		switch {
 		case contains(dagOnlyKeys, k.str):

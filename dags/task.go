@@ -264,7 +264,7 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 		if d.used[k.str] || pythonTaskKeys[k.str] != "" || strings.HasSuffix(k.str, "_callback_name") || strings.HasSuffix(k.str, "_callback_file") {
 			continue
 		}
-		if contains(baseTaskKeys, k.str) || contains(allOperatorFields(), k.str) {
+		if contains(baseTaskKeys, k.str) || contains(operatorFields, k.str) {
 			r.errf(k, "%s is not an argument of %s", k.str, kind.class)
 		} else {
 			r.errf(k, "unknown task key %q%s", k.str, suggest(k.str, known))
@@ -301,16 +301,19 @@ func variablesAsArguments(r report, own, v *val) {
 	}
 }
 
-var allOperatorFieldsCache []string
-
-func allOperatorFields() []string {
-	if allOperatorFieldsCache == nil {
+// operatorFields are the fields of every operator, and defaultArgKeys what
+// default_args may hold; both are fixed when the package is initialised
+// (files load concurrently, so nothing here is filled lazily).
+var (
+	operatorFields = func() []string {
+		var out []string
 		for _, k := range operators {
-			allOperatorFieldsCache = append(allOperatorFieldsCache, k.fields...)
+			out = append(out, k.fields...)
 		}
-	}
-	return allOperatorFieldsCache
-}
+		return out
+	}()
+	defaultArgKeys = append(append(append([]string{}, baseTaskKeys...), operatorFields...), mapKeys(pythonTaskKeys)...)
+)
 
 var taskCallbackKeys = []string{"on_execute_callback", "on_success_callback", "on_failure_callback", "on_retry_callback", "on_skipped_callback"}
 var dagCallbackKeys = []string{"on_success_callback", "on_failure_callback", "on_execute_callback", "sla_miss_callback"}

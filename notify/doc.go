@@ -1,0 +1,3 @@
+// Package notify delivers alerts to Mattermost incoming webhooks through a
+// durable outbox in the store. (Arrives with the alerts issue.)
+package notify

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"updraft/dags"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// Bag is what the web server needs to know about DAGs: the latest load of
+// the DAG folder and when it happened. Implementations must be safe for
+// concurrent use.
+type Bag interface {
+	Current() (*dags.Result, time.Time)
+}
+
+// Server is the HTTP handler for the UI.
+type Server struct {
+	bag    Bag
+	log    *slog.Logger
+	now    func() time.Time
+	pages  *template.Template
+	router chi.Router
+}
+
+// New builds the server. now is the clock used for "next run" times.
+func New(bag Bag, log *slog.Logger, now func() time.Time) *Server {
+	s := &Server{bag: bag, log: log, now: now}
+	s.pages = template.Must(template.New("").Funcs(template.FuncMap{
+		"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
+	}).ParseFS(templateFS, "templates/*.html"))
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Use(securityHeaders)
+	r.Get("/", s.home)
+	r.Get("/health", s.health)
+	r.Get("/dags.json", s.dagsJSON)
+	s.router = r
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type dagRow struct {
+	ID, Description, Schedule, File, NextRun string
+	Tasks                                    int
+	Tags                                     []string
+}
+
+type homePage struct {
+	DAGs     []dagRow
+	Errors   dags.Problems
+	Warnings int
+	LoadedAt time.Time
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	res, at := s.bag.Current()
+	page := homePage{LoadedAt: at}
+	q := strings.ToLower(r.URL.Query().Get("q"))
+	now := s.now()
+	for _, d := range res.DAGs {
+		if q != "" && !strings.Contains(strings.ToLower(d.ID), q) {
+			continue
+		}
+		row := dagRow{ID: d.ID, Description: d.Description, Schedule: d.Schedule.Summary(), File: d.File,
+			Tasks: len(d.Tasks), Tags: d.Tags, NextRun: "manual only"}
+		if info, ok := dags.NextRun(d, nil, now); ok && d.Schedule.Periodic() {
+			row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+		}
+		page.DAGs = append(page.DAGs, row)
+	}
+	for _, p := range res.Problems() {
+		if p.Severity == dags.SeverityError {
+			page.Errors = append(page.Errors, p)
+		} else {
+			page.Warnings++
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.pages.ExecuteTemplate(w, "home.html", page); err != nil {
+		s.log.Error("render home page", "err", err)
+	}
+}
+
+// health answers 200 once a DAG folder load has happened.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	_, at := s.bag.Current()
+	w.Header().Set("Content-Type", "application/json")
+	status := "healthy"
+	if at.IsZero() {
+		status = "unhealthy"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}})
+}
+
+type dagJSON struct {
+	ID       string   `json:"dag_id"`
+	Schedule string   `json:"schedule"`
+	File     string   `json:"fileloc"`
+	Tasks    []string `json:"tasks"`
+	Hash     string   `json:"hash"`
+}
+
+func (s *Server) dagsJSON(w http.ResponseWriter, r *http.Request) {
+	res, _ := s.bag.Current()
+	out := struct {
+		DAGs     []dagJSON     `json:"dags"`
+		Problems dags.Problems `json:"import_errors"`
+	}{DAGs: []dagJSON{}, Problems: res.Problems().Errors()}
+	for _, d := range res.DAGs {
+		j := dagJSON{ID: d.ID, Schedule: d.Schedule.Summary(), File: d.File, Hash: d.Hash}
+		for _, t := range d.Tasks {
+			j.Tasks = append(j.Tasks, t.ID)
+		}
+		out.DAGs = append(out.DAGs, j)
+	}
+	sort.Slice(out.DAGs, func(i, j int) bool { return out.DAGs[i].ID < out.DAGs[j].ID })
+	if out.Problems == nil {
+		out.Problems = dags.Problems{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}

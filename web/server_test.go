@@ -1,0 +1,107 @@
+package web
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"updraft/dags"
+)
+
+type fixedBag struct {
+	res *dags.Result
+	at  time.Time
+}
+
+func (b fixedBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
+
+func hostileServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	fsys := fstest.MapFS{
+		"ok.yaml": {Data: []byte(`hostile:
+  description: "<script>alert('dag')</script>"
+  tags: ["<b>tag</b>"]
+  start_date: 2024-01-01
+  schedule: "0 3 * * *"
+  tasks: [{task_id: t, operator: EmptyOperator}]
+`)},
+		"bad.yaml": {Data: []byte("broken:\n  tasks:\n    - task_id: x\n      operator: \"<img src=x onerror=alert(1)>\"\n")},
+	}
+	res := dags.Load(fsys, dags.Options{})
+	now := func() time.Time { return time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC) }
+	srv := httptest.NewServer(New(fixedBag{res, now()}, slog.New(slog.DiscardHandler), now))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// Strings from DAG files are shown escaped, never executed. The next run of
+// a catchup DAG without history is its first interval's end.
+func TestHomeEscapesHostileStrings(t *testing.T) {
+	srv := hostileServer(t)
+	resp, body := get(t, srv.URL+"/")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for _, raw := range []string{"<script>alert", "<img src=x", "<b>tag</b>"} {
+		if strings.Contains(body, raw) {
+			t.Errorf("page contains unescaped %q", raw)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "1 import error", "bad.yaml:4:17", "2024-01-02 03:00 UTC"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	_, body = get(t, srv.URL+"/?q=nomatch")
+	if !strings.Contains(body, "No DAGs loaded") {
+		t.Error("search does not filter")
+	}
+}
+
+func TestHealthAndJSON(t *testing.T) {
+	srv := hostileServer(t)
+	resp, body := get(t, srv.URL+"/health")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"healthy"`) {
+		t.Fatalf("health: %d %s", resp.StatusCode, body)
+	}
+	_, body = get(t, srv.URL+"/dags.json")
+	var out struct {
+		DAGs []struct {
+			ID    string   `json:"dag_id"`
+			Tasks []string `json:"tasks"`
+		} `json:"dags"`
+		Errors []dags.Problem `json:"import_errors"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.DAGs) != 1 || out.DAGs[0].ID != "hostile" || len(out.Errors) != 1 || out.Errors[0].Line != 4 {
+		t.Fatalf("dags.json = %s", body)
+	}
+	// Before the first load the server is not healthy.
+	empty := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Time{}}, slog.New(slog.DiscardHandler), time.Now))
+	defer empty.Close()
+	if resp, _ := get(t, empty.URL+"/health"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("health before load: %d", resp.StatusCode)
+	}
+}
