@@ -184,16 +184,105 @@ func (r *Renderer) field(name, src string) (string, error) {
 	return out, nil
 }
 
-// execute runs a parsed template. The template engine panics on some
-// expressions (integer division by zero); a DAG file must never crash the
-// scheduler, so a panic becomes an error.
-func execute(tpl *exec.Template, ctx map[string]any) (out string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("template failed: %v", p)
+// Limits on rendering one templated field. Templates are code written by
+// DAG authors; these bound what an accident (a runaway loop) can cost the
+// scheduler. The engine cannot be interrupted, so a render over the time
+// limit is abandoned: its goroutine finishes in the background.
+var (
+	renderTimeout       = 10 * time.Second
+	maxRenderedBytes    = 1 << 20
+	maxRangeItems       = 10_000
+	errRenderedTooLarge = fmt.Errorf("rendered value is larger than %d bytes", maxRenderedBytes)
+)
+
+// execute runs a parsed template within the limits above. The engine
+// panics on some expressions (integer division by zero); a DAG file must
+// never crash the scheduler, so a panic becomes an error.
+func execute(tpl *exec.Template, ctx map[string]any) (string, error) {
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: fmt.Errorf("template failed: %v", p)}
+			}
+			done <- r
+		}()
+		w := &limitedBuilder{max: maxRenderedBytes}
+		r.err = tpl.Execute(w, exec.NewContext(ctx))
+		if w.over {
+			r.err = errRenderedTooLarge
 		}
+		r.out = w.b.String()
 	}()
-	return tpl.ExecuteToString(exec.NewContext(ctx))
+	timer := time.NewTimer(renderTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-timer.C:
+		return "", fmt.Errorf("template took longer than %v to render", renderTimeout)
+	}
+}
+
+// limitedBuilder collects output up to max bytes and then refuses more.
+type limitedBuilder struct {
+	b    strings.Builder
+	max  int
+	over bool
+}
+
+func (l *limitedBuilder) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		l.over = true
+		return 0, errRenderedTooLarge
+	}
+	return l.b.Write(p)
+}
+
+// boundedRange replaces Jinja's range(): at most maxRangeItems items, and
+// a plain list (the engine's own feeds a goroutine that leaks when a loop
+// stops early).
+func boundedRange(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
+	start, stop, step := 0, 0, 1
+	ints := make([]int, len(params.Args))
+	for i, a := range params.Args {
+		if !a.IsInteger() {
+			return nil, fmt.Errorf("range() takes whole numbers")
+		}
+		ints[i] = a.Integer()
+	}
+	switch len(ints) {
+	case 1:
+		stop = ints[0]
+	case 2:
+		start, stop = ints[0], ints[1]
+	case 3:
+		start, stop, step = ints[0], ints[1], ints[2]
+	default:
+		return nil, fmt.Errorf("range([start, ]stop[, step]) takes 1 to 3 arguments")
+	}
+	if step == 0 {
+		return nil, fmt.Errorf("range() step cannot be 0")
+	}
+	n := 0
+	if step > 0 && stop > start {
+		n = (stop - start + step - 1) / step
+	} else if step < 0 && stop < start {
+		n = (start - stop - step - 1) / -step
+	}
+	if n > maxRangeItems {
+		return nil, fmt.Errorf("range() of %d items is over the limit of %d", n, maxRangeItems)
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = start + i*step
+	}
+	return out, nil
 }
 
 func (r *Renderer) list(name string, in []string) ([]string, error) {
@@ -254,6 +343,7 @@ func templateEnv() (*exec.Environment, *config.Config) {
 			_ = filters.Register(name, dateFilter(layout))
 		}
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+		ctx.Set("range", boundedRange)
 		environment = &exec.Environment{
 			Context: ctx, Filters: filters, Tests: builtins.Tests,
 			ControlStructures: builtins.ControlStructures, Methods: builtins.Methods,

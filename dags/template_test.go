@@ -105,12 +105,14 @@ func TestTemplateErrors(t *testing.T) {
 	d := templateDAG(t)
 	r := NewRenderer(d.Task("print_task"), scheduledContext(d), map[string]string{"bad": "{"})
 	for src, want := range map[string]string{
-		"{{ var.value.missing }}":          "variable missing does not exist",
-		"{{ var.json.bad }}":               "not valid JSON",
-		"{{ undefined_name }}":             "undefined_name",
-		"{{ ti.xcom_pull(task_ids='a') }}": "XCom is not supported",
-		"{{ macros.ds_add('x', 1) }}":      "not a YYYY-MM-DD date",
-		"{{ 0 % 0 }}":                      "template failed", // the engine panics; found by FuzzTemplate
+		"{{ var.value.missing }}":                 "variable missing does not exist",
+		"{{ var.json.bad }}":                      "not valid JSON",
+		"{{ undefined_name }}":                    "undefined_name",
+		"{{ ti.xcom_pull(task_ids='a') }}":        "XCom is not supported",
+		"{{ macros.ds_add('x', 1) }}":             "not a YYYY-MM-DD date",
+		"{{ 0 % 0 }}":                             "template failed", // the engine panics; found by FuzzTemplate
+		"{% for i in range(99999) %}{% endfor %}": "over the limit of 10000",
+		"{{ 'x' * 2000000 }}":                     "larger than 1048576 bytes",
 	} {
 		if _, err := r.RenderString(src); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to mention %q", src, err, want)
@@ -151,6 +153,25 @@ func TestRenderPod(t *testing.T) {
 	eq(t, "task unchanged", orig.Image+" "+orig.EnvVars[0].Value+" "+orig.Labels["day"], "etl:{{ var.value.tag }} {{ next_execution_date }} {{ ds_nodash }}")
 	if _, err := Render(task, scheduledContext(d), nil); err == nil || !strings.Contains(err.Error(), `task "pod"`) {
 		t.Errorf("missing variable: %v", err)
+	}
+}
+
+// A runaway template is abandoned after renderTimeout instead of holding up
+// the scheduler; range() still works within its limit.
+func TestRenderLimits(t *testing.T) {
+	d := templateDAG(t)
+	r := NewRenderer(d.Task("print_task"), scheduledContext(d), nil)
+	got, err := r.RenderString("{% for i in range(10, 0, -3) %}{{ i }},{% endfor %}")
+	eq(t, "range", got, "10,7,4,1,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := renderTimeout
+	renderTimeout = 50 * time.Millisecond
+	defer func() { renderTimeout = old }()
+	_, err = r.RenderString("{% for i in range(3000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}")
+	if err == nil || !strings.Contains(err.Error(), "took longer than 50ms") {
+		t.Fatalf("runaway template: %v", err)
 	}
 }
 
