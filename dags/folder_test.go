@@ -1,14 +1,18 @@
 package dags
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestFolderReloadsOnChange(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
 	write := func(name, content string) {
 		t.Helper()
@@ -46,5 +50,27 @@ func TestFolderReloadsOnChange(t *testing.T) {
 	f.Refresh()
 	if res, _ := f.Current(); len(res.DAGs) != 1 || len(res.Problems()) != 0 {
 		t.Fatalf("after removal: %v %v", res.DAGs, res.Problems())
+	}
+}
+
+// Run stops when its context ends and leaves no goroutine behind.
+func TestFolderRunStops(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := NewFolder(os.DirFS("examples"), time.Millisecond, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.Run(ctx) }()
+	for i := 0; i < 1000; i++ {
+		if _, at := f.Current(); !at.IsZero() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := f.Current(); len(res.DAGs) != 6 {
+		t.Fatalf("DAGs = %d", len(res.DAGs))
 	}
 }

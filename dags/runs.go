@@ -68,6 +68,44 @@ func RunsBetween(d *DAG, from, to time.Time, max int) []DagRunInfo {
 	return out
 }
 
+// PreviousRun returns the latest scheduled run created at or before t
+// (its data interval ended by t), and false when there is none: before the
+// start date, or for schedules without periodic runs.
+func PreviousRun(d *DAG, t time.Time) (DagRunInfo, bool) {
+	if d.StartDate == nil || t.Before(*d.StartDate) {
+		return DagRunInfo{}, false
+	}
+	var info DagRunInfo
+	switch s := d.Schedule.(type) {
+	case *CronTimetable:
+		end := s.alignToPrev(t)
+		if s.Trigger {
+			info = DagRunInfo{RunAfter: end, Interval: DataInterval{end.Add(-s.Interval), end}}
+		} else {
+			info = DagRunInfo{RunAfter: end, Interval: DataInterval{s.prev(end), end}}
+		}
+		if info.Interval.Start.Before(s.alignToNext(*d.StartDate)) {
+			return DagRunInfo{}, false
+		}
+	case DeltaTimetable:
+		k := t.Sub(*d.StartDate) / s.Delta
+		if k < 1 {
+			return DagRunInfo{}, false
+		}
+		end := d.StartDate.Add(k * s.Delta)
+		info = DagRunInfo{RunAfter: end, Interval: DataInterval{end.Add(-s.Delta), end}}
+	case OnceTimetable:
+		at := *d.StartDate
+		return DagRunInfo{RunAfter: at, Interval: DataInterval{at, at}}, true
+	default:
+		return DagRunInfo{}, false
+	}
+	if d.EndDate != nil && info.Interval.Start.After(*d.EndDate) {
+		return DagRunInfo{}, false
+	}
+	return info, true
+}
+
 // ScheduledRunAt returns the scheduled run whose logical date is logical,
 // and false when logical is not on the DAG's schedule.
 func ScheduledRunAt(d *DAG, logical time.Time) (DagRunInfo, bool) {

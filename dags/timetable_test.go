@@ -229,3 +229,20 @@ func TestRunsBetweenAndDue(t *testing.T) {
 	eq(t, "valid run id", ValidRunID("manual__2024-01-01T00:00:00+00:00"), true)
 	eq(t, "invalid run id", ValidRunID("a b"), false)
 }
+
+func TestPreviousRun(t *testing.T) {
+	c := mustCron(t, "0 3 * * *", "UTC")
+	d := &DAG{Schedule: c, StartDate: ptr(utc("2024-01-01T00:00:00Z"))}
+	info, ok := PreviousRun(d, utc("2024-03-10T12:00:00Z"))
+	eq(t, "cron previous", ok && fmtRun(info) == "2024-03-09T03:00:00Z/2024-03-10T03:00:00Z@2024-03-10T03:00:00Z", true)
+	info, ok = PreviousRun(d, utc("2024-03-10T03:00:00Z"))
+	eq(t, "on the boundary", ok && info.RunAfter.Equal(utc("2024-03-10T03:00:00Z")), true)
+	_, ok = PreviousRun(d, utc("2024-01-02T02:59:00Z"))
+	eq(t, "before the first interval ends", ok, false)
+	d = &DAG{Schedule: DeltaTimetable{Delta: 6 * time.Hour}, StartDate: ptr(utc("2024-01-01T00:00:00Z"))}
+	info, ok = PreviousRun(d, utc("2024-01-01T13:00:00Z"))
+	eq(t, "delta previous", ok && fmtRun(info) == "2024-01-01T06:00:00Z/2024-01-01T12:00:00Z@2024-01-01T12:00:00Z", true)
+	d = &DAG{Schedule: NullTimetable{}, StartDate: ptr(utc("2024-01-01T00:00:00Z"))}
+	_, ok = PreviousRun(d, utc("2025-01-01T00:00:00Z"))
+	eq(t, "None has no previous run", ok, false)
+}

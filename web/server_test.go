@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"updraft/dags"
 )
 
@@ -105,3 +107,5 @@ func TestHealthAndJSON(t *testing.T) {
 		t.Fatalf("health before load: %d", resp.StatusCode)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

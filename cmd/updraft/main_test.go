@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -145,3 +147,5 @@ func TestServerServesAndStops(t *testing.T) {
 		t.Errorf("missing folder: exit %d", code)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
