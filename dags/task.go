@@ -2,7 +2,6 @@ package dags
 
 import (
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 )
@@ -37,13 +36,15 @@ var pythonTaskKeys = map[string]string{
 	"execution_date_fn":     "execution_date_fn",
 }
 
-var taskIDRE = regexp.MustCompile(`^[\w.-]{1,250}$`)
+var (
+	taskIDRE       = regexp.MustCompile(`^[\w.-]{1,250}$`)
+	variableNameRE = regexp.MustCompile(`^[A-Za-z_]\w*$`)
+)
 
 // taskDecoder decodes one task: its own mapping merged over the default_args
 // that apply to it (its groups', then the DAG's).
 type taskDecoder struct {
 	r        report
-	name     string // id as written in the file (before group prefixes)
 	own      *val
 	defaults *val
 	kind     *operatorKind
@@ -79,7 +80,7 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 	if own.get("variables_as_arguments") != nil {
 		own = own.shallow() // variablesAsArguments rewrites attributes
 	}
-	d := &taskDecoder{r: r, name: name, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil()))}
+	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil()))}
 	ok := true
 	nProblems := len(*r.probs)
 	if own.get("decorator") != nil {
@@ -186,8 +187,10 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 		t.Pool, _ = r.str("pool", v)
 	}
 	if v := d.take("pool_slots"); v != nil {
-		if t.PoolSlots, ok = r.integer("pool_slots", v); ok && t.PoolSlots < 1 {
-			r.errf(v, "pool_slots must be at least 1, got %d", t.PoolSlots)
+		if n, valid := r.integer("pool_slots", v); valid && n < 1 {
+			r.errf(v, "pool_slots must be at least 1, got %d", n)
+		} else {
+			t.PoolSlots = n
 		}
 	}
 	if v := d.take("priority_weight"); v != nil {
@@ -291,7 +294,7 @@ func variablesAsArguments(r report, own, v *val) {
 			r.errf(item, "variables_as_arguments: each entry needs exactly variable and attribute")
 			continue
 		}
-		if !regexp.MustCompile(`^[A-Za-z_][\w]*$`).MatchString(variable.str) {
+		if !variableNameRE.MatchString(variable.str) {
 			r.errf(variable, "variables_as_arguments: variable %q is not a plain name", variable.str)
 			continue
 		}
@@ -406,9 +409,4 @@ func toAny(v *val) any {
 		return s
 	}
 	return scalarValue(v)
-}
-
-func sortStrings(s []string) []string {
-	sort.Strings(s)
-	return s
 }
