@@ -121,7 +121,9 @@ func (c *UpstreamCounts) Add(s TaskState) {
 	}
 }
 
-func (c UpstreamCounts) done() int     { return c.Success + c.Skipped + c.Failed + c.UpstreamFailed + c.Removed }
+func (c UpstreamCounts) done() int {
+	return c.Success + c.Skipped + c.Failed + c.UpstreamFailed + c.Removed
+}
 func (c UpstreamCounts) allDone() bool { return c.done() >= c.Total }
 func (c UpstreamCounts) failures() int { return c.Failed + c.UpstreamFailed }
 
