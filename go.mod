@@ -11,6 +11,7 @@ require (
 	golang.org/x/sync v0.25.0
 	k8s.io/api v0.34.4
 	k8s.io/apimachinery v0.34.4
+	modernc.org/sqlite v1.62.0
 )
 
 require (
@@ -40,7 +41,6 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect

@@ -1,5 +1,7 @@
 // Package store is the metadata database, the single source of truth:
-// migrations and queries for DAG versions, runs, task instances and their
-// tries, with SQLite and PostgreSQL dialects behind one conformance suite.
-// (Arrives with the scheduling engine.)
+// DAGs and their versions, runs, task instances and every try, variables,
+// import errors, pools and the audit log. SQLite (modernc.org/sqlite, no
+// cgo) is built in; the schema and queries stay within what PostgreSQL
+// also accepts so a second dialect needs no change in callers. Every state
+// change is a compare-and-swap on the previous state.
 package store

@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"updraft/dags"
+)
+
+// Variable is an Airflow Variable. Secret variables are never shown by the
+// UI, API or CLI listings; templates still read them.
+type Variable struct {
+	Key, Value, Description string
+	Secret                  bool
+	UpdatedAt               time.Time
+}
+
+// SetVariable creates or replaces a variable.
+func (s *Store) SetVariable(ctx context.Context, v Variable) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO variables (key, value, description, is_secret, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, description = excluded.description,
+		is_secret = excluded.is_secret, updated_at = excluded.updated_at`, v.Key, v.Value, v.Description, v.Secret, ts(v.UpdatedAt))
+	return err
+}
+
+// Variable returns one variable, or ErrNotFound.
+func (s *Store) Variable(ctx context.Context, key string) (Variable, error) {
+	v := Variable{Key: key}
+	var at string
+	err := s.db.QueryRowContext(ctx, `SELECT value, description, is_secret, updated_at FROM variables WHERE key = ?`, key).
+		Scan(&v.Value, &v.Description, &v.Secret, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("variable %q: %w", key, ErrNotFound)
+	}
+	v.UpdatedAt = parseTS(at)
+	return v, err
+}
+
+// Variables returns every variable, by key.
+func (s *Store) Variables(ctx context.Context) ([]Variable, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, value, description, is_secret, updated_at FROM variables ORDER BY key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Variable
+	for rows.Next() {
+		var v Variable
+		var at string
+		if err := rows.Scan(&v.Key, &v.Value, &v.Description, &v.Secret, &at); err != nil {
+			return nil, err
+		}
+		v.UpdatedAt = parseTS(at)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// VariableValues returns key -> value for templates.
+func (s *Store) VariableValues(ctx context.Context) (map[string]string, error) {
+	vs, err := s.Variables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(vs))
+	for _, v := range vs {
+		out[v.Key] = v.Value
+	}
+	return out, nil
+}
+
+// DeleteVariable deletes a variable; ErrNotFound if there was none.
+func (s *Store) DeleteVariable(ctx context.Context, key string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM variables WHERE key = ?`, key)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("variable %q: %w", key, ErrNotFound)
+	}
+	return nil
+}
+
+// AuditEntry is one manual action (trigger, clear, mark, pause...).
+type AuditEntry struct {
+	ID                   int64
+	At                   time.Time
+	Actor, Action        string
+	DagID, RunID, TaskID string
+	Detail               string
+}
+
+// Audit records a manual action.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, dag_id, run_id, task_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		ts(e.At), e.Actor, e.Action, e.DagID, e.RunID, e.TaskID, e.Detail)
+	return err
+}
+
+// AuditLog returns the newest entries first.
+func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, actor, action, dag_id, run_id, task_id, detail FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DagID, &e.RunID, &e.TaskID, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = parseTS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ReplaceImportErrors sets the import errors of the given files (all their
+// previous errors are replaced; a file with none is cleared).
+func (s *Store) ReplaceImportErrors(ctx context.Context, at time.Time, revision string, files map[string]dags.Problems) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for file, probs := range files {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM import_errors WHERE filename = ?`, file); err != nil {
+				return err
+			}
+			for _, p := range probs.Errors() {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO import_errors (filename, line, col, dag_id, message, revision, timestamp)
+					VALUES (?, ?, ?, ?, ?, ?, ?)`, file, p.Line, p.Col, p.DAG, p.Subject()+p.Msg, revision, ts(at)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ImportError is a problem that kept a DAG file (or DAG) from loading.
+type ImportError struct {
+	File      string
+	Line, Col int
+	DagID     string
+	Message   string
+	Revision  string
+	Timestamp time.Time
+}
+
+// ImportErrors returns every recorded import error by file and line.
+func (s *Store) ImportErrors(ctx context.Context) ([]ImportError, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT filename, line, col, dag_id, message, revision, timestamp FROM import_errors ORDER BY filename, line, col`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ImportError
+	for rows.Next() {
+		var e ImportError
+		var at string
+		if err := rows.Scan(&e.File, &e.Line, &e.Col, &e.DagID, &e.Message, &e.Revision, &at); err != nil {
+			return nil, err
+		}
+		e.Timestamp = parseTS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Pool is a named set of slots limiting concurrent task instances.
+type Pool struct {
+	Name        string
+	Slots       int
+	Description string
+}
+
+// Pools returns every pool, by name.
+func (s *Store) Pools(ctx context.Context) ([]Pool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, slots, description FROM pools ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Pool
+	for rows.Next() {
+		var p Pool
+		if err := rows.Scan(&p.Name, &p.Slots, &p.Description); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SetPool creates or resizes a pool.
+func (s *Store) SetPool(ctx context.Context, p Pool) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO pools (name, slots, description) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description`, p.Name, p.Slots, p.Description)
+	return err
+}

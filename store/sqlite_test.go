@@ -1,0 +1,33 @@
+package store_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"updraft/store"
+	"updraft/store/storetest"
+)
+
+func openSQLite(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSQLiteConformance(t *testing.T) { storetest.Run(t, openSQLite) }
+
+func TestOpenErrors(t *testing.T) {
+	for _, dsn := range []string{"postgres://x", "sqlite:", "mysql:x"} {
+		if _, err := store.Open(context.Background(), dsn); err == nil {
+			t.Errorf("%s: no error", dsn)
+		}
+	}
+}

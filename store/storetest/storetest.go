@@ -1,0 +1,305 @@
+// Package storetest is the store conformance suite: every database dialect
+// must pass it. A dialect's test calls Run with a function that opens a
+// fresh, migrated store.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"updraft/dags"
+	"updraft/store"
+)
+
+var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Run runs every conformance test against stores made by open.
+func Run(t *testing.T, open func(t *testing.T) *store.Store) {
+	tests := map[string]func(*testing.T, *store.Store){
+		"DAGs":              testDAGs,
+		"Runs":              testRuns,
+		"RunStateCAS":       testRunStateCAS,
+		"TaskInstanceCAS":   testTaskInstanceCAS,
+		"Tries":             testTries,
+		"ConcurrentCAS":     testConcurrentCAS,
+		"VariablesAudit":    testVariablesAudit,
+		"ImportErrorsPools": testImportErrorsPools,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testDAGs(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	must(t, s.Migrate(ctx)) // idempotent
+	must(t, s.SyncDAGs(ctx, t0, []store.DAGRecord{
+		{ID: "a", File: "a.yaml", Version: "v1", Source: "{}", PausedUponCreation: true},
+		{ID: "b", File: "b.yaml", Version: "v1", Source: "{}"},
+	}, true))
+	a, err := s.DAG(ctx, "a")
+	must(t, err)
+	if !a.Paused || !a.Active || a.Version != "v1" || a.File != "a.yaml" {
+		t.Fatalf("a = %+v", a)
+	}
+	must(t, s.SetPaused(ctx, "a", false))
+	// A new version keeps the paused flag; a DAG missing from the load becomes inactive.
+	must(t, s.SyncDAGs(ctx, t0.Add(time.Minute), []store.DAGRecord{{ID: "a", File: "a.yaml", Version: "v2", Source: "{}", PausedUponCreation: true}}, true))
+	a, _ = s.DAG(ctx, "a")
+	b, _ := s.DAG(ctx, "b")
+	if a.Paused || a.Version != "v2" || b.Active {
+		t.Fatalf("after sync: a = %+v, b = %+v", a, b)
+	}
+	if _, err := s.DAG(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing DAG: %v", err)
+	}
+	if err := s.SetPaused(ctx, "nope", true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("pause missing DAG: %v", err)
+	}
+	all, err := s.DAGs(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].ID != "a" {
+		t.Fatalf("DAGs = %+v", all)
+	}
+}
+
+func newRun(dag string, day int, runType string) store.Run {
+	logical := t0.AddDate(0, 0, day)
+	return store.Run{DagID: dag, RunID: dags.RunID(runType, logical), RunType: runType, LogicalDate: logical,
+		Interval: dags.DataInterval{Start: logical, End: logical.AddDate(0, 0, 1)}, State: dags.RunQueued,
+		QueuedAt: logical, DAGVersion: "v1", Conf: map[string]any{"n": float64(day)}}
+}
+
+func tis(r store.Run, ids ...string) []store.TaskInstance {
+	var out []store.TaskInstance
+	for _, id := range ids {
+		out = append(out, store.TaskInstance{DagID: r.DagID, RunID: r.RunID, TaskID: id, State: dags.StateNone,
+			MaxTries: 1, Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1, PriorityWeight: 1})
+	}
+	return out
+}
+
+func testRuns(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	r1, r2, m := newRun("d", 0, "scheduled"), newRun("d", 1, "scheduled"), newRun("d", 5, "manual")
+	must(t, s.CreateRun(ctx, r1, tis(r1, "x", "y")))
+	must(t, s.CreateRun(ctx, r2, tis(r2, "x", "y")))
+	must(t, s.CreateRun(ctx, m, nil))
+	dup := newRun("d", 0, "manual") // same logical date, other run id
+	if err := s.CreateRun(ctx, dup, nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("same logical date: %v", err)
+	}
+	same := newRun("d", 9, "manual")
+	same.RunID = r2.RunID
+	if err := s.CreateRun(ctx, same, nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("same run id: %v", err)
+	}
+	got, err := s.Run(ctx, "d", r2.RunID)
+	must(t, err)
+	if !got.LogicalDate.Equal(r2.LogicalDate) || got.Conf["n"] != float64(1) || got.State != dags.RunQueued || !got.Interval.End.Equal(r2.Interval.End) {
+		t.Fatalf("run = %+v", got)
+	}
+	runs, err := s.Runs(ctx, store.RunFilter{DagID: "d"})
+	must(t, err)
+	if len(runs) != 3 || runs[0].RunID != m.RunID {
+		t.Fatalf("runs newest first: %+v", runs)
+	}
+	last, err := s.LastScheduledRun(ctx, "d")
+	must(t, err)
+	if last == nil || last.RunID != r2.RunID {
+		t.Fatalf("last scheduled = %+v (manual runs do not count)", last)
+	}
+	if last, _ := s.LastScheduledRun(ctx, "other"); last != nil {
+		t.Fatalf("no runs: %+v", last)
+	}
+	got2, err := s.TaskInstances(ctx, "d", r1.RunID)
+	must(t, err)
+	if len(got2) != 2 || got2[0].TaskID != "x" || got2[0].State != dags.StateNone {
+		t.Fatalf("task instances = %+v", got2)
+	}
+	if _, err := s.Run(ctx, "d", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing run: %v", err)
+	}
+}
+
+func testRunStateCAS(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	r := newRun("d", 0, "scheduled")
+	must(t, s.CreateRun(ctx, r, nil))
+	if ok, _ := s.SetRunState(ctx, "d", r.RunID, dags.RunRunning, dags.RunSuccess, t0); ok {
+		t.Fatal("changed a run from a state it was not in")
+	}
+	ok, err := s.SetRunState(ctx, "d", r.RunID, dags.RunQueued, dags.RunRunning, t0.Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("queued -> running refused")
+	}
+	ok, _ = s.SetRunState(ctx, "d", r.RunID, dags.RunRunning, dags.RunFailed, t0.Add(2*time.Hour))
+	got, _ := s.Run(ctx, "d", r.RunID)
+	if !ok || got.State != dags.RunFailed || !got.StartDate.Equal(t0.Add(time.Hour)) || !got.EndDate.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("run = %+v", got)
+	}
+	// Re-running keeps the first start date and clears the end.
+	s.SetRunState(ctx, "d", r.RunID, dags.RunFailed, dags.RunQueued, t0.Add(3*time.Hour))
+	s.SetRunState(ctx, "d", r.RunID, dags.RunQueued, dags.RunRunning, t0.Add(4*time.Hour))
+	got, _ = s.Run(ctx, "d", r.RunID)
+	if got.EndDate != nil || !got.StartDate.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("re-run = %+v", got)
+	}
+	failed, _ := s.Runs(ctx, store.RunFilter{States: []dags.RunState{dags.RunRunning}})
+	if len(failed) != 1 {
+		t.Fatalf("filter by state: %d", len(failed))
+	}
+}
+
+func testTaskInstanceCAS(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	r := newRun("d", 0, "scheduled")
+	must(t, s.CreateRun(ctx, r, tis(r, "x")))
+	ti := tis(r, "x")[0]
+	ti.State = dags.StateScheduled
+	ok, err := s.UpdateTaskInstance(ctx, ti, dags.StateNone)
+	if err != nil || !ok {
+		t.Fatalf("none -> scheduled: %v %v", ok, err)
+	}
+	if ok, _ := s.UpdateTaskInstance(ctx, ti, dags.StateNone); ok {
+		t.Fatal("compare-and-swap from a stale state succeeded")
+	}
+	ti.State = dags.StateRunning
+	if _, err := s.UpdateTaskInstance(ctx, ti, dags.StateScheduled); err == nil {
+		t.Fatal("scheduled -> running allowed: the transition table says queued comes first")
+	}
+	ti.State, ti.TryNumber = dags.StateQueued, 1
+	now := t0.Add(time.Minute)
+	ti.QueuedAt = &now
+	if ok, err := s.UpdateTaskInstance(ctx, ti, dags.StateScheduled); !ok || err != nil {
+		t.Fatalf("scheduled -> queued: %v %v", ok, err)
+	}
+	got, err := s.TaskInstance(ctx, ti.Key())
+	must(t, err)
+	if got.State != dags.StateQueued || got.TryNumber != 1 || !got.QueuedAt.Equal(now) {
+		t.Fatalf("ti = %+v", got)
+	}
+	queued, _ := s.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
+	if len(queued) != 1 {
+		t.Fatalf("in state: %d", len(queued))
+	}
+}
+
+func testTries(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}
+	try := store.Try{TIKey: k, TryNumber: 1, State: dags.StateRunning, StartDate: t0, Executor: "local", LogPath: "/tmp/x.log"}
+	must(t, s.StartTry(ctx, try))
+	if err := s.StartTry(ctx, try); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a try started twice: %v", err)
+	}
+	must(t, s.SetTryHandle(ctx, k, 1, "pid:42"))
+	open, _ := s.UnfinishedTries(ctx)
+	if len(open) != 1 || open[0].Handle != "pid:42" {
+		t.Fatalf("unfinished = %+v", open)
+	}
+	code := 3
+	ok, err := s.FinishTry(ctx, k, 1, dags.StateFailed, t0.Add(time.Minute), &code, "exit code 3")
+	if err != nil || !ok {
+		t.Fatalf("finish: %v %v", ok, err)
+	}
+	if ok, _ := s.FinishTry(ctx, k, 1, dags.StateSuccess, t0.Add(time.Hour), nil, ""); ok {
+		t.Fatal("a finished try was finished again")
+	}
+	tries, _ := s.Tries(ctx, k)
+	if len(tries) != 1 || *tries[0].ExitCode != 3 || tries[0].State != dags.StateFailed || tries[0].Reason != "exit code 3" {
+		t.Fatalf("tries = %+v", tries)
+	}
+	if open, _ := s.UnfinishedTries(ctx); len(open) != 0 {
+		t.Fatalf("still unfinished: %+v", open)
+	}
+}
+
+// Many workers race to move the same task instance: exactly one wins.
+func testConcurrentCAS(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	r := newRun("d", 0, "scheduled")
+	must(t, s.CreateRun(ctx, r, tis(r, "x")))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ti := tis(r, "x")[0]
+			ti.State = dags.StateScheduled
+			ok, err := s.UpdateTaskInstance(ctx, ti, dags.StateNone)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d winners", wins.Load())
+	}
+}
+
+func testVariablesAudit(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	must(t, s.SetVariable(ctx, store.Variable{Key: "tag", Value: "v1", UpdatedAt: t0}))
+	must(t, s.SetVariable(ctx, store.Variable{Key: "token", Value: "s3cret", Secret: true, UpdatedAt: t0}))
+	must(t, s.SetVariable(ctx, store.Variable{Key: "tag", Value: "v2", UpdatedAt: t0}))
+	v, err := s.Variable(ctx, "tag")
+	if err != nil || v.Value != "v2" {
+		t.Fatalf("tag = %+v %v", v, err)
+	}
+	vals, _ := s.VariableValues(ctx)
+	if len(vals) != 2 || vals["token"] != "s3cret" {
+		t.Fatalf("values = %v", vals)
+	}
+	must(t, s.DeleteVariable(ctx, "tag"))
+	if err := s.DeleteVariable(ctx, "tag"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		must(t, s.Audit(ctx, store.AuditEntry{At: t0, Actor: "cli", Action: fmt.Sprintf("a%d", i), DagID: "d"}))
+	}
+	log, _ := s.AuditLog(ctx, 2)
+	if len(log) != 2 || log[0].Action != "a2" {
+		t.Fatalf("audit = %+v", log)
+	}
+}
+
+func testImportErrorsPools(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	probs := dags.Problems{{File: "a.yaml", Line: 3, Col: 5, DAG: "a", Msg: "bad cron"}, {File: "a.yaml", Line: 4, Severity: dags.SeverityWarning, Msg: "w"}}
+	must(t, s.ReplaceImportErrors(ctx, t0, "abc123", map[string]dags.Problems{"a.yaml": probs}))
+	errs, _ := s.ImportErrors(ctx)
+	if len(errs) != 1 || errs[0].Line != 3 || errs[0].Message != `dag "a": bad cron` || errs[0].Revision != "abc123" {
+		t.Fatalf("import errors = %+v", errs)
+	}
+	must(t, s.ReplaceImportErrors(ctx, t0, "def", map[string]dags.Problems{"a.yaml": nil}))
+	if errs, _ := s.ImportErrors(ctx); len(errs) != 0 {
+		t.Fatalf("not cleared: %+v", errs)
+	}
+	pools, _ := s.Pools(ctx)
+	if len(pools) != 1 || pools[0].Name != "default_pool" || pools[0].Slots != 128 {
+		t.Fatalf("pools = %+v", pools)
+	}
+	must(t, s.SetPool(ctx, store.Pool{Name: "snowflake", Slots: 2}))
+	if pools, _ := s.Pools(ctx); len(pools) != 2 {
+		t.Fatalf("pools = %+v", pools)
+	}
+}
