@@ -1,4 +1,4 @@
 // Package executor defines the contract between the scheduler and what runs
-// a task try: executor/local (child processes) and executor/kubernetes (one
-// Pod per try), held to one conformance suite. (Arrives with the engine.)
+// task tries: executor/local (child processes) and, later,
+// executor/kubernetes (one Pod per try). Both pass executor/executortest.
 package executor

@@ -1,0 +1,75 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"updraft/dags"
+)
+
+// TryKey identifies one try of one task instance.
+type TryKey struct {
+	DagID, RunID, TaskID string
+	TryNumber            int
+}
+
+func (k TryKey) String() string {
+	return fmt.Sprintf("%s/%s/%s#%d", k.DagID, k.RunID, k.TaskID, k.TryNumber)
+}
+
+// Try is one try to run: the task with its fields already rendered.
+type Try struct {
+	Key     TryKey
+	Spec    dags.OperatorSpec // rendered
+	SkipOn  []int             // exit codes that mean skipped
+	Timeout time.Duration     // execution_timeout; 0 means none
+	LogPath string            // where the try's log goes; the executor appends to it
+}
+
+// State is what an event reports about a try.
+type State string
+
+// Event states.
+const (
+	Running   State = "running"
+	Succeeded State = "success"
+	Failed    State = "failed"
+	Skipped   State = "skipped"
+)
+
+// Event reports a try's progress. Every started try produces exactly one
+// final event (Succeeded, Failed or Skipped), possibly after a Running one.
+type Event struct {
+	Key      TryKey
+	State    State
+	ExitCode *int   // when the process exited
+	Reason   string // why it failed: "exit code 3", "execution_timeout of 1h exceeded", "killed: marked failed"
+	Handle   string // on Running: the executor's handle (pid, pod name)
+	At       time.Time
+}
+
+// ErrFull means the executor has no free slot; try again after an event.
+var ErrFull = errors.New("executor is at its concurrency limit")
+
+// ErrGone means a try to adopt is no longer running and left no outcome.
+var ErrGone = errors.New("try is gone")
+
+// Executor runs task tries. Implementations are safe for concurrent use.
+type Executor interface {
+	// Start begins a try and returns once it is running (or failed to
+	// start). Progress arrives on Events.
+	Start(ctx context.Context, t Try) error
+	// Kill stops a running try; its final event is Failed with reason.
+	// Killing a try that already finished is not an error.
+	Kill(ctx context.Context, k TryKey, reason string) error
+	// Adopt re-attaches to a try started by an earlier process (after a
+	// restart): its events then arrive as if it had been started here. It
+	// returns ErrGone when the try neither runs nor left an outcome.
+	Adopt(ctx context.Context, t Try) error
+	// Events delivers try events.
+	Events() <-chan Event
+	// Free returns how many more tries Start would accept now.
+	Free() int
+}
