@@ -500,12 +500,13 @@ func (v variables) lookup(name string) (any, error) {
 	if err := dec.Decode(&out); err != nil {
 		return nil, fmt.Errorf("variable %s is not valid JSON: %v", name, err)
 	}
-	return jsonNumbers(out), nil
+	return JSONNumbers(out), nil
 }
 
-// jsonNumbers turns JSON numbers into int64 where they are whole, so
+// JSONNumbers turns the json.Number values of a document decoded with
+// UseNumber into int64 where they are whole and float64 otherwise, so
 // templates print 7 and not 7.0, as Python's json module does.
-func jsonNumbers(v any) any {
+func JSONNumbers(v any) any {
 	switch x := v.(type) {
 	case json.Number:
 		if n, err := x.Int64(); err == nil {
@@ -515,11 +516,11 @@ func jsonNumbers(v any) any {
 		return f
 	case map[string]any:
 		for k, e := range x {
-			x[k] = jsonNumbers(e)
+			x[k] = JSONNumbers(e)
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = jsonNumbers(e)
+			x[i] = JSONNumbers(e)
 		}
 	}
 	return v

@@ -388,9 +388,12 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	r.LogicalDate, r.Interval = parseTS(logical), dags.DataInterval{Start: parseTS(start), End: parseTS(end)}
 	r.State, r.QueuedAt = dags.RunState(state), parseTS(queued)
 	r.StartDate, r.EndDate = parseTSPtr(started), parseTSPtr(ended)
-	if err := json.Unmarshal([]byte(conf), &r.Conf); err != nil {
+	dec := json.NewDecoder(strings.NewReader(conf))
+	dec.UseNumber()
+	if err := dec.Decode(&r.Conf); err != nil {
 		return r, fmt.Errorf("run %s conf: %w", r.RunID, err)
 	}
+	r.Conf, _ = dags.JSONNumbers(r.Conf).(map[string]any)
 	return r, nil
 }
 

@@ -108,7 +108,7 @@ func testRuns(t *testing.T, s *store.Store) {
 	}
 	got, err := s.Run(ctx, "d", r2.RunID)
 	must(t, err)
-	if !got.LogicalDate.Equal(r2.LogicalDate) || got.Conf["n"] != float64(1) || got.State != dags.RunQueued || !got.Interval.End.Equal(r2.Interval.End) {
+	if !got.LogicalDate.Equal(r2.LogicalDate) || got.Conf["n"] != int64(1) || got.State != dags.RunQueued || !got.Interval.End.Equal(r2.Interval.End) {
 		t.Fatalf("run = %+v", got)
 	}
 	runs, err := s.Runs(ctx, store.RunFilter{DagID: "d"})

@@ -1,0 +1,259 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"updraft/dags"
+	"updraft/store"
+)
+
+// ErrInvalid marks a command refused for its arguments (HTTP 400).
+var ErrInvalid = errors.New("invalid request")
+
+// TriggerOptions describe a manual run. Zero values take Airflow's
+// defaults: the logical date is now, the run id manual__<logical date>.
+type TriggerOptions struct {
+	RunID       string
+	LogicalDate *time.Time
+	Conf        map[string]any
+	Note        string
+	Actor       string
+}
+
+// Trigger creates a manual run. A run with the same id or logical date
+// fails with store.ErrConflict; an unknown DAG with store.ErrNotFound.
+func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions) (store.Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	if err := s.syncBag(ctx, now); err != nil {
+		return store.Run{}, err
+	}
+	d := s.current[dagID]
+	if d == nil {
+		return store.Run{}, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
+	}
+	logical := now
+	if o.LogicalDate != nil {
+		logical = o.LogicalDate.UTC()
+	}
+	runID := o.RunID
+	if runID == "" {
+		runID = dags.RunID(dags.RunTypeManual, logical)
+	} else if !dags.ValidRunID(runID) {
+		return store.Run{}, fmt.Errorf("run id %q must match ^[A-Za-z0-9_.~:+-]+$: %w", runID, ErrInvalid)
+	}
+	r := store.Run{DagID: dagID, RunID: runID, RunType: dags.RunTypeManual, LogicalDate: logical,
+		Interval: d.Schedule.InferManual(logical), Conf: o.Conf, State: dags.RunQueued, QueuedAt: now,
+		DAGVersion: d.Hash, ExternalTrigger: true, Note: o.Note}
+	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
+		return store.Run{}, err
+	}
+	s.audit(ctx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
+	s.Notify()
+	return s.st.Run(ctx, dagID, runID)
+}
+
+// SetPaused pauses or unpauses a DAG.
+func (s *Scheduler) SetPaused(ctx context.Context, dagID string, paused bool, actor string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.syncBag(ctx, s.clock.Now()); err != nil {
+		return err
+	}
+	if err := s.st.SetPaused(ctx, dagID, paused); err != nil {
+		return err
+	}
+	action := "unpause"
+	if paused {
+		action = "pause"
+	}
+	s.audit(ctx, actor, action, dagID, "", "", "")
+	s.Notify()
+	return nil
+}
+
+// ClearOptions select what Clear re-runs besides the named tasks.
+type ClearOptions struct {
+	Upstream, Downstream bool // add every upstream / downstream task
+	OnlyFailed           bool // only failed and upstream_failed task instances
+	DryRun               bool // report what would be cleared, change nothing
+	Actor                string
+}
+
+// Clear resets task instances of a run so they run again with a new try,
+// as Airflow's clear: finished ones go back to none with their retries
+// renewed, running ones are killed and restart, and the run is queued
+// again. It returns the task instances cleared (or, dry, to be cleared).
+func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []string, o ClearOptions) ([]store.TaskInstance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.st.Run(ctx, dagID, runID)
+	if err != nil {
+		return nil, err
+	}
+	d := s.dagFor(dagID, r.DAGVersion)
+	if d == nil {
+		return nil, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
+	}
+	tis, err := s.st.TaskInstances(ctx, dagID, runID)
+	if err != nil {
+		return nil, err
+	}
+	selected, err := expand(d, taskIDs, o.Upstream, o.Downstream)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.TaskInstance
+	for _, ti := range tis {
+		if !selected[ti.TaskID] || (o.OnlyFailed && ti.State != dags.StateFailed && ti.State != dags.StateUpstreamFailed) {
+			continue
+		}
+		if ti.State == dags.StateNone || ti.State == dags.StateRestarting {
+			continue
+		}
+		out = append(out, ti)
+	}
+	if o.DryRun {
+		return out, nil
+	}
+	now := s.clock.Now()
+	for _, ti := range out {
+		upd := ti
+		retries := 0
+		if t := d.Task(ti.TaskID); t != nil {
+			retries = t.Retries
+		}
+		switch ti.State {
+		case dags.StateRunning:
+			upd.State = dags.StateRestarting
+		default:
+			upd.State, upd.EndDate, upd.NextTryAt = dags.StateNone, nil, nil
+		}
+		upd.MaxTries = ti.TryNumber + retries // Airflow renews the retries of a cleared task instance
+		if ok, err := s.st.UpdateTaskInstance(ctx, upd, ti.State); err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
+			_ = s.exec.Kill(ctx, tryKey(ti), "killed: the task instance was cleared")
+		}
+	}
+	if len(out) > 0 && r.State.Finished() {
+		if _, err := s.st.SetRunState(ctx, dagID, runID, r.State, dags.RunQueued, now); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]string, len(out))
+	for i, ti := range out {
+		ids[i] = ti.TaskID
+	}
+	s.audit(ctx, o.Actor, "clear", dagID, runID, strings.Join(ids, ","), fmt.Sprintf("upstream=%v downstream=%v only_failed=%v", o.Upstream, o.Downstream, o.OnlyFailed))
+	s.Notify()
+	return out, nil
+}
+
+// expand returns the named tasks plus, on request, everything upstream or
+// downstream of them.
+func expand(d *dags.DAG, taskIDs []string, upstream, downstream bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	var walk func(id string, next func(string) []string)
+	walk = func(id string, next func(string) []string) {
+		for _, n := range next(id) {
+			if !out[n] {
+				out[n] = true
+				walk(n, next)
+			}
+		}
+	}
+	for _, id := range taskIDs {
+		if d.Task(id) == nil {
+			return nil, fmt.Errorf("dag %q has no task %q: %w", d.ID, id, ErrInvalid)
+		}
+		out[id] = true
+	}
+	for _, id := range taskIDs {
+		if upstream {
+			walk(id, func(x string) []string { return d.Task(x).Upstream })
+		}
+		if downstream {
+			walk(id, d.Downstream)
+		}
+	}
+	return out, nil
+}
+
+// Mark sets a task instance's state to success or failed by hand. A
+// running try is killed. As in Airflow, marking sends no failure alert.
+func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskState, actor string) (store.TaskInstance, error) {
+	if state != dags.StateSuccess && state != dags.StateFailed && state != dags.StateSkipped {
+		return store.TaskInstance{}, fmt.Errorf("a task instance can be marked success, failed or skipped, not %q: %w", state, ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil {
+		return ti, err
+	}
+	if ti.State == state {
+		return ti, nil
+	}
+	if !dags.CanTransition(ti.State, state) {
+		return ti, fmt.Errorf("task instance %s is %s: %w", k, ti.State, ErrInvalid)
+	}
+	now := s.clock.Now()
+	upd := ti
+	upd.State, upd.EndDate = state, &now
+	ok, err := s.st.UpdateTaskInstance(ctx, upd, ti.State)
+	if err != nil {
+		return ti, err
+	}
+	if !ok {
+		return ti, fmt.Errorf("task instance %s changed meanwhile; try again: %w", k, store.ErrConflict)
+	}
+	if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
+		_ = s.exec.Kill(ctx, tryKey(ti), "killed: marked "+string(state))
+	}
+	if r, err := s.st.Run(ctx, k.DagID, k.RunID); err == nil && r.State.Finished() {
+		// A finished run is re-evaluated: a marked task can change its outcome.
+		if _, err := s.st.SetRunState(ctx, k.DagID, k.RunID, r.State, dags.RunRunning, now); err != nil {
+			return upd, err
+		}
+	}
+	s.audit(ctx, actor, "mark_"+string(state), k.DagID, k.RunID, k.TaskID, "from "+string(ti.State))
+	s.Notify()
+	return upd, nil
+}
+
+func (s *Scheduler) audit(ctx context.Context, actor, action, dagID, runID, taskID, detail string) {
+	if actor == "" {
+		actor = "anonymous"
+	}
+	if err := s.st.Audit(ctx, store.AuditEntry{At: s.clock.Now(), Actor: actor, Action: action, DagID: dagID,
+		RunID: runID, TaskID: taskID, Detail: detail}); err != nil {
+		s.log.Error("audit log write failed", "action", action, "dag_id", dagID, "err", err)
+	}
+}
+
+// DAG returns the current version of a loaded DAG, or nil.
+func (s *Scheduler) DAG(id string) *dags.DAG {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current[id]
+}
+
+// DAGIDs returns the ids of the loaded DAGs.
+func (s *Scheduler) DAGIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := sortedIDs(s.current)
+	sort.Strings(ids)
+	return ids
+}

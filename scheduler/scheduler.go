@@ -1,0 +1,866 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"updraft/dags"
+	"updraft/executor"
+	"updraft/store"
+)
+
+// Bag is the source of DAGs: the latest load of the DAG folder.
+type Bag interface {
+	Current() (*dags.Result, time.Time)
+}
+
+// Clock tells the time; tests inject one they move by hand.
+type Clock interface {
+	Now() time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// WallClock is the real clock.
+var WallClock Clock = wallClock{}
+
+// Options configure a scheduler.
+type Options struct {
+	Parallelism int    // task instances queued or running at once (Airflow's [core] parallelism, 32)
+	LogDir      string // where try logs are written
+	Clock       Clock
+	Log         *slog.Logger
+}
+
+// Scheduler is the scheduling engine. Run drives it; the command methods
+// (Trigger, Clear, Mark, SetPaused) may be called from other goroutines.
+type Scheduler struct {
+	st    *store.Store
+	exec  executor.Executor
+	bag   Bag
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+	wake  chan struct{}
+
+	mu       sync.Mutex // guards everything below and serialises steps with commands
+	loadedAt time.Time
+	current  map[string]*dags.DAG // dag id -> current version
+	versions map[string]*dags.DAG // dag id + "@" + hash -> that version
+}
+
+// New returns a scheduler. Call Run, or Tick in tests.
+func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Scheduler {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 32
+	}
+	if opts.Clock == nil {
+		opts.Clock = WallClock
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.LogDir == "" {
+		opts.LogDir = "logs"
+	}
+	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
+		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{}}
+}
+
+// Notify wakes the loop (the DAG folder changed, a command was given).
+func (s *Scheduler) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxSleep bounds how long the loop sleeps with nothing due, so a clock
+// jump (suspend, NTP) is noticed.
+const maxSleep = time.Minute
+
+// Run recovers what a previous process left running, then schedules until
+// ctx ends: it handles executor events as they come and otherwise sleeps
+// until the next due time (a run's interval end, a retry, a timeout).
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.Recover(ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		next, err := s.Tick(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("scheduling step failed", "err", err)
+			next = s.clock.Now().Add(time.Second)
+		}
+		wait := maxSleep
+		if !next.IsZero() {
+			wait = min(time.Until(next), maxSleep)
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-s.exec.Events():
+			s.handleEvent(ctx, ev)
+		case <-s.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// Tick handles every pending executor event, then does all scheduling work
+// due now, and returns when it is next due (zero: nothing is). Tests drive
+// the scheduler with it and an injected clock.
+func (s *Scheduler) Tick(ctx context.Context) (time.Time, error) {
+	for {
+		select {
+		case ev := <-s.exec.Events():
+			s.handleEvent(ctx, ev)
+			continue
+		default:
+		}
+		break
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.step(ctx)
+}
+
+func (s *Scheduler) step(ctx context.Context) (time.Time, error) {
+	now := s.clock.Now()
+	var next time.Time // zero: nothing due
+	soon := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if err := s.syncBag(ctx, now); err != nil {
+		return next, err
+	}
+	rows, err := s.st.DAGs(ctx)
+	if err != nil {
+		return next, err
+	}
+	paused := map[string]bool{}
+	for _, r := range rows {
+		paused[r.ID] = r.Paused || !r.Active
+	}
+	active, err := s.st.Runs(ctx, store.RunFilter{States: []dags.RunState{dags.RunQueued, dags.RunRunning}})
+	if err != nil {
+		return next, err
+	}
+	byDAG := map[string][]store.Run{}
+	for _, r := range active {
+		byDAG[r.DagID] = append(byDAG[r.DagID], r)
+	}
+	// Create the scheduled runs that are due.
+	ids := sortedIDs(s.current)
+	for _, id := range ids {
+		d := s.current[id]
+		if paused[id] || !d.Schedule.Periodic() && d.Schedule.Summary() != "@once" {
+			continue
+		}
+		created, due, err := s.createDueRuns(ctx, d, len(byDAG[id]), now)
+		if err != nil {
+			return next, err
+		}
+		byDAG[id] = append(byDAG[id], created...)
+		if !due.IsZero() {
+			soon(due)
+		}
+	}
+	// Start queued runs under max_active_runs, oldest first.
+	var running []store.Run
+	for _, id := range sortedKeys(byDAG) {
+		runs := byDAG[id]
+		sort.Slice(runs, func(i, j int) bool { return runs[i].LogicalDate.Before(runs[j].LogicalDate) })
+		d := s.dagFor(id, "")
+		nRunning := 0
+		for _, r := range runs {
+			if r.State == dags.RunRunning {
+				nRunning++
+			}
+		}
+		for _, r := range runs {
+			if r.State == dags.RunQueued && !paused[id] && d != nil && nRunning < d.MaxActiveRuns {
+				if ok, err := s.st.SetRunState(ctx, id, r.RunID, dags.RunQueued, dags.RunRunning, now); err != nil {
+					return next, err
+				} else if ok {
+					r.State, r.StartDate = dags.RunRunning, &now
+					nRunning++
+				}
+			}
+			if r.State == dags.RunRunning && !paused[id] {
+				running = append(running, r)
+			}
+		}
+	}
+	// Decide task instances of running runs, then dispatch what is ready.
+	var ready []readyTI
+	for _, r := range running {
+		rr, due, err := s.processRun(ctx, r, now)
+		if err != nil {
+			return next, err
+		}
+		ready = append(ready, rr...)
+		if !due.IsZero() {
+			soon(due)
+		}
+	}
+	if len(ready) > 0 {
+		if err := s.dispatch(ctx, ready, now); err != nil {
+			return next, err
+		}
+	}
+	return next, nil
+}
+
+// syncBag records a new DAG folder load in the store.
+func (s *Scheduler) syncBag(ctx context.Context, now time.Time) error {
+	res, at := s.bag.Current()
+	if at.Equal(s.loadedAt) || at.IsZero() {
+		return nil
+	}
+	var recs []store.DAGRecord
+	current := map[string]*dags.DAG{}
+	for _, d := range res.DAGs {
+		src, _ := json.Marshal(d)
+		recs = append(recs, store.DAGRecord{ID: d.ID, File: d.File, Version: d.Hash, Source: string(src), PausedUponCreation: d.IsPausedUponCreation})
+		current[d.ID] = d
+		s.versions[d.ID+"@"+d.Hash] = d
+	}
+	if err := s.st.SyncDAGs(ctx, now, recs, true); err != nil {
+		return err
+	}
+	files := map[string]dags.Problems{}
+	for _, f := range res.Files {
+		files[f.Path] = f.Problems
+	}
+	if err := s.st.ReplaceImportErrors(ctx, now, "", files); err != nil {
+		return err
+	}
+	s.current, s.loadedAt = current, at
+	return nil
+}
+
+// dagFor returns the DAG version a run was created with, falling back to
+// the current version (a version seen only by an earlier process).
+func (s *Scheduler) dagFor(id, version string) *dags.DAG {
+	if d := s.versions[id+"@"+version]; d != nil && version != "" {
+		return d
+	}
+	return s.current[id]
+}
+
+// createDueRuns creates every scheduled run that is due, up to the DAG's
+// max_active_runs, and returns them with the time the next one is due.
+func (s *Scheduler) createDueRuns(ctx context.Context, d *dags.DAG, active int, now time.Time) ([]store.Run, time.Time, error) {
+	last, err := s.st.LastScheduledRun(ctx, d.ID)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var lastIv *dags.DataInterval
+	if last != nil {
+		lastIv = &last.Interval
+	}
+	var created []store.Run
+	for active < d.MaxActiveRuns {
+		info, ok := dags.NextRun(d, lastIv, now)
+		if !ok {
+			return created, time.Time{}, nil
+		}
+		if info.RunAfter.After(now) {
+			return created, info.RunAfter, nil
+		}
+		r := store.Run{DagID: d.ID, RunID: dags.RunID(dags.RunTypeScheduled, info.Interval.Start), RunType: dags.RunTypeScheduled,
+			LogicalDate: info.Interval.Start, Interval: info.Interval, State: dags.RunQueued, QueuedAt: now, DAGVersion: d.Hash}
+		err := s.st.CreateRun(ctx, r, newTaskInstances(d, r))
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			// A manual run already has this logical date: skip the interval.
+			s.log.Warn("scheduled run skipped: a run with its logical date exists", "dag_id", d.ID, "logical_date", r.LogicalDate)
+		case err != nil:
+			return created, time.Time{}, err
+		default:
+			created = append(created, r)
+			active++
+			s.log.Info("run created", "dag_id", d.ID, "run_id", r.RunID)
+		}
+		iv := info.Interval
+		lastIv = &iv
+	}
+	return created, time.Time{}, nil
+}
+
+func newTaskInstances(d *dags.DAG, r store.Run) []store.TaskInstance {
+	weights := priorityWeights(d)
+	tis := make([]store.TaskInstance, 0, len(d.Tasks))
+	for _, t := range d.Tasks {
+		tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, State: dags.StateNone,
+			MaxTries: t.Retries, Operator: t.Operator, Pool: t.Pool, PoolSlots: t.PoolSlots, PriorityWeight: weights[t.ID]})
+	}
+	return tis
+}
+
+// priorityWeights computes each task's effective priority by its weight
+// rule: its own weight plus every downstream (or upstream) task's.
+func priorityWeights(d *dags.DAG) map[string]int {
+	down := map[string][]string{}
+	for _, t := range d.Tasks {
+		for _, u := range t.Upstream {
+			down[u] = append(down[u], t.ID)
+		}
+	}
+	reach := func(start string, next func(string) []string) map[string]bool {
+		seen := map[string]bool{}
+		stack := []string{start}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, y := range next(x) {
+				if !seen[y] {
+					seen[y] = true
+					stack = append(stack, y)
+				}
+			}
+		}
+		return seen
+	}
+	out := map[string]int{}
+	for _, t := range d.Tasks {
+		w := t.PriorityWeight
+		var others map[string]bool
+		switch t.WeightRule {
+		case "upstream":
+			others = reach(t.ID, func(id string) []string { return d.Task(id).Upstream })
+		case "absolute":
+		default:
+			others = reach(t.ID, func(id string) []string { return down[id] })
+		}
+		for id := range others {
+			w += d.Task(id).PriorityWeight
+		}
+		out[t.ID] = w
+	}
+	return out
+}
+
+type readyTI struct {
+	ti  store.TaskInstance
+	run store.Run
+	dag *dags.DAG
+}
+
+// processRun moves one running run's task instances forward and settles
+// the run when nothing is left to do. It returns the task instances ready
+// to dispatch and when the run next needs attention.
+func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) ([]readyTI, time.Time, error) {
+	d := s.dagFor(r.DagID, r.DAGVersion)
+	if d == nil {
+		return nil, time.Time{}, nil // the DAG is gone; its runs wait for it
+	}
+	var due time.Time
+	soon := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	tis, err := s.st.TaskInstances(ctx, r.DagID, r.RunID)
+	if err != nil {
+		return nil, due, err
+	}
+	byID := map[string]*store.TaskInstance{}
+	for i := range tis {
+		byID[tis[i].TaskID] = &tis[i]
+	}
+	set := func(ti *store.TaskInstance, to dags.TaskState, edit func(*store.TaskInstance)) error {
+		upd := *ti
+		upd.State = to
+		if edit != nil {
+			edit(&upd)
+		}
+		ok, err := s.st.UpdateTaskInstance(ctx, upd, ti.State)
+		if err != nil {
+			return err
+		}
+		if ok {
+			*ti = upd
+		}
+		return nil
+	}
+	// dagrun_timeout: the run fails and its unfinished task instances are skipped.
+	if d.DagrunTimeout > 0 && r.StartDate != nil {
+		deadline := r.StartDate.Add(d.DagrunTimeout)
+		if !now.Before(deadline) {
+			return nil, time.Time{}, s.timeOutRun(ctx, r, tis, now)
+		}
+		soon(deadline)
+	}
+	// Task instances whose task left the DAG are removed.
+	for _, ti := range byID {
+		if d.Task(ti.TaskID) == nil && ti.State != dags.StateRemoved && dags.CanTransition(ti.State, dags.StateRemoved) {
+			if err := set(ti, dags.StateRemoved, nil); err != nil {
+				return nil, due, err
+			}
+		}
+	}
+	var prev map[string]store.TaskInstance
+	var ready []readyTI
+	waitingOnPast := false
+	for _, t := range d.Tasks {
+		ti := byID[t.ID]
+		if ti == nil {
+			continue
+		}
+		switch ti.State {
+		case dags.StateUpForRetry:
+			if ti.NextTryAt == nil || !ti.NextTryAt.After(now) {
+				if err := set(ti, dags.StateScheduled, nil); err != nil {
+					return nil, due, err
+				}
+			} else {
+				soon(*ti.NextTryAt)
+			}
+		case dags.StateNone:
+			var c dags.UpstreamCounts
+			for _, u := range t.Upstream {
+				if uti := byID[u]; uti != nil {
+					c.Add(uti.State)
+				} else {
+					c.Add(dags.StateRemoved)
+				}
+			}
+			dec := t.TriggerRule.Evaluate(c)
+			switch {
+			case dec.Settle != "":
+				end := now
+				if err := set(ti, dec.Settle, func(x *store.TaskInstance) { x.EndDate = &end }); err != nil {
+					return nil, due, err
+				}
+			case dec.Run:
+				if t.DependsOnPast {
+					if prev == nil {
+						if prev, err = s.previousRunTIs(ctx, r); err != nil {
+							return nil, due, err
+						}
+					}
+					switch pastAllows(d, t, prev) {
+					case pastWait:
+						waitingOnPast = true
+						continue
+					case pastBlocked:
+						continue
+					}
+				}
+				if err := set(ti, dags.StateScheduled, nil); err != nil {
+					return nil, due, err
+				}
+			}
+		}
+		if ti.State == dags.StateScheduled {
+			ready = append(ready, readyTI{ti: *ti, run: r, dag: d})
+		}
+	}
+	// The run is over when every task instance is finished.
+	states := map[string]dags.TaskState{}
+	progressing := false
+	for _, t := range d.Tasks {
+		if ti := byID[t.ID]; ti != nil {
+			states[t.ID] = ti.State
+			if ti.State != dags.StateNone && !ti.State.Finished() {
+				progressing = true
+			}
+		} else {
+			states[t.ID] = dags.StateRemoved
+		}
+	}
+	if final, ok := dags.RunStateFromLeaves(d, states); ok {
+		return nil, time.Time{}, s.finishRun(ctx, r, final, now, "")
+	}
+	if !progressing && !waitingOnPast && len(ready) == 0 {
+		// Only waiting task instances remain and none can ever start
+		// (depends_on_past on a failed run): the run is deadlocked.
+		return nil, time.Time{}, s.finishRun(ctx, r, dags.RunFailed, now, "all_tasks_deadlocked")
+	}
+	return ready, due, nil
+}
+
+func (s *Scheduler) finishRun(ctx context.Context, r store.Run, state dags.RunState, now time.Time, reason string) error {
+	ok, err := s.st.SetRunState(ctx, r.DagID, r.RunID, dags.RunRunning, state, now)
+	if err == nil && ok {
+		s.log.Info("run finished", "dag_id", r.DagID, "run_id", r.RunID, "state", state, "reason", reason)
+	}
+	return err
+}
+
+// timeOutRun fails a run past its dagrun_timeout: unfinished task
+// instances are skipped and running tries killed.
+func (s *Scheduler) timeOutRun(ctx context.Context, r store.Run, tis []store.TaskInstance, now time.Time) error {
+	for _, ti := range tis {
+		if ti.State.Finished() {
+			continue
+		}
+		if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
+			_ = s.exec.Kill(ctx, tryKey(ti), "dagrun_timeout exceeded")
+		}
+		upd := ti
+		upd.State, upd.EndDate = dags.StateSkipped, &now
+		if dags.CanTransition(ti.State, dags.StateSkipped) {
+			if _, err := s.st.UpdateTaskInstance(ctx, upd, ti.State); err != nil {
+				return err
+			}
+		}
+	}
+	return s.finishRun(ctx, r, dags.RunFailed, now, "timed_out")
+}
+
+// previousRunTIs returns the task instances of the run before r (by
+// logical date), or an empty map when r is the first.
+func (s *Scheduler) previousRunTIs(ctx context.Context, r store.Run) (map[string]store.TaskInstance, error) {
+	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: r.DagID})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]store.TaskInstance{}
+	for _, p := range runs { // newest first
+		if p.LogicalDate.Before(r.LogicalDate) {
+			tis, err := s.st.TaskInstances(ctx, p.DagID, p.RunID)
+			if err != nil {
+				return nil, err
+			}
+			for _, ti := range tis {
+				out[ti.TaskID] = ti
+			}
+			break
+		}
+	}
+	return out, nil
+}
+
+type pastVerdict int
+
+const (
+	pastOK      pastVerdict = iota
+	pastWait                // the previous run's task has not finished yet
+	pastBlocked             // it finished without success: this run cannot go on
+)
+
+// pastAllows is depends_on_past: the same task in the previous run ended
+// success or skipped (the first run is exempt); with wait_for_downstream
+// its direct downstream tasks did too.
+func pastAllows(d *dags.DAG, t *dags.Task, prev map[string]store.TaskInstance) pastVerdict {
+	check := func(id string) pastVerdict {
+		p, found := prev[id]
+		switch {
+		case !found || p.State == dags.StateSuccess || p.State == dags.StateSkipped:
+			return pastOK
+		case p.State.Finished():
+			return pastBlocked
+		}
+		return pastWait
+	}
+	ids := []string{t.ID}
+	if t.WaitForDownstream {
+		ids = append(ids, d.Downstream(t.ID)...)
+	}
+	verdict := pastOK
+	for _, id := range ids {
+		verdict = max(verdict, check(id))
+	}
+	return verdict
+}
+
+func tryKey(ti store.TaskInstance) executor.TryKey {
+	return executor.TryKey{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, TryNumber: ti.TryNumber}
+}
+
+// LogPath is where a try's log is written.
+func (s *Scheduler) LogPath(k executor.TryKey) string {
+	clean := func(p string) string { return strings.NewReplacer("/", "_", "..", "_").Replace(p) }
+	return filepath.Join(s.opts.LogDir, "dag_id="+clean(k.DagID), "run_id="+clean(k.RunID), "task_id="+clean(k.TaskID),
+		fmt.Sprintf("attempt=%d.log", k.TryNumber))
+}
+
+// dispatch starts ready task instances, highest priority first, within
+// parallelism, each DAG's max_active_tasks, per-task limits, pools and the
+// executor's free slots.
+func (s *Scheduler) dispatch(ctx context.Context, ready []readyTI, now time.Time) error {
+	busy, err := s.st.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
+	if err != nil {
+		return err
+	}
+	perDAG, perTask, perPool := map[string]int{}, map[string]int{}, map[string]int{}
+	for _, ti := range busy {
+		perDAG[ti.DagID]++
+		perTask[ti.DagID+"."+ti.TaskID]++
+		perPool[ti.Pool] += ti.PoolSlots
+	}
+	pools, err := s.st.Pools(ctx)
+	if err != nil {
+		return err
+	}
+	poolSlots := map[string]int{}
+	for _, p := range pools {
+		poolSlots[p.Name] = p.Slots
+	}
+	sort.SliceStable(ready, func(i, j int) bool {
+		a, b := ready[i], ready[j]
+		if a.ti.PriorityWeight != b.ti.PriorityWeight {
+			return a.ti.PriorityWeight > b.ti.PriorityWeight
+		}
+		return a.run.LogicalDate.Before(b.run.LogicalDate)
+	})
+	var vars map[string]string
+	total := len(busy)
+	for _, rt := range ready {
+		t := rt.dag.Task(rt.ti.TaskID)
+		if total >= s.opts.Parallelism || s.exec.Free() <= 0 {
+			break
+		}
+		slots, known := poolSlots[rt.ti.Pool]
+		switch {
+		case perDAG[rt.ti.DagID] >= rt.dag.MaxActiveTasks,
+			t.MaxActiveTisPerDag > 0 && perTask[rt.ti.DagID+"."+t.ID] >= t.MaxActiveTisPerDag,
+			!known || perPool[rt.ti.Pool]+rt.ti.PoolSlots > slots:
+			continue
+		}
+		if vars == nil {
+			if vars, err = s.st.VariableValues(ctx); err != nil {
+				return err
+			}
+		}
+		started, err := s.startTry(ctx, rt, t, vars, now)
+		if err != nil {
+			return err
+		}
+		if started {
+			total++
+			perDAG[rt.ti.DagID]++
+			perTask[rt.ti.DagID+"."+t.ID]++
+			perPool[rt.ti.Pool] += rt.ti.PoolSlots
+		}
+	}
+	return nil
+}
+
+// startTry renders a task and hands the try to the executor. The try is
+// recorded before the executor starts it: a try number is never started
+// twice, even across a crash.
+func (s *Scheduler) startTry(ctx context.Context, rt readyTI, t *dags.Task, vars map[string]string, now time.Time) (bool, error) {
+	ti := rt.ti
+	queued := ti
+	queued.State, queued.TryNumber, queued.QueuedAt, queued.EndDate = dags.StateQueued, ti.TryNumber+1, &now, nil
+	ok, err := s.st.UpdateTaskInstance(ctx, queued, dags.StateScheduled)
+	if err != nil || !ok {
+		return false, err
+	}
+	key := tryKey(queued)
+	try := executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key)}
+	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
+		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber}
+	spec, renderErr := dags.Render(t, rc, vars)
+	rendered, _ := json.Marshal(spec)
+	host, _ := os.Hostname()
+	if err := s.st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning,
+		StartDate: now, Executor: "local", LogPath: try.LogPath, Hostname: host, Rendered: string(rendered)}); err != nil {
+		return false, err
+	}
+	if renderErr == nil {
+		try.Spec = spec
+		renderErr = s.exec.Start(ctx, try)
+	}
+	if renderErr != nil {
+		s.log.Warn("try could not start", "dag_id", ti.DagID, "run_id", ti.RunID, "task_id", ti.TaskID, "try_number", key.TryNumber, "err", renderErr)
+		appendLog(try.LogPath, "updraft: the try could not start: "+renderErr.Error())
+		return false, s.finishTry(ctx, executor.Event{Key: key, State: executor.Failed, Reason: renderErr.Error(), At: now})
+	}
+	return true, nil
+}
+
+func appendLog(path, line string) {
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		fmt.Fprintln(f, line)
+		f.Close()
+	}
+}
+
+// handleEvent applies an executor event to the store.
+func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if ev.State == executor.Running {
+		err = s.tryRunning(ctx, ev)
+	} else {
+		err = s.finishTry(ctx, ev)
+	}
+	if err != nil {
+		s.log.Error("executor event not recorded", "try", ev.Key.String(), "state", ev.State, "err", err)
+	}
+}
+
+func (s *Scheduler) tryRunning(ctx context.Context, ev executor.Event) error {
+	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
+	if ev.Handle != "" {
+		if err := s.st.SetTryHandle(ctx, k, ev.Key.TryNumber, ev.Handle); err != nil {
+			return err
+		}
+	}
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil || ti.State != dags.StateQueued || ti.TryNumber != ev.Key.TryNumber {
+		return err
+	}
+	at := ev.At
+	ti.State, ti.StartDate = dags.StateRunning, &at
+	_, err = s.st.UpdateTaskInstance(ctx, ti, dags.StateQueued)
+	return err
+}
+
+// finishTry records a try's end and moves its task instance on: success,
+// skipped, up_for_retry (tries left, after the retry delay) or failed. A
+// task instance that was cleared or marked meanwhile keeps its new state.
+func (s *Scheduler) finishTry(ctx context.Context, ev executor.Event) error {
+	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
+	state := dags.TaskState(ev.State)
+	if _, err := s.st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason); err != nil {
+		return err
+	}
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil {
+		return err
+	}
+	if ti.TryNumber != ev.Key.TryNumber {
+		return nil // an older try; the task instance has moved on
+	}
+	from := ti.State
+	at := ev.At
+	switch from {
+	case dags.StateRestarting: // cleared while running: start over
+		ti.State, ti.EndDate = dags.StateNone, nil
+	case dags.StateQueued, dags.StateRunning:
+		ti.EndDate = &at
+		switch {
+		case state == dags.StateFailed && ti.TryNumber <= ti.MaxTries:
+			var d *dags.DAG
+			var logical time.Time
+			if r, err := s.st.Run(ctx, k.DagID, k.RunID); err == nil {
+				d, logical = s.dagFor(k.DagID, r.DAGVersion), r.LogicalDate
+			}
+			delay := dags.DefaultRetryDelay
+			if d != nil && d.Task(k.TaskID) != nil {
+				delay = dags.RetryDelay(d.Task(k.TaskID), k.DagID, logical, ti.TryNumber)
+			}
+			nextTry := at.Add(delay)
+			ti.State, ti.NextTryAt = dags.StateUpForRetry, &nextTry
+		default:
+			ti.State = state
+		}
+	default:
+		return nil // marked or timed out meanwhile
+	}
+	if _, err := s.st.UpdateTaskInstance(ctx, ti, from); err != nil {
+		return err
+	}
+	s.log.Info("try finished", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", ev.Key.TryNumber,
+		"state", ti.State, "reason", ev.Reason)
+	return nil
+}
+
+// Recover continues after a previous process stopped: running tries are
+// adopted from the executor, tries that are gone fail (and are retried if
+// they have tries left), and task instances queued without a recorded try
+// are scheduled again with the same try number.
+func (s *Scheduler) Recover(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	if err := s.syncBag(ctx, now); err != nil {
+		return err
+	}
+	tries, err := s.st.UnfinishedTries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tries {
+		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
+		try := executor.Try{Key: key, LogPath: t.LogPath}
+		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
+			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
+				task := d.Task(t.TaskID)
+				try.SkipOn, try.Timeout = task.SkipOnExitCode(), task.ExecutionTimeout
+			}
+		}
+		err := s.exec.Adopt(ctx, try)
+		switch {
+		case err == nil:
+			s.log.Info("adopted a try left running", "try", key.String())
+		case errors.Is(err, executor.ErrGone):
+			reason := "the scheduler stopped during this try and its process is gone"
+			appendLog(t.LogPath, "updraft: "+reason)
+			if err := s.finishTry(ctx, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	queued, err := s.st.TaskInstancesInState(ctx, dags.StateQueued)
+	if err != nil {
+		return err
+	}
+	for _, ti := range queued {
+		ts, err := s.st.Tries(ctx, ti.Key())
+		if err != nil {
+			return err
+		}
+		if len(ts) == 0 || ts[len(ts)-1].TryNumber < ti.TryNumber {
+			back := ti
+			back.State, back.TryNumber = dags.StateScheduled, ti.TryNumber-1
+			if _, err := s.st.UpdateTaskInstance(ctx, back, dags.StateQueued); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedIDs(m map[string]*dags.DAG) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
