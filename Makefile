@@ -18,7 +18,8 @@ build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN) ./cmd/updraft
 
 run: build
-	./$(BIN) server --dags dags/examples --listen 127.0.0.1:8080
+	mkdir -p .run
+	./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
 
 # deps installs what the tests need. Nothing yet beyond the Go toolchain;
 # later suites add Debian packages here (apt-get) and Go tools (cached in .tools/).

@@ -23,7 +23,12 @@ type Folder struct {
 	res      *Result
 	loadedAt time.Time
 	stamp    [32]byte
+	onLoad   func()
 }
+
+// OnLoad registers a function called after each new load (for example to
+// wake the scheduler). Call it before Run.
+func (f *Folder) OnLoad(fn func()) { f.onLoad = fn }
 
 // NewFolder returns a folder over fsys checked for changes every interval.
 func NewFolder(fsys fs.FS, interval time.Duration, log *slog.Logger) *Folder {
@@ -55,6 +60,9 @@ func (f *Folder) Refresh() bool {
 	f.log.Info("loaded DAG folder", "dags", len(res.DAGs), "files", len(res.Files), "errors", len(errs))
 	for _, p := range errs {
 		f.log.Warn("DAG import error", "file", p.File, "line", p.Line, "dag_id", p.DAG, "task_id", p.Task, "error", p.Msg)
+	}
+	if f.onLoad != nil {
+		f.onLoad()
 	}
 	return true
 }

@@ -95,6 +95,9 @@ const maxSleep = time.Minute
 // until the next due time (a run's interval end, a retry, a timeout).
 func (s *Scheduler) Run(ctx context.Context) error {
 	if err := s.Recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("recover: %w", err)
 	}
 	timer := time.NewTimer(0)

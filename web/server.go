@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"html/template"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"updraft/dags"
+	"updraft/store"
 )
 
 //go:embed templates/*.html
@@ -26,9 +28,16 @@ type Bag interface {
 	Current() (*dags.Result, time.Time)
 }
 
+// History is the run history the pages show.
+type History interface {
+	DAGs(ctx context.Context) ([]store.DAGRow, error)
+	Runs(ctx context.Context, f store.RunFilter) ([]store.Run, error)
+}
+
 // Server is the HTTP handler for the UI.
 type Server struct {
 	bag    Bag
+	hist   History
 	log    *slog.Logger
 	now    func() time.Time
 	pages  *template.Template
@@ -36,8 +45,8 @@ type Server struct {
 }
 
 // New builds the server. now is the clock used for "next run" times.
-func New(bag Bag, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{bag: bag, log: log, now: now}
+func New(bag Bag, hist History, log *slog.Logger, now func() time.Time) *Server {
+	s := &Server{bag: bag, hist: hist, log: log, now: now}
 	s.pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
 	}).ParseFS(templateFS, "templates/*.html"))
@@ -68,13 +77,31 @@ type dagRow struct {
 	ID, Description, Schedule, File, NextRun string
 	Tasks                                    int
 	Tags                                     []string
+	Paused                                   bool
+	Recent                                   []runMark
+}
+
+type runMark struct {
+	RunID, State, Title string
+}
+
+type runRow struct {
+	DagID, RunID, RunType, State, Logical, Started, Ended string
 }
 
 type homePage struct {
 	DAGs     []dagRow
+	Runs     []runRow
 	Errors   dags.Problems
 	Warnings int
 	LoadedAt time.Time
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
@@ -82,16 +109,45 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	page := homePage{LoadedAt: at}
 	q := strings.ToLower(r.URL.Query().Get("q"))
 	now := s.now()
+	ctx := r.Context()
+	paused := map[string]bool{}
+	if rows, err := s.hist.DAGs(ctx); err == nil {
+		for _, d := range rows {
+			paused[d.ID] = d.Paused
+		}
+	} else {
+		s.log.Error("read DAGs", "err", err)
+	}
 	for _, d := range res.DAGs {
 		if q != "" && !strings.Contains(strings.ToLower(d.ID), q) {
 			continue
 		}
 		row := dagRow{ID: d.ID, Description: d.Description, Schedule: d.Schedule.Summary(), File: d.File,
-			Tasks: len(d.Tasks), Tags: d.Tags, NextRun: "manual only"}
-		if info, ok := dags.NextRun(d, nil, now); ok && d.Schedule.Periodic() {
+			Tasks: len(d.Tasks), Tags: d.Tags, NextRun: "manual only", Paused: paused[d.ID]}
+		runs, err := s.hist.Runs(ctx, store.RunFilter{DagID: d.ID, Limit: 10})
+		if err != nil {
+			s.log.Error("read runs", "dag_id", d.ID, "err", err)
+		}
+		var last *dags.DataInterval
+		for i := len(runs) - 1; i >= 0; i-- {
+			r := runs[i]
+			row.Recent = append(row.Recent, runMark{RunID: r.RunID, State: string(r.State),
+				Title: r.RunID + ": " + string(r.State)})
+			if r.RunType == dags.RunTypeScheduled {
+				iv := r.Interval
+				last = &iv
+			}
+		}
+		if info, ok := dags.NextRun(d, last, now); ok && d.Schedule.Periodic() {
 			row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
 		}
 		page.DAGs = append(page.DAGs, row)
+	}
+	if runs, err := s.hist.Runs(ctx, store.RunFilter{Limit: 25}); err == nil {
+		for _, r := range runs {
+			page.Runs = append(page.Runs, runRow{DagID: r.DagID, RunID: r.RunID, RunType: r.RunType, State: string(r.State),
+				Logical: r.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(r.StartDate), Ended: fmtTime(r.EndDate)})
+		}
 	}
 	for _, p := range res.Problems() {
 		if p.Severity == dags.SeverityError {

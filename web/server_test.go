@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"updraft/dags"
+	"updraft/store"
 )
 
 type fixedBag struct {
@@ -22,6 +24,11 @@ type fixedBag struct {
 }
 
 func (b fixedBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
+
+type emptyHistory struct{}
+
+func (emptyHistory) DAGs(context.Context) ([]store.DAGRow, error)               { return nil, nil }
+func (emptyHistory) Runs(context.Context, store.RunFilter) ([]store.Run, error) { return nil, nil }
 
 func hostileServer(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -37,7 +44,7 @@ func hostileServer(t *testing.T) *httptest.Server {
 	}
 	res := dags.Load(fsys, dags.Options{})
 	now := func() time.Time { return time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC) }
-	srv := httptest.NewServer(New(fixedBag{res, now()}, slog.New(slog.DiscardHandler), now))
+	srv := httptest.NewServer(New(fixedBag{res, now()}, emptyHistory{}, slog.New(slog.DiscardHandler), now))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -101,7 +108,7 @@ func TestHealthAndJSON(t *testing.T) {
 		t.Fatalf("dags.json = %s", body)
 	}
 	// Before the first load the server is not healthy.
-	empty := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Time{}}, slog.New(slog.DiscardHandler), time.Now))
+	empty := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Time{}}, emptyHistory{}, slog.New(slog.DiscardHandler), time.Now))
 	defer empty.Close()
 	if resp, _ := get(t, empty.URL+"/health"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("health before load: %d", resp.StatusCode)

@@ -33,15 +33,23 @@ type Main struct {
 const usage = `updraft: the YAML-DAG scheduler with Airflow's semantics
 
 Usage:
-  updraft server [flags]             run the scheduler and web server
+  updraft server [--dags DIR] [--db sqlite:PATH] [--addr ADDR] [--logs DIR]
+                                     run the scheduler, the local executor and the web server
   updraft dags validate PATH...      check DAG files or folders; exit 1 on any error
   updraft dags list [--json] PATH    list the DAGs found under PATH
   updraft dags next [-n N] PATH DAG  print the next scheduled runs of a DAG
+  updraft dags test DAG_ID [DATE]    run a DAG once, in-process, on a throwaway database
+  updraft dags trigger DAG_ID [--conf JSON] [--logical-date DATE] [--run-id ID]
+  updraft dags pause|unpause DAG_ID
+  updraft tasks test DAG_ID TASK_ID [DATE]   render and run one task, recording nothing
   updraft tasks render PATH DAG TASK DATE [--conf JSON] [--var K=V]...
                                      print a task's fields rendered for a run
+  updraft variables list | get KEY | set KEY VALUE [--secret] | delete KEY
+  updraft db migrate                 create or upgrade the database
   updraft version                    print the version
 
-Run "updraft COMMAND -h" for a command's flags.
+Commands that read DAGs or the database take --dags DIR (env UPDRAFT_DAGS,
+default "dags") and --db sqlite:PATH (env UPDRAFT_DB, default sqlite:updraft.db).
 `
 
 // Run executes args and returns the process exit code.
@@ -66,10 +74,25 @@ func (m Main) Run(ctx context.Context, args []string) int {
 			return m.dagsList(args[2:])
 		case "next":
 			return m.dagsNext(args[2:])
+		case "test":
+			return m.dagsTest(ctx, args[2:])
+		case "trigger":
+			return m.dagsTrigger(ctx, args[2:])
+		case "pause", "unpause":
+			return m.dagsPause(ctx, args[2:], args[1] == "pause")
 		}
 	case "tasks":
 		if len(args) >= 2 && args[1] == "render" {
 			return m.tasksRender(args[2:])
+		}
+		if len(args) >= 2 && args[1] == "test" {
+			return m.tasksTest(ctx, args[2:])
+		}
+	case "variables":
+		return m.variables(ctx, args[1:])
+	case "db":
+		if len(args) >= 2 && args[1] == "migrate" {
+			return m.dbMigrate(ctx, args[2:])
 		}
 	case "version", "--version":
 		fmt.Fprintln(m.Stdout, "updraft", version)

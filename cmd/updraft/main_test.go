@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -112,8 +113,10 @@ func TestDagsNextAndTasksRender(t *testing.T) {
 func TestServerServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var errOut syncBuffer
+	dir := t.TempDir()
 	m := Main{Stdout: &syncBuffer{}, Stderr: &errOut, Env: func(k string) string {
-		return map[string]string{"UPDRAFT_LISTEN": "127.0.0.1:0", "UPDRAFT_DAGS": "../../dags/examples"}[k]
+		return map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DAGS": "../../dags/examples",
+			"UPDRAFT_DB": "sqlite:" + dir + "/u.db", "UPDRAFT_LOGS": dir + "/logs"}[k]
 	}}
 	done := make(chan int, 1)
 	go func() { done <- m.Run(ctx, []string{"server"}) }()
@@ -149,3 +152,67 @@ func TestServerServesAndStops(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestDagsTestRunsEveryExample(t *testing.T) {
+	for _, id := range []string{"cicd", "daily_extracts", "dbt", "dbt_nightly", "manual_deferred_merge", "snowflake_permissions"} {
+		code, out, errOut := run(t, nil, "dags", "test", "--dags", "../../dags/examples", id, "2024-03-01")
+		if code != 0 || !strings.Contains(out, "run manual__2024-03-01T00:00:00+00:00: success") {
+			t.Errorf("%s: exit %d\n%s%s", id, code, out, errOut)
+		}
+	}
+}
+
+func TestDagsTestReportsFailure(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/f.yaml", "f:\n  start_date: 2024-01-01\n  tasks:\n    - {task_id: boom, operator: BashOperator, bash_command: 'echo oops; exit 3'}\n    - {task_id: after, operator: EmptyOperator, dependencies: [boom]}\n")
+	code, out, _ := run(t, nil, "dags", "test", "--dags", dir, "f")
+	if code != 1 || !strings.Contains(out, "boom   failed") || !strings.Contains(out, "after  upstream_failed") || !strings.Contains(out, ": failed") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestTriggerPauseVariables(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"UPDRAFT_DB": "sqlite:" + dir + "/u.db", "UPDRAFT_DAGS": "../../dags/examples"}
+	if code, out, errOut := run(t, env, "dags", "trigger", "manual_deferred_merge", "--conf", `{"target_schema": "x"}`, "--logical-date", "2024-01-01"); code != 0 || !strings.Contains(out, "created run manual__2024-01-01T00:00:00+00:00") {
+		t.Fatalf("trigger: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := run(t, env, "dags", "trigger", "manual_deferred_merge", "--logical-date", "2024-01-01"); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("duplicate trigger: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, env, "dags", "pause", "nope"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("pause unknown: %d %s", code, errOut)
+	}
+	if code, out, _ := run(t, env, "dags", "pause", "cicd"); code != 0 || !strings.Contains(out, "cicd paused: true") {
+		t.Fatalf("pause: %d %s", code, out)
+	}
+	run(t, env, "variables", "set", "tag", "v1")
+	run(t, env, "variables", "set", "token", "s3cret", "--secret")
+	if _, out, _ := run(t, env, "variables", "get", "tag"); out != "v1\n" {
+		t.Fatalf("get: %q", out)
+	}
+	_, out, _ := run(t, env, "variables", "list")
+	if !strings.Contains(out, "tag    v1") || strings.Contains(out, "s3cret") || !strings.Contains(out, "***") {
+		t.Fatalf("list shows a secret or misses a value:\n%s", out)
+	}
+	if code, _, _ := run(t, env, "variables", "delete", "nope"); code != 1 {
+		t.Fatalf("delete unknown: %d", code)
+	}
+	if code, out, _ := run(t, env, "db", "migrate"); code != 0 || !strings.Contains(out, "up to date") {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+}
+
+func TestTasksTest(t *testing.T) {
+	code, out, errOut := run(t, nil, "tasks", "test", "--dags", "../../dags/examples", "daily_extracts", "extract.licenses", "2024-01-01T03:00:00Z")
+	if code != 0 || !strings.Contains(out, "licenses_job 2024-01-02") || !strings.Contains(out, "--- success") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,29 +9,48 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"updraft/dags"
+	"updraft/executor/local"
+	"updraft/scheduler"
+	"updraft/store"
 	"updraft/web"
 )
 
 // serverConfig is the server's configuration: defaults, then UPDRAFT_*
 // environment variables, then flags.
 type serverConfig struct {
-	DAGs     string
-	Listen   string
-	Interval time.Duration
+	DAGs        string
+	DB          string
+	Addr        string
+	Logs        string
+	Executor    string
+	Interval    time.Duration
+	Parallelism int
+	Slots       int
+}
+
+func (m Main) envOr(key, def string) string {
+	if v := m.Env(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func (m Main) serverConfig(args []string) (serverConfig, error) {
-	cfg := serverConfig{DAGs: "dags", Listen: "127.0.0.1:8080", Interval: 2 * time.Second}
-	if v := m.Env("UPDRAFT_DAGS"); v != "" {
-		cfg.DAGs = v
-	}
-	if v := m.Env("UPDRAFT_LISTEN"); v != "" {
-		cfg.Listen = v
+	cfg := serverConfig{
+		DAGs:        m.envOr("UPDRAFT_DAGS", "dags"),
+		DB:          m.envOr("UPDRAFT_DB", "sqlite:updraft.db"),
+		Addr:        m.envOr("UPDRAFT_ADDR", m.envOr("UPDRAFT_LISTEN", "127.0.0.1:8080")),
+		Logs:        m.envOr("UPDRAFT_LOGS", "logs"),
+		Executor:    m.envOr("UPDRAFT_EXECUTOR", "local"),
+		Interval:    2 * time.Second,
+		Parallelism: 32,
+		Slots:       16,
 	}
 	if v := m.Env("UPDRAFT_DAGS_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -43,19 +62,44 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl := flag.NewFlagSet("server", flag.ContinueOnError)
 	fl.SetOutput(m.Stderr)
 	fl.StringVar(&cfg.DAGs, "dags", cfg.DAGs, "folder of DAG files (env UPDRAFT_DAGS)")
-	fl.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the web server (env UPDRAFT_LISTEN)")
+	fl.StringVar(&cfg.DB, "db", cfg.DB, "metadata database, sqlite:PATH (env UPDRAFT_DB)")
+	fl.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the web server (env UPDRAFT_ADDR)")
+	fl.StringVar(&cfg.Addr, "listen", cfg.Addr, "same as --addr")
+	fl.StringVar(&cfg.Logs, "logs", cfg.Logs, "folder for task logs (env UPDRAFT_LOGS)")
+	fl.StringVar(&cfg.Executor, "executor", cfg.Executor, "executor: local (env UPDRAFT_EXECUTOR)")
 	fl.DurationVar(&cfg.Interval, "dags-interval", cfg.Interval, "how often the DAG folder is checked for changes (env UPDRAFT_DAGS_INTERVAL)")
+	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
+	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
-	if cfg.Interval <= 0 {
+	switch {
+	case cfg.Interval <= 0:
 		return cfg, errors.New("--dags-interval must be positive")
+	case cfg.Executor != "local":
+		return cfg, fmt.Errorf("--executor %q: only local is available (kubernetes comes next)", cfg.Executor)
+	case cfg.Parallelism < 1 || cfg.Slots < 1:
+		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
 	}
 	return cfg, nil
 }
 
-// server loads the DAG folder, keeps it loaded, and serves the web UI until
-// ctx ends, then shuts the HTTP server down gracefully.
+// openStore opens and migrates the metadata database.
+func openStore(ctx context.Context, dsn string) (*store.Store, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// server runs the scheduler and the web server until ctx ends, then shuts
+// the HTTP server down gracefully. Local tries keep running across a
+// restart and are adopted by the next server.
 func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) int {
 	cfg, err := m.serverConfig(args)
 	if err != nil {
@@ -66,18 +110,34 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		fmt.Fprintf(m.Stderr, "updraft server: DAG folder %s: not a readable folder\n", cfg.DAGs)
 		return 2
 	}
-	folder := dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
-	folder.Refresh()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	st, err := openStore(ctx, cfg.DB)
 	if err != nil {
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 1
 	}
-	srv := &http.Server{Handler: web.New(folder, logger, time.Now), ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", cfg.DAGs, "version", version)
+	defer st.Close()
+	logs, err := filepath.Abs(cfg.Logs)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server:", err)
+		return 1
+	}
+	folder := dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
+	folder.Refresh()
+	exec := local.New(cfg.Slots, logger)
+	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger})
+	folder.OnLoad(sched.Notify)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server:", err)
+		return 1
+	}
+	srv := &http.Server{Handler: web.New(folder, st, logger, time.Now), ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", cfg.DAGs, "db", cfg.DB,
+		"executor", cfg.Executor, "version", version)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return folder.Run(ctx) })
+	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -208,7 +208,7 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 	default:
 		ev.State, ev.Reason = executor.Failed, "process ended without an exit code"
 	}
-	e.appendLog(t, fmt.Sprintf("updraft: try ended: %s %s", ev.State, ev.Reason))
+	e.appendLog(t, strings.TrimSpace(fmt.Sprintf("updraft: try ended: %s %s", ev.State, ev.Reason)))
 	e.forget(t.Key)
 	close(p.done)
 	e.send(ev)

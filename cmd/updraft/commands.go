@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"updraft/dags"
+	"updraft/executor"
+	"updraft/executor/local"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+// common holds the --dags and --db flags most commands share.
+type common struct {
+	dags, db string
+}
+
+func (m Main) commonFlags(name string) (*flag.FlagSet, *common) {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	fl.SetOutput(m.Stderr)
+	c := &common{}
+	fl.StringVar(&c.dags, "dags", m.envOr("UPDRAFT_DAGS", "dags"), "folder of DAG files (env UPDRAFT_DAGS)")
+	fl.StringVar(&c.db, "db", m.envOr("UPDRAFT_DB", "sqlite:updraft.db"), "metadata database (env UPDRAFT_DB)")
+	return fl, c
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments and returns the positional ones.
+func parseInterleaved(fl *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		if fl.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
+}
+
+// staticBag serves one load of a DAG folder.
+type staticBag struct {
+	res *dags.Result
+	at  time.Time
+}
+
+func (b staticBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
+
+func loadBag(dir string) (staticBag, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return staticBag{}, fmt.Errorf("DAG folder %s: not a readable folder", dir)
+	}
+	return staticBag{dags.Load(os.DirFS(dir), dags.Options{}), time.Now()}, nil
+}
+
+// noExecutor is for commands that record runs for the server to execute.
+type noExecutor struct{}
+
+func (noExecutor) Start(context.Context, executor.Try) error           { return errors.New("no executor") }
+func (noExecutor) Kill(context.Context, executor.TryKey, string) error { return nil }
+func (noExecutor) Adopt(context.Context, executor.Try) error           { return executor.ErrGone }
+func (noExecutor) Events() <-chan executor.Event                       { return nil }
+func (noExecutor) Free() int                                           { return 0 }
+
+func parseConf(s string) (map[string]any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var conf map[string]any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&conf); err != nil {
+		return nil, fmt.Errorf("--conf must be a JSON object: %w", err)
+	}
+	conf, _ = dags.JSONNumbers(conf).(map[string]any)
+	return conf, nil
+}
+
+// dagsTest runs one complete run of a DAG in-process with the local
+// executor and a throwaway store, and exits 0 only if it succeeded.
+func (m Main) dagsTest(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("dags test")
+	conf := fl.String("conf", "", "dag_run.conf as JSON")
+	pos, err := parseInterleaved(fl, args)
+	if err != nil || len(pos) < 1 || len(pos) > 2 {
+		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] DAG_ID [LOGICAL_DATE]")
+		return 2
+	}
+	bag, err := loadBag(c.dags)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	d := bag.res.DAG(pos[0])
+	if d == nil {
+		m.explainMissing(bag.res, pos[0], c.dags)
+		return 1
+	}
+	opts := scheduler.TriggerOptions{Actor: "dags test"}
+	if len(pos) == 2 {
+		logical, err := parseDate(pos[1])
+		if err != nil {
+			fmt.Fprintln(m.Stderr, "updraft:", err)
+			return 2
+		}
+		opts.LogicalDate = &logical
+	}
+	if opts.Conf, err = parseConf(*conf); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	tmp, err := os.MkdirTemp("", "updraft-dags-test-")
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	st, err := openStore(ctx, "sqlite:"+filepath.Join(tmp, "test.db"))
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sched := scheduler.New(st, local.New(16, logger), bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger})
+	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	run, err := sched.Trigger(ctx, d.ID, opts)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sched.Run(ctx) }()
+	for ctx.Err() == nil {
+		if run, err = st.Run(ctx, d.ID, run.RunID); err != nil || run.State.Finished() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	tis, _ := st.TaskInstances(context.Background(), d.ID, run.RunID)
+	byID := map[string]store.TaskInstance{}
+	for _, ti := range tis {
+		byID[ti.TaskID] = ti
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "TASK\tSTATE\tTRIES\tLOG\n")
+	for _, t := range d.Tasks {
+		ti := byID[t.ID]
+		logPath := ""
+		if ti.TryNumber > 0 {
+			logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber})
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", t.ID, ti.State, ti.TryNumber, logPath)
+	}
+	w.Flush()
+	fmt.Fprintf(m.Stdout, "run %s: %s\n", run.RunID, run.State)
+	if run.State != dags.RunSuccess {
+		return 1
+	}
+	return 0
+}
+
+func (m Main) explainMissing(res *dags.Result, id, dir string) {
+	for _, p := range res.Problems().Errors() {
+		if p.DAG == id {
+			fmt.Fprintln(m.Stderr, p)
+		}
+	}
+	fmt.Fprintf(m.Stderr, "updraft: no loadable DAG %q in %s\n", id, dir)
+}
+
+// dagsTrigger records a manual run for the server to execute.
+func (m Main) dagsTrigger(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("dags trigger")
+	conf := fl.String("conf", "", "dag_run.conf as JSON")
+	logicalDate := fl.String("logical-date", "", "logical date (default: now)")
+	runID := fl.String("run-id", "", "run id (default: manual__<logical date>)")
+	pos, err := parseInterleaved(fl, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(m.Stderr, "usage: updraft dags trigger [--conf JSON] [--logical-date DATE] [--run-id ID] DAG_ID")
+		return 2
+	}
+	opts := scheduler.TriggerOptions{RunID: *runID, Actor: "cli"}
+	if opts.Conf, err = parseConf(*conf); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	if *logicalDate != "" {
+		t, err := parseDate(*logicalDate)
+		if err != nil {
+			fmt.Fprintln(m.Stderr, "updraft:", err)
+			return 2
+		}
+		opts.LogicalDate = &t
+	}
+	return m.withScheduler(ctx, c, func(s *scheduler.Scheduler) error {
+		run, err := s.Trigger(ctx, pos[0], opts)
+		if err == nil {
+			fmt.Fprintf(m.Stdout, "created run %s of %s (%s)\n", run.RunID, run.DagID, run.State)
+		}
+		return err
+	})
+}
+
+func (m Main) dagsPause(ctx context.Context, args []string, paused bool) int {
+	fl, c := m.commonFlags("dags pause")
+	pos, err := parseInterleaved(fl, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(m.Stderr, "usage: updraft dags pause|unpause DAG_ID")
+		return 2
+	}
+	return m.withScheduler(ctx, c, func(s *scheduler.Scheduler) error {
+		if err := s.SetPaused(ctx, pos[0], paused, "cli"); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "%s paused: %v\n", pos[0], paused)
+		return nil
+	})
+}
+
+// withScheduler runs fn with a scheduler over the configured store and DAG
+// folder that executes nothing (the server does).
+func (m Main) withScheduler(ctx context.Context, c *common, fn func(*scheduler.Scheduler) error) int {
+	bag, err := loadBag(c.dags)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	defer st.Close()
+	if err := fn(scheduler.New(st, noExecutor{}, bag, scheduler.Options{})); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, scheduler.ErrInvalid) {
+			return 1
+		}
+		return 1
+	}
+	return 0
+}
+
+// tasksTest renders and runs one task with the local executor, without
+// recording anything, and prints its rendered fields and output.
+func (m Main) tasksTest(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("tasks test")
+	conf := fl.String("conf", "", "dag_run.conf as JSON")
+	pos, err := parseInterleaved(fl, args)
+	if err != nil || len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprintln(m.Stderr, "usage: updraft tasks test [--dags DIR] [--conf JSON] DAG_ID TASK_ID [LOGICAL_DATE]")
+		return 2
+	}
+	bag, err := loadBag(c.dags)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	d := bag.res.DAG(pos[0])
+	if d == nil {
+		m.explainMissing(bag.res, pos[0], c.dags)
+		return 1
+	}
+	t := d.Task(pos[1])
+	if t == nil {
+		fmt.Fprintf(m.Stderr, "updraft: DAG %s has no task %q\n", d.ID, pos[1])
+		return 1
+	}
+	logical := time.Now().UTC()
+	if len(pos) == 3 {
+		if logical, err = parseDate(pos[2]); err != nil {
+			fmt.Fprintln(m.Stderr, "updraft:", err)
+			return 2
+		}
+	}
+	rc := dags.RunContext{DAG: d, RunType: dags.RunTypeManual, LogicalDate: logical, DataInterval: d.Schedule.InferManual(logical), TryNumber: 1}
+	if info, ok := dags.ScheduledRunAt(d, logical); ok && *conf == "" {
+		rc.RunType, rc.DataInterval = dags.RunTypeScheduled, info.Interval
+	}
+	rc.RunID = dags.RunID(rc.RunType, logical)
+	if rc.Conf, err = parseConf(*conf); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 2
+	}
+	vars := map[string]string{}
+	if path, ok := strings.CutPrefix(c.db, "sqlite:"); ok {
+		if _, err := os.Stat(path); err == nil {
+			if st, err := openStore(ctx, c.db); err == nil {
+				vars, _ = st.VariableValues(ctx)
+				st.Close()
+			}
+		}
+	}
+	spec, err := dags.Render(t, rc, vars)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	rendered, _ := json.MarshalIndent(spec, "", "  ")
+	fmt.Fprintf(m.Stdout, "rendered %s.%s for %s:\n%s\n", d.ID, t.ID, rc.RunID, rendered)
+	tmp, err := os.MkdirTemp("", "updraft-tasks-test-")
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	ex := local.New(1, slog.New(slog.DiscardHandler))
+	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1}
+	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp, "task.log")}
+	if err := ex.Start(ctx, try); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	var final executor.Event
+	for ev := range ex.Events() {
+		if ev.State != executor.Running {
+			final = ev
+			break
+		}
+	}
+	out, _ := os.ReadFile(try.LogPath)
+	fmt.Fprintf(m.Stdout, "--- output (%s) ---\n%s--- %s %s\n", try.LogPath, out, final.State, final.Reason)
+	if final.State == executor.Failed {
+		return 1
+	}
+	return 0
+}
+
+// variables manages Airflow Variables in the store. Secret values are
+// never printed by list.
+func (m Main) variables(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(m.Stderr, "usage: updraft variables get|set|list|delete ...")
+		return 2
+	}
+	fl, c := m.commonFlags("variables " + args[0])
+	secret := fl.Bool("secret", false, "with set: never show the value")
+	desc := fl.String("description", "", "with set: a description")
+	pos, err := parseInterleaved(fl, args[1:])
+	if err != nil {
+		return 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	defer st.Close()
+	fail := func(err error) int {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	switch {
+	case args[0] == "list" && len(pos) == 0:
+		vs, err := st.Variables(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "KEY\tVALUE\tDESCRIPTION")
+		for _, v := range vs {
+			value := v.Value
+			if v.Secret {
+				value = "***"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", v.Key, value, v.Description)
+		}
+		w.Flush()
+	case args[0] == "get" && len(pos) == 1:
+		v, err := st.Variable(ctx, pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(m.Stdout, v.Value)
+	case args[0] == "set" && len(pos) == 2:
+		if err := st.SetVariable(ctx, store.Variable{Key: pos[0], Value: pos[1], Secret: *secret, Description: *desc, UpdatedAt: time.Now()}); err != nil {
+			return fail(err)
+		}
+		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "variable_set", Detail: pos[0]})
+	case args[0] == "delete" && len(pos) == 1:
+		if err := st.DeleteVariable(ctx, pos[0]); err != nil {
+			return fail(err)
+		}
+		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "variable_delete", Detail: pos[0]})
+	default:
+		fmt.Fprintln(m.Stderr, "usage: updraft variables list | get KEY | set KEY VALUE [--secret] [--description D] | delete KEY")
+		return 2
+	}
+	return 0
+}
+
+func (m Main) dbMigrate(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("db migrate")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	st.Close()
+	fmt.Fprintf(m.Stdout, "database %s is up to date\n", c.db)
+	return 0
+}
