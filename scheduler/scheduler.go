@@ -37,10 +37,11 @@ var WallClock Clock = wallClock{}
 
 // Options configure a scheduler.
 type Options struct {
-	Parallelism int    // task instances queued or running at once (Airflow's [core] parallelism, 32)
-	LogDir      string // where try logs are written
-	Clock       Clock
-	Log         *slog.Logger
+	Parallelism  int           // task instances queued or running at once (Airflow's [core] parallelism, 32)
+	PollInterval time.Duration // how often commands from other processes are looked for (1 s)
+	LogDir       string        // where try logs are written
+	Clock        Clock
+	Log          *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
@@ -74,6 +75,9 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 	if opts.LogDir == "" {
 		opts.LogDir = "logs"
 	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
 	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
 		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{}}
 }
@@ -102,6 +106,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	poll := time.NewTicker(s.opts.PollInterval)
+	defer poll.Stop()
+	lastAudit, _ := s.st.LastAuditID(ctx)
 	for {
 		next, err := s.Tick(ctx)
 		if err != nil {
@@ -116,18 +123,41 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			wait = min(time.Until(next), maxSleep)
 		}
 		timer.Reset(max(wait, 0))
-		select {
-		case <-ctx.Done():
+		if !s.sleep(ctx, timer, poll.C, &lastAudit) {
 			return nil
-		case ev := <-s.exec.Events():
-			s.handleEvent(ctx, ev)
-		case <-s.wake:
-		case <-timer.C:
 		}
+	}
+}
+
+// sleep waits until there is something to do: an executor event (handled
+// here), a wake-up, the next due time, or a command from another process.
+// It returns false when ctx ends.
+func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan time.Time, lastAudit *int64) bool {
+	defer func() {
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case ev := <-s.exec.Events():
+			s.handleEvent(ctx, ev)
+			return true
+		case <-s.wake:
+			return true
+		case <-timer.C:
+			return true
+		case <-poll:
+			// Commands given by other processes (the CLI) are seen through
+			// the audit log; without a new entry there is nothing to do.
+			if id, err := s.st.LastAuditID(ctx); err == nil && id != *lastAudit {
+				*lastAudit = id
+				return true
 			}
 		}
 	}

@@ -31,3 +31,25 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// Several processes (here: stores) migrating one database at once all
+// succeed, and the schema is applied once.
+func TestConcurrentMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			s, err := store.Open(context.Background(), "sqlite:"+path)
+			if err == nil {
+				err = s.Migrate(context.Background())
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
