@@ -31,7 +31,7 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	if err := s.syncBag(ctx, now); err != nil {
+	if err := s.syncBag(ctx, s.st, now); err != nil {
 		return store.Run{}, err
 	}
 	d := s.current[dagID]
@@ -54,6 +54,7 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
 		return store.Run{}, err
 	}
+	s.markDirty(dagID, runID)
 	s.audit(ctx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
 	s.Notify()
 	return s.st.Run(ctx, dagID, runID)
@@ -63,7 +64,7 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 func (s *Scheduler) SetPaused(ctx context.Context, dagID string, paused bool, actor string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.syncBag(ctx, s.clock.Now()); err != nil {
+	if err := s.syncBag(ctx, s.st, s.clock.Now()); err != nil {
 		return err
 	}
 	if err := s.st.SetPaused(ctx, dagID, paused); err != nil {
@@ -73,6 +74,7 @@ func (s *Scheduler) SetPaused(ctx context.Context, dagID string, paused bool, ac
 	if paused {
 		action = "pause"
 	}
+	s.allDirty = true
 	s.audit(ctx, actor, action, dagID, "", "", "")
 	s.Notify()
 	return nil
@@ -155,6 +157,8 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 	for i, ti := range out {
 		ids[i] = ti.TaskID
 	}
+	s.markDirty(dagID, runID)
+	s.cache.drop(dagID, runID)
 	s.audit(ctx, o.Actor, "clear", dagID, runID, strings.Join(ids, ","), fmt.Sprintf("upstream=%v downstream=%v only_failed=%v", o.Upstream, o.Downstream, o.OnlyFailed))
 	s.Notify()
 	return out, nil
@@ -227,6 +231,8 @@ func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskStat
 			return upd, err
 		}
 	}
+	s.markDirty(k.DagID, k.RunID)
+	s.cache.drop(k.DagID, k.RunID)
 	s.audit(ctx, actor, "mark_"+string(state), k.DagID, k.RunID, k.TaskID, "from "+string(ti.State))
 	s.Notify()
 	return upd, nil

@@ -160,6 +160,10 @@ func newHarness(t *testing.T, yaml string, now time.Time, outcome func(executor.
 	return h
 }
 
+func mapFS(name, content string) fstest.MapFS {
+	return fstest.MapFS{name: {Data: []byte(content)}}
+}
+
 // load replaces the DAG folder with one file.
 func (h *harness) load(yaml string) {
 	h.t.Helper()

@@ -59,7 +59,21 @@ type Scheduler struct {
 	loadedAt time.Time
 	current  map[string]*dags.DAG // dag id -> current version
 	versions map[string]*dags.DAG // dag id + "@" + hash -> that version
+
+	// Runs are looked at only when something happened to them: an event,
+	// a command, a due time (retry, timeout), or work held back by limits.
+	// allDirty looks at every running run once (at start, after a DAG
+	// folder change or a command from another process).
+	dirty    map[string]bool      // run key -> needs a look
+	runDue   map[string]time.Time // run key -> when it next needs a look
+	allDirty bool
+	hostname string
+	cache    tiCache
 }
+
+func runKey(dagID, runID string) string { return dagID + "\x00" + runID }
+
+func (s *Scheduler) markDirty(dagID, runID string) { s.dirty[runKey(dagID, runID)] = true }
 
 // New returns a scheduler. Call Run, or Tick in tests.
 func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Scheduler {
@@ -79,7 +93,8 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 		opts.PollInterval = time.Second
 	}
 	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
-		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{}}
+		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{},
+		dirty: map[string]bool{}, runDue: map[string]time.Time{}, allDirty: true, hostname: hostname(), cache: tiCache{}}
 }
 
 // Notify wakes the loop (the DAG folder changed, a command was given).
@@ -157,6 +172,9 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 			// the audit log; without a new entry there is nothing to do.
 			if id, err := s.st.LastAuditID(ctx); err == nil && id != *lastAudit {
 				*lastAudit = id
+				s.mu.Lock()
+				s.allDirty = true
+				s.mu.Unlock()
 				return true
 			}
 		}
@@ -167,21 +185,42 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 // due now, and returns when it is next due (zero: nothing is). Tests drive
 // the scheduler with it and an injected clock.
 func (s *Scheduler) Tick(ctx context.Context) (time.Time, error) {
-	for {
+	var batch []executor.Event
+drain:
+	for len(batch) < 1000 {
 		select {
 		case ev := <-s.exec.Events():
-			s.handleEvent(ctx, ev)
-			continue
+			batch = append(batch, ev)
 		default:
+			break drain
 		}
-		break
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.step(ctx)
+	if len(batch) > 0 {
+		s.handleEvents(ctx, batch)
+	}
+	var next time.Time
+	var starts []pendingStart
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		next, starts, err = s.step(ctx, tx)
+		return err
+	})
+	if err != nil {
+		s.allDirty = true // the transaction was rolled back: look at everything again
+		s.cache.reset()
+		return next, err
+	}
+	// Tries are recorded (committed) before any starts: a crash in
+	// between fails them with a reason instead of running them twice.
+	for _, p := range starts {
+		s.start(ctx, p)
+	}
+	return next, nil
 }
 
-func (s *Scheduler) step(ctx context.Context) (time.Time, error) {
+func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pendingStart, error) {
 	now := s.clock.Now()
 	var next time.Time // zero: nothing due
 	soon := func(t time.Time) {
@@ -189,20 +228,23 @@ func (s *Scheduler) step(ctx context.Context) (time.Time, error) {
 			next = t
 		}
 	}
-	if err := s.syncBag(ctx, now); err != nil {
-		return next, err
+	if err := s.syncBag(ctx, st, now); err != nil {
+		return next, nil, err
 	}
-	rows, err := s.st.DAGs(ctx)
+	if s.allDirty {
+		s.cache.reset() // something may have changed behind our back
+	}
+	rows, err := st.DAGs(ctx)
 	if err != nil {
-		return next, err
+		return next, nil, err
 	}
 	paused := map[string]bool{}
 	for _, r := range rows {
 		paused[r.ID] = r.Paused || !r.Active
 	}
-	active, err := s.st.Runs(ctx, store.RunFilter{States: []dags.RunState{dags.RunQueued, dags.RunRunning}})
+	active, err := st.Runs(ctx, store.RunFilter{States: []dags.RunState{dags.RunQueued, dags.RunRunning}})
 	if err != nil {
-		return next, err
+		return next, nil, err
 	}
 	byDAG := map[string][]store.Run{}
 	for _, r := range active {
@@ -215,9 +257,9 @@ func (s *Scheduler) step(ctx context.Context) (time.Time, error) {
 		if paused[id] || !d.Schedule.Periodic() && d.Schedule.Summary() != "@once" {
 			continue
 		}
-		created, due, err := s.createDueRuns(ctx, d, len(byDAG[id]), now)
+		created, due, err := s.createDueRuns(ctx, st, d, len(byDAG[id]), now)
 		if err != nil {
-			return next, err
+			return next, nil, err
 		}
 		byDAG[id] = append(byDAG[id], created...)
 		if !due.IsZero() {
@@ -238,40 +280,61 @@ func (s *Scheduler) step(ctx context.Context) (time.Time, error) {
 		}
 		for _, r := range runs {
 			if r.State == dags.RunQueued && !paused[id] && d != nil && nRunning < d.MaxActiveRuns {
-				if ok, err := s.st.SetRunState(ctx, id, r.RunID, dags.RunQueued, dags.RunRunning, now); err != nil {
-					return next, err
+				if ok, err := st.SetRunState(ctx, id, r.RunID, dags.RunQueued, dags.RunRunning, now); err != nil {
+					return next, nil, err
 				} else if ok {
 					r.State, r.StartDate = dags.RunRunning, &now
 					nRunning++
+					s.markDirty(id, r.RunID)
 				}
 			}
-			if r.State == dags.RunRunning && !paused[id] {
+			if r.State != dags.RunRunning || paused[id] {
+				continue
+			}
+			key := runKey(id, r.RunID)
+			if due, ok := s.runDue[key]; s.allDirty || s.dirty[key] || ok && !due.After(now) {
 				running = append(running, r)
+			} else if ok {
+				soon(due)
 			}
 		}
 	}
+	s.allDirty = false
 	// Decide task instances of running runs, then dispatch what is ready.
 	var ready []readyTI
 	for _, r := range running {
-		rr, due, err := s.processRun(ctx, r, now)
+		key := runKey(r.DagID, r.RunID)
+		delete(s.dirty, key)
+		rr, due, err := s.processRun(ctx, st, r, now)
 		if err != nil {
-			return next, err
+			s.dirty[key] = true
+			return next, nil, err
 		}
 		ready = append(ready, rr...)
-		if !due.IsZero() {
+		if due.IsZero() {
+			delete(s.runDue, key)
+		} else {
+			s.runDue[key] = due
 			soon(due)
 		}
 	}
+	var starts []pendingStart
 	if len(ready) > 0 {
-		if err := s.dispatch(ctx, ready, now); err != nil {
-			return next, err
+		held, started, err := s.dispatch(ctx, st, ready, now)
+		if err != nil {
+			return next, nil, err
+		}
+		starts = started
+		// Work held back by a limit is looked at again after the next event.
+		for _, rt := range held {
+			s.markDirty(rt.run.DagID, rt.run.RunID)
 		}
 	}
-	return next, nil
+	return next, starts, nil
 }
 
 // syncBag records a new DAG folder load in the store.
-func (s *Scheduler) syncBag(ctx context.Context, now time.Time) error {
+func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time) error {
 	res, at := s.bag.Current()
 	if at.Equal(s.loadedAt) || at.IsZero() {
 		return nil
@@ -284,17 +347,18 @@ func (s *Scheduler) syncBag(ctx context.Context, now time.Time) error {
 		current[d.ID] = d
 		s.versions[d.ID+"@"+d.Hash] = d
 	}
-	if err := s.st.SyncDAGs(ctx, now, recs, true); err != nil {
+	if err := st.SyncDAGs(ctx, now, recs, true); err != nil {
 		return err
 	}
 	files := map[string]dags.Problems{}
 	for _, f := range res.Files {
 		files[f.Path] = f.Problems
 	}
-	if err := s.st.ReplaceImportErrors(ctx, now, "", files); err != nil {
+	if err := st.ReplaceImportErrors(ctx, now, "", files); err != nil {
 		return err
 	}
 	s.current, s.loadedAt = current, at
+	s.allDirty = true
 	return nil
 }
 
@@ -309,8 +373,8 @@ func (s *Scheduler) dagFor(id, version string) *dags.DAG {
 
 // createDueRuns creates every scheduled run that is due, up to the DAG's
 // max_active_runs, and returns them with the time the next one is due.
-func (s *Scheduler) createDueRuns(ctx context.Context, d *dags.DAG, active int, now time.Time) ([]store.Run, time.Time, error) {
-	last, err := s.st.LastScheduledRun(ctx, d.ID)
+func (s *Scheduler) createDueRuns(ctx context.Context, st *store.Store, d *dags.DAG, active int, now time.Time) ([]store.Run, time.Time, error) {
+	last, err := st.LastScheduledRun(ctx, d.ID)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -329,7 +393,7 @@ func (s *Scheduler) createDueRuns(ctx context.Context, d *dags.DAG, active int, 
 		}
 		r := store.Run{DagID: d.ID, RunID: dags.RunID(dags.RunTypeScheduled, info.Interval.Start), RunType: dags.RunTypeScheduled,
 			LogicalDate: info.Interval.Start, Interval: info.Interval, State: dags.RunQueued, QueuedAt: now, DAGVersion: d.Hash}
-		err := s.st.CreateRun(ctx, r, newTaskInstances(d, r))
+		err := st.CreateRun(ctx, r, newTaskInstances(d, r))
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			// A manual run already has this logical date: skip the interval.
@@ -409,7 +473,7 @@ type readyTI struct {
 // processRun moves one running run's task instances forward and settles
 // the run when nothing is left to do. It returns the task instances ready
 // to dispatch and when the run next needs attention.
-func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) ([]readyTI, time.Time, error) {
+func (s *Scheduler) processRun(ctx context.Context, st *store.Store, r store.Run, now time.Time) ([]readyTI, time.Time, error) {
 	d := s.dagFor(r.DagID, r.DAGVersion)
 	if d == nil {
 		return nil, time.Time{}, nil // the DAG is gone; its runs wait for it
@@ -420,13 +484,17 @@ func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) 
 			due = t
 		}
 	}
-	tis, err := s.st.TaskInstances(ctx, r.DagID, r.RunID)
-	if err != nil {
-		return nil, due, err
-	}
-	byID := map[string]*store.TaskInstance{}
-	for i := range tis {
-		byID[tis[i].TaskID] = &tis[i]
+	byID, cached := s.cache.get(r.DagID, r.RunID)
+	if !cached {
+		tis, err := st.TaskInstances(ctx, r.DagID, r.RunID)
+		if err != nil {
+			return nil, due, err
+		}
+		byID = make(map[string]*store.TaskInstance, len(tis))
+		for i := range tis {
+			byID[tis[i].TaskID] = &tis[i]
+		}
+		s.cache.put(r.DagID, r.RunID, byID)
 	}
 	set := func(ti *store.TaskInstance, to dags.TaskState, edit func(*store.TaskInstance)) error {
 		upd := *ti
@@ -434,12 +502,14 @@ func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) 
 		if edit != nil {
 			edit(&upd)
 		}
-		ok, err := s.st.UpdateTaskInstance(ctx, upd, ti.State)
+		ok, err := st.UpdateTaskInstance(ctx, upd, ti.State)
 		if err != nil {
 			return err
 		}
 		if ok {
 			*ti = upd
+		} else {
+			s.cache.drop(r.DagID, r.RunID) // changed behind our back
 		}
 		return nil
 	}
@@ -447,7 +517,12 @@ func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) 
 	if d.DagrunTimeout > 0 && r.StartDate != nil {
 		deadline := r.StartDate.Add(d.DagrunTimeout)
 		if !now.Before(deadline) {
-			return nil, time.Time{}, s.timeOutRun(ctx, r, tis, now)
+			var tis []store.TaskInstance
+			for _, ti := range byID {
+				tis = append(tis, *ti)
+			}
+			s.cache.drop(r.DagID, r.RunID)
+			return nil, time.Time{}, s.timeOutRun(ctx, st, r, tis, now)
 		}
 		soon(deadline)
 	}
@@ -495,7 +570,8 @@ func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) 
 			case dec.Run:
 				if t.DependsOnPast {
 					if prev == nil {
-						if prev, err = s.previousRunTIs(ctx, r); err != nil {
+						var err error
+						if prev, err = s.previousRunTIs(ctx, st, r); err != nil {
 							return nil, due, err
 						}
 					}
@@ -530,18 +606,23 @@ func (s *Scheduler) processRun(ctx context.Context, r store.Run, now time.Time) 
 		}
 	}
 	if final, ok := dags.RunStateFromLeaves(d, states); ok {
-		return nil, time.Time{}, s.finishRun(ctx, r, final, now, "")
+		return nil, time.Time{}, s.finishRun(ctx, st, r, final, now, "")
+	}
+	if waitingOnPast {
+		// Its trigger is another run's change: look again at every step.
+		s.markDirty(r.DagID, r.RunID)
 	}
 	if !progressing && !waitingOnPast && len(ready) == 0 {
 		// Only waiting task instances remain and none can ever start
 		// (depends_on_past on a failed run): the run is deadlocked.
-		return nil, time.Time{}, s.finishRun(ctx, r, dags.RunFailed, now, "all_tasks_deadlocked")
+		return nil, time.Time{}, s.finishRun(ctx, st, r, dags.RunFailed, now, "all_tasks_deadlocked")
 	}
 	return ready, due, nil
 }
 
-func (s *Scheduler) finishRun(ctx context.Context, r store.Run, state dags.RunState, now time.Time, reason string) error {
-	ok, err := s.st.SetRunState(ctx, r.DagID, r.RunID, dags.RunRunning, state, now)
+func (s *Scheduler) finishRun(ctx context.Context, st *store.Store, r store.Run, state dags.RunState, now time.Time, reason string) error {
+	s.cache.drop(r.DagID, r.RunID)
+	ok, err := st.SetRunState(ctx, r.DagID, r.RunID, dags.RunRunning, state, now)
 	if err == nil && ok {
 		s.log.Info("run finished", "dag_id", r.DagID, "run_id", r.RunID, "state", state, "reason", reason)
 	}
@@ -550,7 +631,7 @@ func (s *Scheduler) finishRun(ctx context.Context, r store.Run, state dags.RunSt
 
 // timeOutRun fails a run past its dagrun_timeout: unfinished task
 // instances are skipped and running tries killed.
-func (s *Scheduler) timeOutRun(ctx context.Context, r store.Run, tis []store.TaskInstance, now time.Time) error {
+func (s *Scheduler) timeOutRun(ctx context.Context, st *store.Store, r store.Run, tis []store.TaskInstance, now time.Time) error {
 	for _, ti := range tis {
 		if ti.State.Finished() {
 			continue
@@ -561,25 +642,25 @@ func (s *Scheduler) timeOutRun(ctx context.Context, r store.Run, tis []store.Tas
 		upd := ti
 		upd.State, upd.EndDate = dags.StateSkipped, &now
 		if dags.CanTransition(ti.State, dags.StateSkipped) {
-			if _, err := s.st.UpdateTaskInstance(ctx, upd, ti.State); err != nil {
+			if _, err := st.UpdateTaskInstance(ctx, upd, ti.State); err != nil {
 				return err
 			}
 		}
 	}
-	return s.finishRun(ctx, r, dags.RunFailed, now, "timed_out")
+	return s.finishRun(ctx, st, r, dags.RunFailed, now, "timed_out")
 }
 
 // previousRunTIs returns the task instances of the run before r (by
 // logical date), or an empty map when r is the first.
-func (s *Scheduler) previousRunTIs(ctx context.Context, r store.Run) (map[string]store.TaskInstance, error) {
-	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: r.DagID})
+func (s *Scheduler) previousRunTIs(ctx context.Context, st *store.Store, r store.Run) (map[string]store.TaskInstance, error) {
+	runs, err := st.Runs(ctx, store.RunFilter{DagID: r.DagID})
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]store.TaskInstance{}
 	for _, p := range runs { // newest first
 		if p.LogicalDate.Before(r.LogicalDate) {
-			tis, err := s.st.TaskInstances(ctx, p.DagID, p.RunID)
+			tis, err := st.TaskInstances(ctx, p.DagID, p.RunID)
 			if err != nil {
 				return nil, err
 			}
@@ -639,10 +720,10 @@ func (s *Scheduler) LogPath(k executor.TryKey) string {
 // dispatch starts ready task instances, highest priority first, within
 // parallelism, each DAG's max_active_tasks, per-task limits, pools and the
 // executor's free slots.
-func (s *Scheduler) dispatch(ctx context.Context, ready []readyTI, now time.Time) error {
-	busy, err := s.st.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
+func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []readyTI, now time.Time) (held []readyTI, starts []pendingStart, err error) {
+	busy, err := st.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	perDAG, perTask, perPool := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, ti := range busy {
@@ -650,9 +731,9 @@ func (s *Scheduler) dispatch(ctx context.Context, ready []readyTI, now time.Time
 		perTask[ti.DagID+"."+ti.TaskID]++
 		perPool[ti.Pool] += ti.PoolSlots
 	}
-	pools, err := s.st.Pools(ctx)
+	pools, err := st.Pools(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	poolSlots := map[string]int{}
 	for _, p := range pools {
@@ -667,69 +748,95 @@ func (s *Scheduler) dispatch(ctx context.Context, ready []readyTI, now time.Time
 	})
 	var vars map[string]string
 	total := len(busy)
-	for _, rt := range ready {
+	for i, rt := range ready {
 		t := rt.dag.Task(rt.ti.TaskID)
 		if total >= s.opts.Parallelism || s.exec.Free() <= 0 {
-			break
+			return append(held, ready[i:]...), starts, nil
 		}
 		slots, known := poolSlots[rt.ti.Pool]
 		switch {
 		case perDAG[rt.ti.DagID] >= rt.dag.MaxActiveTasks,
 			t.MaxActiveTisPerDag > 0 && perTask[rt.ti.DagID+"."+t.ID] >= t.MaxActiveTisPerDag,
 			!known || perPool[rt.ti.Pool]+rt.ti.PoolSlots > slots:
+			held = append(held, rt)
 			continue
 		}
 		if vars == nil {
-			if vars, err = s.st.VariableValues(ctx); err != nil {
-				return err
+			if vars, err = st.VariableValues(ctx); err != nil {
+				return nil, nil, err
 			}
 		}
-		started, err := s.startTry(ctx, rt, t, vars, now)
+		p, ok, err := s.recordTry(ctx, st, rt, t, vars, now)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if started {
+		if ok {
+			starts = append(starts, p)
 			total++
 			perDAG[rt.ti.DagID]++
 			perTask[rt.ti.DagID+"."+t.ID]++
 			perPool[rt.ti.Pool] += rt.ti.PoolSlots
 		}
 	}
-	return nil
+	return held, starts, nil
 }
 
-// startTry renders a task and hands the try to the executor. The try is
-// recorded before the executor starts it: a try number is never started
-// twice, even across a crash.
-func (s *Scheduler) startTry(ctx context.Context, rt readyTI, t *dags.Task, vars map[string]string, now time.Time) (bool, error) {
+// pendingStart is a try recorded in the store, to hand to the executor
+// once the transaction that recorded it has committed.
+type pendingStart struct {
+	try       executor.Try
+	renderErr error
+}
+
+// recordTry renders a task and records its next try (task instance
+// queued, try row written). The executor starts it after the commit.
+func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, t *dags.Task, vars map[string]string, now time.Time) (pendingStart, bool, error) {
 	ti := rt.ti
 	queued := ti
 	queued.State, queued.TryNumber, queued.QueuedAt, queued.EndDate = dags.StateQueued, ti.TryNumber+1, &now, nil
-	ok, err := s.st.UpdateTaskInstance(ctx, queued, dags.StateScheduled)
+	ok, err := st.UpdateTaskInstance(ctx, queued, dags.StateScheduled)
 	if err != nil || !ok {
-		return false, err
+		s.cache.drop(ti.DagID, ti.RunID)
+		return pendingStart{}, false, err
 	}
+	s.cache.update(queued)
 	key := tryKey(queued)
-	try := executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key)}
+	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key)}}
 	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
 		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber}
 	spec, renderErr := dags.Render(t, rc, vars)
+	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
-	host, _ := os.Hostname()
-	if err := s.st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning,
-		StartDate: now, Executor: "local", LogPath: try.LogPath, Hostname: host, Rendered: string(rendered)}); err != nil {
-		return false, err
+	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning,
+		StartDate: now, Executor: "local", LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: string(rendered)}); err != nil {
+		return pendingStart{}, false, err
 	}
-	if renderErr == nil {
-		try.Spec = spec
-		renderErr = s.exec.Start(ctx, try)
+	return p, true, nil
+}
+
+// start hands a recorded try to the executor; a try that cannot start
+// (template error, nothing to run) fails with the reason.
+func (s *Scheduler) start(ctx context.Context, p pendingStart) {
+	err := p.renderErr
+	if err == nil {
+		err = s.exec.Start(ctx, p.try)
 	}
-	if renderErr != nil {
-		s.log.Warn("try could not start", "dag_id", ti.DagID, "run_id", ti.RunID, "task_id", ti.TaskID, "try_number", key.TryNumber, "err", renderErr)
-		appendLog(try.LogPath, "updraft: the try could not start: "+renderErr.Error())
-		return false, s.finishTry(ctx, executor.Event{Key: key, State: executor.Failed, Reason: renderErr.Error(), At: now})
+	if err == nil {
+		return
 	}
-	return true, nil
+	k := p.try.Key
+	s.log.Warn("try could not start", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", k.TryNumber, "err", err)
+	appendLog(p.try.LogPath, "updraft: the try could not start: "+err.Error())
+	ev := executor.Event{Key: k, State: executor.Failed, Reason: err.Error(), At: s.clock.Now()}
+	if err := s.st.InTx(ctx, func(tx *store.Store) error { return s.finishTry(ctx, tx, ev) }); err != nil {
+		s.log.Error("try failure not recorded", "try", k.String(), "err", err)
+	}
+	s.markDirty(k.DagID, k.RunID)
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func appendLog(path, line string) {
@@ -740,48 +847,80 @@ func appendLog(path, line string) {
 	}
 }
 
-// handleEvent applies an executor event to the store.
+// handleEvent applies one executor event to the store.
 func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var err error
-	if ev.State == executor.Running {
-		err = s.tryRunning(ctx, ev)
-	} else {
-		err = s.finishTry(ctx, ev)
-	}
+	s.handleEvents(ctx, []executor.Event{ev})
+}
+
+// handleEvents applies executor events in one transaction. s.mu is held.
+func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		for _, ev := range evs {
+			s.markDirty(ev.Key.DagID, ev.Key.RunID)
+			var err error
+			if ev.State == executor.Running {
+				err = s.tryRunning(ctx, tx, ev)
+			} else {
+				err = s.finishTry(ctx, tx, ev)
+			}
+			if err != nil {
+				return fmt.Errorf("try %s %s: %w", ev.Key, ev.State, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		s.log.Error("executor event not recorded", "try", ev.Key.String(), "state", ev.State, "err", err)
+		s.cache.reset() // the batch was rolled back
+		// Recorded one by one instead, so one bad event does not lose the others.
+		for _, ev := range evs {
+			err := s.st.InTx(ctx, func(tx *store.Store) error {
+				if ev.State == executor.Running {
+					return s.tryRunning(ctx, tx, ev)
+				}
+				return s.finishTry(ctx, tx, ev)
+			})
+			if err != nil {
+				s.log.Error("executor event not recorded", "try", ev.Key.String(), "state", ev.State, "err", err)
+			}
+		}
 	}
 }
 
-func (s *Scheduler) tryRunning(ctx context.Context, ev executor.Event) error {
+func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor.Event) error {
 	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
 	if ev.Handle != "" {
-		if err := s.st.SetTryHandle(ctx, k, ev.Key.TryNumber, ev.Handle); err != nil {
+		if err := st.SetTryHandle(ctx, k, ev.Key.TryNumber, ev.Handle); err != nil {
 			return err
 		}
 	}
-	ti, err := s.st.TaskInstance(ctx, k)
-	if err != nil || ti.State != dags.StateQueued || ti.TryNumber != ev.Key.TryNumber {
+	ok, err := st.MarkRunning(ctx, k, ev.Key.TryNumber, ev.At)
+	if err != nil || !ok {
+		s.cache.drop(k.DagID, k.RunID)
 		return err
 	}
-	at := ev.At
-	ti.State, ti.StartDate = dags.StateRunning, &at
-	_, err = s.st.UpdateTaskInstance(ctx, ti, dags.StateQueued)
-	return err
+	if m, cached := s.cache.get(k.DagID, k.RunID); cached {
+		if ti := m[k.TaskID]; ti != nil && ti.State == dags.StateQueued && ti.TryNumber == ev.Key.TryNumber {
+			at := ev.At
+			ti.State, ti.StartDate = dags.StateRunning, &at
+		} else {
+			s.cache.drop(k.DagID, k.RunID)
+		}
+	}
+	return nil
 }
 
 // finishTry records a try's end and moves its task instance on: success,
 // skipped, up_for_retry (tries left, after the retry delay) or failed. A
 // task instance that was cleared or marked meanwhile keeps its new state.
-func (s *Scheduler) finishTry(ctx context.Context, ev executor.Event) error {
+func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.Event) error {
 	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
 	state := dags.TaskState(ev.State)
-	if _, err := s.st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason); err != nil {
+	if _, err := st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason); err != nil {
 		return err
 	}
-	ti, err := s.st.TaskInstance(ctx, k)
+	ti, err := st.TaskInstance(ctx, k)
 	if err != nil {
 		return err
 	}
@@ -799,7 +938,7 @@ func (s *Scheduler) finishTry(ctx context.Context, ev executor.Event) error {
 		case state == dags.StateFailed && ti.TryNumber <= ti.MaxTries:
 			var d *dags.DAG
 			var logical time.Time
-			if r, err := s.st.Run(ctx, k.DagID, k.RunID); err == nil {
+			if r, err := st.Run(ctx, k.DagID, k.RunID); err == nil {
 				d, logical = s.dagFor(k.DagID, r.DAGVersion), r.LogicalDate
 			}
 			delay := dags.DefaultRetryDelay
@@ -814,8 +953,13 @@ func (s *Scheduler) finishTry(ctx context.Context, ev executor.Event) error {
 	default:
 		return nil // marked or timed out meanwhile
 	}
-	if _, err := s.st.UpdateTaskInstance(ctx, ti, from); err != nil {
-		return err
+	if ok, err := st.UpdateTaskInstance(ctx, ti, from); err != nil || !ok {
+		s.cache.drop(k.DagID, k.RunID)
+		if err != nil {
+			return err
+		}
+	} else {
+		s.cache.update(ti)
 	}
 	s.log.Info("try finished", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", ev.Key.TryNumber,
 		"state", ti.State, "reason", ev.Reason)
@@ -830,7 +974,7 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	if err := s.syncBag(ctx, now); err != nil {
+	if err := s.syncBag(ctx, s.st, now); err != nil {
 		return err
 	}
 	tries, err := s.st.UnfinishedTries(ctx)
@@ -853,7 +997,7 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 		case errors.Is(err, executor.ErrGone):
 			reason := "the scheduler stopped during this try and its process is gone"
 			appendLog(t.LogPath, "updraft: "+reason)
-			if err := s.finishTry(ctx, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
+			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
 				return err
 			}
 		default:

@@ -20,7 +20,7 @@ type Variable struct {
 
 // SetVariable creates or replaces a variable.
 func (s *Store) SetVariable(ctx context.Context, v Variable) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO variables (key, value, description, is_secret, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO variables (key, value, description, is_secret, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, description = excluded.description,
 		is_secret = excluded.is_secret, updated_at = excluded.updated_at`, v.Key, v.Value, v.Description, v.Secret, ts(v.UpdatedAt))
 	return err
@@ -30,7 +30,7 @@ func (s *Store) SetVariable(ctx context.Context, v Variable) error {
 func (s *Store) Variable(ctx context.Context, key string) (Variable, error) {
 	v := Variable{Key: key}
 	var at string
-	err := s.db.QueryRowContext(ctx, `SELECT value, description, is_secret, updated_at FROM variables WHERE key = ?`, key).
+	err := s.queryRow(ctx, `SELECT value, description, is_secret, updated_at FROM variables WHERE key = ?`, key).
 		Scan(&v.Value, &v.Description, &v.Secret, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, fmt.Errorf("variable %q: %w", key, ErrNotFound)
@@ -41,7 +41,7 @@ func (s *Store) Variable(ctx context.Context, key string) (Variable, error) {
 
 // Variables returns every variable, by key.
 func (s *Store) Variables(ctx context.Context) ([]Variable, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value, description, is_secret, updated_at FROM variables ORDER BY key`)
+	rows, err := s.query(ctx, `SELECT key, value, description, is_secret, updated_at FROM variables ORDER BY key`)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (s *Store) VariableValues(ctx context.Context) (map[string]string, error) {
 
 // DeleteVariable deletes a variable; ErrNotFound if there was none.
 func (s *Store) DeleteVariable(ctx context.Context, key string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM variables WHERE key = ?`, key)
+	res, err := s.exec(ctx, `DELETE FROM variables WHERE key = ?`, key)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ type AuditEntry struct {
 
 // Audit records a manual action.
 func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, dag_id, run_id, task_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO audit_log (at, actor, action, dag_id, run_id, task_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		ts(e.At), e.Actor, e.Action, e.DagID, e.RunID, e.TaskID, e.Detail)
 	return err
 }
@@ -105,13 +105,13 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 // triggered, cleared, marked or paused something.
 func (s *Store) LastAuditID(ctx context.Context) (int64, error) {
 	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_log`).Scan(&id)
+	err := s.queryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_log`).Scan(&id)
 	return id, err
 }
 
 // AuditLog returns the newest entries first.
 func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, actor, action, dag_id, run_id, task_id, detail FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.query(ctx, `SELECT id, at, actor, action, dag_id, run_id, task_id, detail FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +132,13 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 // ReplaceImportErrors sets the import errors of the given files (all their
 // previous errors are replaced; a file with none is cleared).
 func (s *Store) ReplaceImportErrors(ctx context.Context, at time.Time, revision string, files map[string]dags.Problems) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.InTx(ctx, func(tx *Store) error {
 		for file, probs := range files {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM import_errors WHERE filename = ?`, file); err != nil {
+			if _, err := tx.exec(ctx, `DELETE FROM import_errors WHERE filename = ?`, file); err != nil {
 				return err
 			}
 			for _, p := range probs.Errors() {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO import_errors (filename, line, col, dag_id, message, revision, timestamp)
+				if _, err := tx.exec(ctx, `INSERT INTO import_errors (filename, line, col, dag_id, message, revision, timestamp)
 					VALUES (?, ?, ?, ?, ?, ?, ?)`, file, p.Line, p.Col, p.DAG, p.Subject()+p.Msg, revision, ts(at)); err != nil {
 					return err
 				}
@@ -160,7 +160,7 @@ type ImportError struct {
 
 // ImportErrors returns every recorded import error by file and line.
 func (s *Store) ImportErrors(ctx context.Context) ([]ImportError, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT filename, line, col, dag_id, message, revision, timestamp FROM import_errors ORDER BY filename, line, col`)
+	rows, err := s.query(ctx, `SELECT filename, line, col, dag_id, message, revision, timestamp FROM import_errors ORDER BY filename, line, col`)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ type Pool struct {
 
 // Pools returns every pool, by name.
 func (s *Store) Pools(ctx context.Context) ([]Pool, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, slots, description FROM pools ORDER BY name`)
+	rows, err := s.query(ctx, `SELECT name, slots, description FROM pools ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (s *Store) Pools(ctx context.Context) ([]Pool, error) {
 
 // SetPool creates or resizes a pool.
 func (s *Store) SetPool(ctx context.Context, p Pool) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO pools (name, slots, description) VALUES (?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO pools (name, slots, description) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description`, p.Name, p.Slots, p.Description)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -27,9 +28,78 @@ var (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// Store is the metadata database. It is safe for concurrent use.
+// Store is the metadata database. It is safe for concurrent use, except
+// for a Store bound to a transaction (the one InTx passes), which belongs
+// to its caller until InTx returns.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	tx    *sql.Tx // set on a Store bound to a transaction
+	stmts *stmtCache
+}
+
+// stmtCache keeps prepared statements by query text: SQLite would
+// otherwise compile every statement again on every call.
+type stmtCache struct {
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	single bool // the database has one connection
+}
+
+func (s *Store) prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmts.mu.Lock()
+	stmt, ok := s.stmts.m[q]
+	s.stmts.mu.Unlock()
+	if !ok && s.tx != nil && s.stmts.single {
+		// The transaction holds the only connection: prepare on it (the
+		// statement ends with the transaction) rather than wait for another.
+		return s.tx.PrepareContext(ctx, q)
+	}
+	if !ok {
+		var err error
+		if stmt, err = s.db.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		s.stmts.mu.Lock()
+		if other, raced := s.stmts.m[q]; raced {
+			stmt.Close()
+			stmt = other
+		} else {
+			s.stmts.m[q] = stmt
+		}
+		s.stmts.mu.Unlock()
+	}
+	if s.tx != nil {
+		return s.tx.StmtContext(ctx, stmt), nil
+	}
+	return stmt, nil
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	stmt, err := s.prepare(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.ExecContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	stmt, err := s.prepare(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.QueryContext(ctx, args...)
+}
+
+// queryRow runs a one-row query; a preparation error surfaces on Scan.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	stmt, err := s.prepare(ctx, q)
+	if err != nil {
+		if s.tx != nil {
+			return s.tx.QueryRowContext(ctx, q, args...)
+		}
+		return s.db.QueryRowContext(ctx, q, args...)
+	}
+	return stmt.QueryRowContext(ctx, args...)
 }
 
 // Open opens the database named by dsn: "sqlite:PATH" (a file, created if
@@ -50,18 +120,31 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dsn, err)
 	}
-	// SQLite has one writer at a time; one connection avoids lock contention
-	// and makes an in-memory database one database.
-	db.SetMaxOpenConns(1)
+	// SQLite has one writer at a time (transactions begin IMMEDIATE, and
+	// wait for each other up to the busy timeout). A second connection lets
+	// reads and statement preparation go on while a transaction holds the
+	// first. An in-memory database must stay on one connection to stay one
+	// database.
+	db.SetMaxOpenConns(2)
+	if path == ":memory:" {
+		db.SetMaxOpenConns(1)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", dsn, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.mu.Lock()
+	for _, stmt := range s.stmts.m {
+		stmt.Close()
+	}
+	s.stmts.mu.Unlock()
+	return s.db.Close()
+}
 
 // Migrate applies every migration not applied yet, in order. Each is
 // checked and applied in one write transaction, so several processes may
@@ -79,21 +162,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %s: bad name", base)
 		}
 		body, _ := migrationFS.ReadFile(name)
-		err = s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		// Schema statements run on the transaction itself, uncached: the
+		// other connection cannot see tables the transaction just created.
+		err = s.InTx(ctx, func(tx *Store) error {
+			run := func(q string, args ...any) error {
+				_, err := tx.tx.ExecContext(ctx, q, args...)
+				return err
+			}
+			if err := run(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 				return err
 			}
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
+			if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
 			for _, stmt := range splitSQL(string(body)) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				if err := run(stmt); err != nil {
 					return fmt.Errorf("%s: %w", base, err)
 				}
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ts(time.Now()))
-			return err
+			return run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ts(time.Now()))
 		})
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
@@ -119,12 +207,18 @@ func splitSQL(body string) []string {
 	return out
 }
 
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+// InTx runs fn with a Store bound to one transaction: everything fn does
+// commits together, or not at all if fn fails. Inside a transaction InTx
+// just runs fn.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.tx != nil {
+		return fn(s)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -183,13 +277,13 @@ type DAGRow struct {
 // their file says), changed ones get a new version, and with
 // deactivateMissing every other DAG becomes inactive (history is kept).
 func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, deactivateMissing bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.InTx(ctx, func(tx *Store) error {
 		for _, r := range recs {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO dag_versions (dag_id, version, fileloc, source, created_at)
+			if _, err := tx.exec(ctx, `INSERT INTO dag_versions (dag_id, version, fileloc, source, created_at)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (dag_id, version) DO NOTHING`, r.ID, r.Version, r.File, r.Source, ts(now)); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, is_paused, is_active, fileloc, current_version, last_parsed_at)
+			if _, err := tx.exec(ctx, `INSERT INTO dags (dag_id, is_paused, is_active, fileloc, current_version, last_parsed_at)
 				VALUES (?, ?, 1, ?, ?, ?)
 				ON CONFLICT (dag_id) DO UPDATE SET is_active = 1, fileloc = excluded.fileloc,
 					current_version = excluded.current_version, last_parsed_at = excluded.last_parsed_at`,
@@ -200,7 +294,7 @@ func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, d
 		if !deactivateMissing {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT dag_id FROM dags WHERE is_active = 1`)
+		rows, err := tx.query(ctx, `SELECT dag_id FROM dags WHERE is_active = 1`)
 		if err != nil {
 			return err
 		}
@@ -221,7 +315,7 @@ func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, d
 		}
 		rows.Close()
 		for _, id := range gone {
-			if _, err := tx.ExecContext(ctx, `UPDATE dags SET is_active = 0 WHERE dag_id = ?`, id); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE dags SET is_active = 0 WHERE dag_id = ?`, id); err != nil {
 				return err
 			}
 		}
@@ -241,7 +335,7 @@ func scanDAG(sc interface{ Scan(...any) error }) (DAGRow, error) {
 
 // DAG returns one DAG's row, or ErrNotFound.
 func (s *Store) DAG(ctx context.Context, id string) (DAGRow, error) {
-	d, err := scanDAG(s.db.QueryRowContext(ctx, `SELECT `+dagCols+` FROM dags WHERE dag_id = ?`, id))
+	d, err := scanDAG(s.queryRow(ctx, `SELECT `+dagCols+` FROM dags WHERE dag_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("dag %q: %w", id, ErrNotFound)
 	}
@@ -250,7 +344,7 @@ func (s *Store) DAG(ctx context.Context, id string) (DAGRow, error) {
 
 // DAGs returns every DAG row, by id.
 func (s *Store) DAGs(ctx context.Context) ([]DAGRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+dagCols+` FROM dags ORDER BY dag_id`)
+	rows, err := s.query(ctx, `SELECT `+dagCols+` FROM dags ORDER BY dag_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +362,7 @@ func (s *Store) DAGs(ctx context.Context) ([]DAGRow, error) {
 
 // SetPaused pauses or unpauses a DAG; ErrNotFound if it does not exist.
 func (s *Store) SetPaused(ctx context.Context, id string, paused bool) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE dags SET is_paused = ? WHERE dag_id = ?`, paused, id)
+	res, err := s.exec(ctx, `UPDATE dags SET is_paused = ? WHERE dag_id = ?`, paused, id)
 	if err != nil {
 		return err
 	}
@@ -328,8 +422,8 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tis []TaskInstance) error 
 	if err != nil {
 		return fmt.Errorf("run conf: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, data_interval_start,
+	err = s.InTx(ctx, func(tx *Store) error {
+		if _, err := tx.exec(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, data_interval_start,
 			data_interval_end, conf, state, queued_at, start_date, end_date, dag_version, external_trigger, note)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.DagID, r.RunID, r.RunType, ts(r.LogicalDate), ts(r.Interval.Start), ts(r.Interval.End), string(confJSON),
@@ -349,8 +443,8 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tis []TaskInstance) error 
 	return err
 }
 
-func insertTI(ctx context.Context, tx *sql.Tx, ti TaskInstance) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, max_tries,
+func insertTI(ctx context.Context, tx *Store, ti TaskInstance) error {
+	_, err := tx.exec(ctx, `INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, max_tries,
 		operator, pool, pool_slots, priority_weight, queued_at, start_date, end_date, next_try_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ti.DagID, ti.RunID, ti.TaskID, string(ti.State), ti.TryNumber, ti.MaxTries, ti.Operator, ti.Pool, ti.PoolSlots,
@@ -361,7 +455,7 @@ func insertTI(ctx context.Context, tx *sql.Tx, ti TaskInstance) error {
 // AddTaskInstances adds task instances to an existing run (tasks that
 // appeared in a newer DAG version); existing ones are left alone.
 func (s *Store) AddTaskInstances(ctx context.Context, tis []TaskInstance) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.InTx(ctx, func(tx *Store) error {
 		for _, ti := range tis {
 			if err := insertTI(ctx, tx, ti); err != nil && !isUnique(err) {
 				return err
@@ -397,7 +491,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 
 // Run returns one run, or ErrNotFound.
 func (s *Store) Run(ctx context.Context, dagID, runID string) (Run, error) {
-	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runCols+` FROM dag_runs WHERE dag_id = ? AND run_id = ?`, dagID, runID))
+	r, err := scanRun(s.queryRow(ctx, `SELECT `+runCols+` FROM dag_runs WHERE dag_id = ? AND run_id = ?`, dagID, runID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("dag %q run %q: %w", dagID, runID, ErrNotFound)
 	}
@@ -434,7 +528,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +547,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 // LastScheduledRun returns the DAG's latest scheduled or backfill run, the
 // "last automated data interval" timetables continue from, or nil.
 func (s *Store) LastScheduledRun(ctx context.Context, dagID string) (*Run, error) {
-	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runCols+` FROM dag_runs WHERE dag_id = ? AND run_type IN ('scheduled', 'backfill')
+	r, err := scanRun(s.queryRow(ctx, `SELECT `+runCols+` FROM dag_runs WHERE dag_id = ? AND run_type IN ('scheduled', 'backfill')
 		ORDER BY logical_date DESC LIMIT 1`, dagID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -483,7 +577,7 @@ func (s *Store) SetRunState(ctx context.Context, dagID, runID string, from, to d
 	}
 	q += ` WHERE dag_id = ? AND run_id = ? AND state = ?`
 	args = append(args, dagID, runID, string(from))
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return false, err
 	}
@@ -506,7 +600,7 @@ func scanTI(sc interface{ Scan(...any) error }) (TaskInstance, error) {
 }
 
 func (s *Store) queryTIs(ctx context.Context, q string, args ...any) ([]TaskInstance, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tiCols+` FROM task_instances `+q, args...)
+	rows, err := s.query(ctx, `SELECT `+tiCols+` FROM task_instances `+q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -557,10 +651,23 @@ func (s *Store) UpdateTaskInstance(ctx context.Context, ti TaskInstance, from da
 			return false, fmt.Errorf("task instance %s: %w", ti.Key(), err)
 		}
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE task_instances SET state = ?, try_number = ?, max_tries = ?, queued_at = ?,
+	res, err := s.exec(ctx, `UPDATE task_instances SET state = ?, try_number = ?, max_tries = ?, queued_at = ?,
 		start_date = ?, end_date = ?, next_try_at = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND state = ?`,
 		string(ti.State), ti.TryNumber, ti.MaxTries, tsPtr(ti.QueuedAt), tsPtr(ti.StartDate), tsPtr(ti.EndDate),
 		tsPtr(ti.NextTryAt), ti.DagID, ti.RunID, ti.TaskID, string(from))
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// MarkRunning moves a task instance from queued to running for the given
+// try (compare-and-swap on state and try number) and reports whether it did.
+func (s *Store) MarkRunning(ctx context.Context, k TIKey, try int, at time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE task_instances SET state = 'running', start_date = ?
+		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND state = 'queued' AND try_number = ?`,
+		ts(at), k.DagID, k.RunID, k.TaskID, try)
 	if err != nil {
 		return false, err
 	}
@@ -588,7 +695,7 @@ type Try struct {
 // once: starting the same try twice fails with ErrConflict, which is what
 // keeps a restarted scheduler from running a try twice.
 func (s *Store) StartTry(ctx context.Context, t Try) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date,
+	_, err := s.exec(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date,
 		executor, handle, log_path, hostname, rendered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, t.Rendered)
 	if isUnique(err) {
@@ -599,7 +706,7 @@ func (s *Store) StartTry(ctx context.Context, t Try) error {
 
 // SetTryHandle records the executor's handle for a try (pid, pod name).
 func (s *Store) SetTryHandle(ctx context.Context, k TIKey, try int, handle string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE task_tries SET handle = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?`,
+	_, err := s.exec(ctx, `UPDATE task_tries SET handle = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?`,
 		handle, k.DagID, k.RunID, k.TaskID, try)
 	return err
 }
@@ -607,7 +714,7 @@ func (s *Store) SetTryHandle(ctx context.Context, k TIKey, try int, handle strin
 // FinishTry records a try's outcome. It only changes a try that is still
 // unfinished, and reports whether it did.
 func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.TaskState, end time.Time, exitCode *int, reason string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE task_tries SET state = ?, end_date = ?, exit_code = ?, reason = ?
+	res, err := s.exec(ctx, `UPDATE task_tries SET state = ?, end_date = ?, exit_code = ?, reason = ?
 		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ? AND end_date IS NULL`,
 		string(state), ts(end), exitCode, reason, k.DagID, k.RunID, k.TaskID, try)
 	if err != nil {
@@ -619,7 +726,7 @@ func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.Task
 
 // Tries returns every try of a task instance, oldest first.
 func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT try_number, state, start_date, end_date, exit_code, reason, executor, handle,
+	rows, err := s.query(ctx, `SELECT try_number, state, start_date, end_date, exit_code, reason, executor, handle,
 		log_path, hostname, rendered FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? ORDER BY try_number`,
 		k.DagID, k.RunID, k.TaskID)
 	if err != nil {
@@ -648,7 +755,7 @@ func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 // UnfinishedTries returns tries with no end: after a restart, the ones the
 // executor must adopt or fail.
 func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path
+	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path
 		FROM task_tries WHERE end_date IS NULL ORDER BY start_date`)
 	if err != nil {
 		return nil, err
