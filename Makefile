@@ -43,6 +43,8 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dags
+	$(GO) test -run '^$$' -bench 'Throughput|HandoffLatency' -benchtime 1x -count 3 ./scheduler
+	$(GO) test -run '^$$' -bench ServerRSS -benchtime 1x -count 2 ./cmd/updraft
 
 clean:
 	rm -rf bin .tools .cache

@@ -15,8 +15,8 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// buildBinary builds updraft once for the process-level tests.
-func buildBinary(t *testing.T) string {
+// buildBinary builds updraft for the process-level tests.
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "updraft")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -25,6 +25,8 @@ func buildBinary(t *testing.T) string {
 	}
 	return bin
 }
+
+func buildBinaryB(b *testing.B) string { return buildBinary(b) }
 
 type serverProc struct {
 	cmd *exec.Cmd
