@@ -560,3 +560,60 @@ rec:
 		t.Fatalf("run %s", r.State)
 	}
 }
+
+// The server-wide parallelism bounds task instances across all DAGs.
+func TestGlobalParallelism(t *testing.T) {
+	h := newHarness(t, `
+p1:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks: [{task_id: a, operator: EmptyOperator}, {task_id: b, operator: EmptyOperator}]
+p2:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks: [{task_id: a, operator: EmptyOperator}, {task_id: b, operator: EmptyOperator}]
+`, utc("2024-01-01T00:00:00Z"), func(executor.TryKey) (executor.State, int) { return "", 0 })
+	h.s.opts.Parallelism = 3
+	h.s.Trigger(h.ctx, "p1", TriggerOptions{})
+	h.s.Trigger(h.ctx, "p2", TriggerOptions{})
+	h.settle()
+	if n := len(h.ex.runningKeys()); n != 3 {
+		t.Fatalf("%d running, want parallelism 3", n)
+	}
+	h.ex.release(h.ex.runningKeys()[0], executor.Succeeded, 0)
+	h.settle()
+	if n, started := len(h.ex.runningKeys()), h.ex.startedCount(); n != 3 || started != 4 {
+		t.Fatalf("after one finished: %d running, %d started", n, started)
+	}
+}
+
+// wait_for_downstream also waits for the previous run's direct downstream tasks.
+func TestWaitForDownstream(t *testing.T) {
+	h := newHarness(t, `
+wfd:
+  start_date: 2024-01-01
+  schedule: "@daily"
+  max_active_runs: 2
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: extract, operator: EmptyOperator, wait_for_downstream: true}
+    - {task_id: load, operator: EmptyOperator, dependencies: [extract]}
+`, utc("2024-01-03T00:00:00Z"), func(k executor.TryKey) (executor.State, int) {
+		if k.TaskID == "load" && strings.Contains(k.RunID, "2024-01-01") {
+			return "", 0 // the first run's load is still running
+		}
+		return executor.Succeeded, 0
+	})
+	h.settle()
+	runs := h.runs("wfd")
+	if got := h.states(runs[1]); got != "extract=none load=none" {
+		t.Fatalf("second run did not wait for the first run's load: %s", got)
+	}
+	h.ex.release(h.ex.runningKeys()[0], executor.Succeeded, 0)
+	h.settle()
+	if r, _ := h.st.Run(h.ctx, "wfd", runs[1].RunID); r.State != dags.RunSuccess {
+		t.Fatalf("second run %s: %s", r.State, h.states(r))
+	}
+}
