@@ -98,15 +98,9 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] DAG_ID [LOGICAL_DATE]")
 		return 2
 	}
-	bag, err := loadBag(c.dags)
-	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 2
-	}
-	d := bag.res.DAG(pos[0])
+	bag, d, code := m.loadDAG(c.dags, pos[0])
 	if d == nil {
-		m.explainMissing(bag.res, pos[0], c.dags)
-		return 1
+		return code
 	}
 	opts := scheduler.TriggerOptions{Actor: "dags test"}
 	if len(pos) == 2 {
@@ -181,13 +175,24 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	return 0
 }
 
-func (m Main) explainMissing(res *dags.Result, id, dir string) {
-	for _, p := range res.Problems().Errors() {
+// loadDAG loads the DAG folder and finds one DAG. When it cannot, it says
+// why (the DAG's own errors, if it has some) and returns the exit code.
+func (m Main) loadDAG(dir, id string) (staticBag, *dags.DAG, int) {
+	bag, err := loadBag(dir)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return bag, nil, 2
+	}
+	if d := bag.res.DAG(id); d != nil {
+		return bag, d, 0
+	}
+	for _, p := range bag.res.Problems().Errors() {
 		if p.DAG == id {
 			fmt.Fprintln(m.Stderr, p)
 		}
 	}
 	fmt.Fprintf(m.Stderr, "updraft: no loadable DAG %q in %s\n", id, dir)
+	return bag, nil, 1
 }
 
 // dagsTrigger records a manual run for the server to execute.
@@ -255,9 +260,6 @@ func (m Main) withScheduler(ctx context.Context, c *common, fn func(*scheduler.S
 	defer st.Close()
 	if err := fn(scheduler.New(st, noExecutor{}, bag, scheduler.Options{})); err != nil {
 		fmt.Fprintln(m.Stderr, "updraft:", err)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, scheduler.ErrInvalid) {
-			return 1
-		}
 		return 1
 	}
 	return 0
@@ -273,15 +275,9 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 		fmt.Fprintln(m.Stderr, "usage: updraft tasks test [--dags DIR] [--conf JSON] DAG_ID TASK_ID [LOGICAL_DATE]")
 		return 2
 	}
-	bag, err := loadBag(c.dags)
-	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 2
-	}
-	d := bag.res.DAG(pos[0])
+	_, d, code := m.loadDAG(c.dags, pos[0])
 	if d == nil {
-		m.explainMissing(bag.res, pos[0], c.dags)
-		return 1
+		return code
 	}
 	t := d.Task(pos[1])
 	if t == nil {
