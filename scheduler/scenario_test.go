@@ -617,3 +617,56 @@ wfd:
 		t.Fatalf("second run %s: %s", r.State, h.states(r))
 	}
 }
+
+// A run finishes on the DAG version it started with, and versions no run
+// needs are forgotten.
+func TestRunKeepsItsVersion(t *testing.T) {
+	h := newHarness(t, `
+v:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "echo v1"}
+    - {task_id: b, operator: BashOperator, bash_command: "echo v1", dependencies: [a]}
+`, utc("2024-01-01T00:00:00Z"), func(k executor.TryKey) (executor.State, int) {
+		if k.TaskID == "a" {
+			return "", 0
+		}
+		return executor.Succeeded, 0
+	})
+	r, _ := h.s.Trigger(h.ctx, "v", TriggerOptions{})
+	h.settle()
+	h.load(`
+v:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "echo v2"}
+    - {task_id: b, operator: BashOperator, bash_command: "echo v2", dependencies: [a]}
+`)
+	h.settle()
+	if len(h.s.versions) != 2 {
+		t.Fatalf("%d versions kept, want the current one and the running run's", len(h.s.versions))
+	}
+	h.ex.release(h.ex.runningKeys()[0], executor.Succeeded, 0)
+	h.settle()
+	if got := h.ex.started[1].Spec.(dags.BashSpec).Command; got != "echo v1" {
+		t.Fatalf("b ran %q, want the version its run started with", got)
+	}
+	if r, _ = h.st.Run(h.ctx, "v", r.RunID); r.State != dags.RunSuccess {
+		t.Fatalf("run %s", r.State)
+	}
+	h.load(strings.ReplaceAll(`
+v:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks: [{task_id: a, operator: BashOperator, bash_command: "echo v3"}]
+`, "\t", ""))
+	h.settle()
+	if len(h.s.versions) != 1 {
+		t.Fatalf("%d versions kept after the run finished", len(h.s.versions))
+	}
+}

@@ -357,6 +357,21 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	if err := st.ReplaceImportErrors(ctx, now, "", files); err != nil {
 		return err
 	}
+	// Keep the versions unfinished runs were created with, and drop the
+	// rest: a DAG with a relative start date gets a new version every day.
+	active, err := st.Runs(ctx, store.RunFilter{States: []dags.RunState{dags.RunQueued, dags.RunRunning}})
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, r := range active {
+		keep[r.DagID+"@"+r.DAGVersion] = true
+	}
+	for key, d := range s.versions {
+		if !keep[key] && current[d.ID] != d {
+			delete(s.versions, key)
+		}
+	}
 	s.current, s.loadedAt = current, at
 	s.allDirty = true
 	return nil
