@@ -1,0 +1,454 @@
+package kubernetes
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"updraft/dags"
+	"updraft/executor"
+)
+
+// Options configure the executor.
+type Options struct {
+	Client   kubernetes.Interface
+	Defaults Defaults
+	Log      *slog.Logger
+	Slots    int           // pods at once (default 256)
+	Grace    *int64        // deletion grace period; nil: the pod's own
+	Retry    time.Duration // first backoff after an API error (default 1 s)
+}
+
+// Executor runs tries as pods. Call Run before Start.
+type Executor struct {
+	opts   Options
+	log    *slog.Logger
+	events chan executor.Event
+	lister listers.PodLister
+	synced chan struct{}
+
+	mu    sync.Mutex
+	tries map[executor.TryKey]*podTry
+}
+
+type podTry struct {
+	try       executor.Try
+	pod       *corev1.Pod
+	startup   time.Duration
+	onFinish  string
+	getLogs   bool
+	container string
+	created   time.Time
+	killed    string
+	finished  bool
+	logging   bool
+	logDone   chan struct{}
+	timers    []*time.Timer
+}
+
+// New returns a Kubernetes executor.
+func New(opts Options) *Executor {
+	if opts.Slots <= 0 {
+		opts.Slots = 256
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Executor{opts: opts, log: opts.Log, events: make(chan executor.Event, 4096), synced: make(chan struct{}),
+		tries: map[executor.TryKey]*podTry{}}
+}
+
+// Run watches the pods updraft manages (a label-filtered shared informer)
+// until ctx ends.
+func (e *Executor) Run(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(e.opts.Client, 10*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy }))
+	inf := factory.Core().V1().Pods()
+	e.lister = inf.Lister()
+	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { e.observe(ctx, obj, false) },
+		UpdateFunc: func(_, obj any) { e.observe(ctx, obj, false) },
+		DeleteFunc: func(obj any) { e.observe(ctx, obj, true) },
+	})
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+		return ctx.Err()
+	}
+	close(e.synced)
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+// Events delivers try events.
+func (e *Executor) Events() <-chan executor.Event { return e.events }
+
+// Free returns how many more pods may be started.
+func (e *Executor) Free() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.Slots - len(e.tries)
+}
+
+func (e *Executor) send(ev executor.Event) {
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	e.events <- ev
+}
+
+func (e *Executor) appendLog(t executor.Try, line string) {
+	_ = os.MkdirAll(filepath.Dir(t.LogPath), 0o755)
+	if f, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		fmt.Fprintf(f, "[%s] %s\n", time.Now().UTC().Format(time.RFC3339), line)
+		f.Close()
+	}
+}
+
+// Start creates the try's pod. It returns at once: the pod is created in
+// the background, retrying while the API server refuses or cannot be
+// reached; a Running event follows its creation.
+func (e *Executor) Start(ctx context.Context, t executor.Try) error {
+	if _, ok := t.Spec.(dags.EmptySpec); ok {
+		e.send(executor.Event{Key: t.Key, State: executor.Running})
+		e.send(executor.Event{Key: t.Key, State: executor.Succeeded, Reason: "EmptyOperator"})
+		return nil
+	}
+	pod, err := BuildPod(t, e.opts.Defaults)
+	if err != nil {
+		return err
+	}
+	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
+		container: pod.Spec.Containers[0].Name, logDone: make(chan struct{})}
+	if s, ok := t.Spec.(dags.PodSpec); ok {
+		pt.startup, pt.onFinish, pt.getLogs = s.StartupTimeout, s.OnFinishAction, s.GetLogs
+	}
+	e.mu.Lock()
+	if len(e.tries) >= e.opts.Slots {
+		e.mu.Unlock()
+		return executor.ErrFull
+	}
+	if _, dup := e.tries[t.Key]; dup {
+		e.mu.Unlock()
+		return fmt.Errorf("try %s is already running", t.Key)
+	}
+	e.tries[t.Key] = pt
+	e.mu.Unlock()
+	e.appendLog(t, fmt.Sprintf("updraft: try %d of %s.%s (run %s): creating pod %s/%s", t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID, pod.Namespace, pod.Name))
+	go e.create(ctx, pt)
+	return nil
+}
+
+// create creates the pod, retrying API errors with backoff. A pod that
+// already exists with this try's name is this try's pod (names are
+// deterministic): it is adopted, never duplicated.
+func (e *Executor) create(ctx context.Context, pt *podTry) {
+	<-e.synced
+	backoff := e.opts.Retry
+	for {
+		_, err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Create(ctx, pt.pod, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !retriable(err) {
+			e.fail(pt, fmt.Sprintf("pod %s could not be created: %v", pt.pod.Name, err))
+			return
+		}
+		e.log.Warn("pod creation failed; retrying", "pod", pt.pod.Name, "err", err, "backoff", backoff)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	e.running(pt)
+}
+
+// running starts a try's clocks once its pod exists and reports Running.
+func (e *Executor) running(pt *podTry) {
+	e.mu.Lock()
+	pt.created = time.Now()
+	if pt.startup > 0 {
+		pt.timers = append(pt.timers, time.AfterFunc(pt.startup, func() { e.startupTimeout(pt) }))
+	}
+	if pt.try.Timeout > 0 {
+		pt.timers = append(pt.timers, time.AfterFunc(pt.try.Timeout, func() {
+			_ = e.Kill(context.Background(), pt.try.Key, fmt.Sprintf("execution_timeout of %v exceeded", pt.try.Timeout))
+		}))
+	}
+	e.mu.Unlock()
+	e.send(executor.Event{Key: pt.try.Key, State: executor.Running, Handle: pt.pod.Namespace + "/" + pt.pod.Name})
+	if pod, err := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name); err == nil {
+		e.observe(context.Background(), pod, false)
+	}
+}
+
+func retriable(err error) bool {
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		!isStatus(err)
+}
+
+// isStatus tells API answers apart from transport errors (unreachable).
+func isStatus(err error) bool {
+	var s apierrors.APIStatus
+	return errors.As(err, &s)
+}
+
+// startupTimeout fails a try whose pod has not started in time, with the
+// reason Kubernetes gives (unschedulable, image pull).
+func (e *Executor) startupTimeout(pt *podTry) {
+	pod, err := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name)
+	if err != nil {
+		return
+	}
+	st := readPod(pod, pt.container)
+	if st.started || st.done {
+		return
+	}
+	why := st.stuck
+	if why == "" {
+		why = string(pod.Status.Phase)
+	}
+	_ = e.Kill(context.Background(), pt.try.Key, fmt.Sprintf("Pod took longer than %d seconds to start: %s", int(pt.startup.Seconds()), why))
+}
+
+// observe applies a pod change seen by the informer.
+func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		if tomb, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
+			pod, ok = tomb.Obj.(*corev1.Pod)
+		}
+		if !ok {
+			return
+		}
+	}
+	k, ok := tryKeyOf(pod)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	pt := e.tries[k]
+	if pt == nil || pt.finished || pt.created.IsZero() {
+		e.mu.Unlock()
+		return
+	}
+	st := readPod(pod, pt.container)
+	startLogs := st.started && pt.getLogs && !pt.logging
+	if startLogs {
+		pt.logging = true
+	}
+	killed := pt.killed
+	e.mu.Unlock()
+	if startLogs {
+		go e.streamLogs(ctx, pt)
+	}
+	switch {
+	case deleted:
+		reason := killed
+		if reason == "" {
+			reason = "pod " + pod.Name + " was deleted by someone else"
+		}
+		e.finish(pt, executor.Failed, st.exitCode, reason)
+	case killed != "":
+		// Being deleted on our request: the delete event finishes it.
+	case st.done && st.ok:
+		e.finish(pt, executor.Succeeded, st.exitCode, "")
+	case st.done:
+		state := executor.Failed
+		if st.exitCode != nil && containsInt(pt.try.SkipOn, *st.exitCode) {
+			state = executor.Skipped
+		}
+		e.finish(pt, state, st.exitCode, fmt.Sprintf("Pod %s returned a failure: %s", pod.Name, st.reason))
+	case st.fatal != "":
+		_ = e.Kill(ctx, k, fmt.Sprintf("Pod %s cannot start: %s", pod.Name, st.fatal))
+	}
+}
+
+func tryKeyOf(pod *corev1.Pod) (executor.TryKey, bool) {
+	a := pod.Annotations
+	var try int
+	if _, err := fmt.Sscanf(a[AnnotationTry], "%d", &try); err != nil || a[AnnotationDAG] == "" {
+		return executor.TryKey{}, false
+	}
+	return executor.TryKey{DagID: a[AnnotationDAG], RunID: a[AnnotationRun], TaskID: a[AnnotationTask], TryNumber: try}, true
+}
+
+// fail ends a try whose pod never existed.
+func (e *Executor) fail(pt *podTry, reason string) {
+	e.mu.Lock()
+	pt.created = time.Now()
+	e.mu.Unlock()
+	e.finish(pt, executor.Failed, nil, reason)
+}
+
+// finish reports a try's outcome once, after its logs are written, and
+// applies on_finish_action to its pod.
+func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason string) {
+	e.mu.Lock()
+	if pt.finished {
+		e.mu.Unlock()
+		return
+	}
+	pt.finished = true
+	for _, t := range pt.timers {
+		t.Stop()
+	}
+	logging := pt.logging
+	e.mu.Unlock()
+	if logging {
+		select {
+		case <-pt.logDone:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	line := "updraft: try ended: " + string(state)
+	if reason != "" {
+		line += ": " + reason
+	}
+	e.appendLog(pt.try, line)
+	keep := pt.onFinish == dags.KeepPod || pt.onFinish == dags.DeleteSucceededPod && state != executor.Succeeded
+	if !keep && pt.killed == "" {
+		go e.deletePod(context.Background(), pt)
+	}
+	e.mu.Lock()
+	delete(e.tries, pt.try.Key)
+	e.mu.Unlock()
+	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason})
+}
+
+func (e *Executor) deletePod(ctx context.Context, pt *podTry) {
+	backoff := e.opts.Retry
+	for i := 0; i < 8; i++ {
+		err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+		if err == nil || apierrors.IsNotFound(err) || !retriable(err) {
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// Kill deletes a try's pod; its final event is Failed with reason.
+func (e *Executor) Kill(ctx context.Context, k executor.TryKey, reason string) error {
+	e.mu.Lock()
+	pt := e.tries[k]
+	if pt == nil || pt.finished || pt.killed != "" {
+		e.mu.Unlock()
+		return nil
+	}
+	pt.killed = reason
+	e.mu.Unlock()
+	e.appendLog(pt.try, "updraft: killing the pod: "+reason)
+	err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+	if apierrors.IsNotFound(err) {
+		e.finish(pt, executor.Failed, nil, reason)
+		return nil
+	}
+	return err
+}
+
+// Adopt re-attaches to the pod of a try started by an earlier process,
+// found by its identity labels. Its events then arrive as usual; a try
+// whose pod is gone returns ErrGone.
+func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
+	select {
+	case <-e.synced:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	pods, err := e.lister.List(labels.SelectorFromSet(TryLabels(t.Key)))
+	if err != nil {
+		return err
+	}
+	if len(pods) == 0 {
+		return fmt.Errorf("try %s: %w", t.Key, executor.ErrGone)
+	}
+	pod := pods[0]
+	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
+		container: BaseContainer, logDone: make(chan struct{})}
+	if len(pod.Spec.Containers) > 0 {
+		pt.container = pod.Spec.Containers[0].Name
+	}
+	e.mu.Lock()
+	e.tries[t.Key] = pt
+	e.mu.Unlock()
+	e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart")
+	e.running(pt)
+	return nil
+}
+
+// streamLogs copies the base container's log into the try's log while it
+// runs. A broken stream is reopened (Airflow loses the logs of long pods
+// here); lines already written are skipped by their timestamps.
+func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
+	defer close(pt.logDone)
+	f, err := os.OpenFile(pt.try.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var last time.Time
+	for attempt := 0; ; attempt++ {
+		opts := &corev1.PodLogOptions{Container: pt.container, Follow: true, Timestamps: true}
+		if !last.IsZero() {
+			since := metav1.NewTime(last.Truncate(time.Second))
+			opts.SinceTime = &since
+		}
+		stream, err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).GetLogs(pt.pod.Name, opts).Stream(ctx)
+		if err == nil {
+			sc := bufio.NewScanner(stream)
+			sc.Buffer(make([]byte, 64*1024), 1024*1024)
+			for sc.Scan() {
+				line := sc.Text()
+				stamp, text, found := strings.Cut(line, " ")
+				if t, perr := time.Parse(time.RFC3339Nano, stamp); found && perr == nil {
+					if !t.After(last) {
+						continue
+					}
+					last = t
+					line = text
+				}
+				fmt.Fprintln(f, line)
+			}
+			stream.Close()
+		}
+		pod, gerr := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name)
+		if ctx.Err() != nil || gerr != nil || readPod(pod, pt.container).done || attempt > 1000 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,90 @@
+package kubernetes
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// podState is what a pod's status says about its try.
+type podState struct {
+	done     bool   // the pod ended: Succeeded or Failed
+	ok       bool   // it succeeded (exit code 0)
+	exitCode *int   // the base container's exit code, when it ran
+	reason   string // why it failed, in Kubernetes' words
+	started  bool   // the base container has started (logs can be read)
+	fatal    string // a problem that will not go away: fail at once (missing secret)
+	stuck    string // why it has not started yet (unschedulable, image pull): fail after the startup timeout
+}
+
+// readPod maps a pod's status onto a try outcome, keeping Kubernetes'
+// reasons (OOMKilled, Evicted, DeadlineExceeded, Unschedulable...) for the
+// try record, the UI and alerts.
+func readPod(pod *corev1.Pod, container string) podState {
+	var st podState
+	var cs *corev1.ContainerStatus
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == container {
+			cs = &pod.Status.ContainerStatuses[i]
+		}
+	}
+	if cs != nil {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			st.started = true
+		}
+		if term := cs.State.Terminated; term != nil {
+			code := int(term.ExitCode)
+			st.exitCode = &code
+			st.reason = term.Reason
+			if term.Message != "" {
+				st.reason += ": " + strings.TrimSpace(term.Message)
+			}
+		}
+		if w := cs.State.Waiting; w != nil {
+			msg := w.Reason
+			if w.Message != "" {
+				msg += ": " + w.Message
+			}
+			switch w.Reason {
+			case "CreateContainerConfigError", "CreateContainerError", "InvalidImageName":
+				st.fatal = msg
+			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull":
+				st.stuck = msg
+			}
+		}
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded:
+		st.done, st.ok = true, true
+		if st.exitCode == nil {
+			zero := 0
+			st.exitCode = &zero
+		}
+		st.reason = ""
+	case corev1.PodFailed:
+		st.done = true
+		reason := pod.Status.Reason // Evicted, DeadlineExceeded, ...
+		if pod.Status.Message != "" {
+			reason = strings.TrimSpace(reason + ": " + pod.Status.Message)
+		}
+		switch {
+		case reason != "" && st.reason != "" && st.reason != "Error":
+			st.reason = reason + "; container " + st.reason
+		case reason != "":
+			st.reason = reason
+		case st.reason == "":
+			st.reason = "Failed"
+		}
+		if st.exitCode != nil {
+			st.reason = fmt.Sprintf("%s (exit code %d)", st.reason, *st.exitCode)
+		}
+	case corev1.PodPending:
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				st.stuck = "Unschedulable: " + c.Message
+			}
+		}
+	}
+	return st
+}
