@@ -21,13 +21,15 @@ run: build
 	mkdir -p .run
 	./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
 
-# deps installs what the tests need. Nothing yet beyond the Go toolchain;
-# later suites add Debian packages here (apt-get) and Go tools (cached in .tools/).
+# deps installs what the tests need: the test Kubernetes control plane
+# (kube-apiserver, kube-scheduler, etcd, kwok) built from the Go module
+# proxy into .tools/bin, once (several minutes the first time).
 deps:
 	@$(GO) version
+	bash executor/kubernetes/cluster/build-tools.sh $(CURDIR)/.tools/bin
 
 test: deps lint
-	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) $(GO) test -race -count=1 $(PKGS)
+	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) fuzz
 
 # Short fuzzing runs on top of the checked-in seeds (dags/testdata/fuzz).

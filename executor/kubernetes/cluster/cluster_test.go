@@ -1,0 +1,52 @@
+package cluster
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The harness starts a control plane whose scheduler places pods on the
+// kwok node, and pods end as their annotations say.
+func TestControlPlane(t *testing.T) {
+	ctx := context.Background()
+	c, err := Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	pods := c.Client.CoreV1().Pods("default")
+	mk := func(name, code, reason string) {
+		t.Helper()
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
+			AnnotationExitCode: code, AnnotationDuration: "500ms", AnnotationReason: reason}},
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "base", Image: "busybox"}}}}
+		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("ok", "0", "")
+	mk("oom", "137", "OOMKilled")
+	want := map[string]string{"ok": "Succeeded/0/Completed", "oom": "Failed/137/OOMKilled"}
+	deadline := time.Now().Add(60 * time.Second)
+	for name, w := range want {
+		for {
+			p, err := pods.Get(ctx, name, metav1.GetOptions{})
+			if err == nil && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) {
+				term := p.Status.ContainerStatuses[0].State.Terminated
+				if got := string(p.Status.Phase) + "/" + strconv.Itoa(int(term.ExitCode)) + "/" + term.Reason; got != w || p.Spec.NodeName != NodeName {
+					t.Fatalf("%s: %s on %q, want %s", name, got, p.Spec.NodeName, w)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never finished: %+v", name, p.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
