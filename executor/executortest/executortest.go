@@ -5,60 +5,80 @@ package executortest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"updraft/dags"
 	"updraft/executor"
 )
 
-// Factory makes an executor with the given number of slots. Two executors
-// made by one factory share their state as two scheduler processes on the
-// same host (or cluster) would: the second can adopt the first's tries.
-type Factory func(t *testing.T, slots int) executor.Executor
-
-// Run runs the conformance suite.
-func Run(t *testing.T, newExec Factory) {
-	t.Run("Success", func(t *testing.T) {
-		testOutcome(t, newExec, "echo hello; echo err >&2", nil, executor.Succeeded, 0, "hello")
-	})
-	t.Run("Failure", func(t *testing.T) {
-		testOutcome(t, newExec, "echo before; exit 3", nil, executor.Failed, 3, "exit code 3")
-	})
-	t.Run("SkipExitCode", func(t *testing.T) {
-		testOutcome(t, newExec, "exit 99", []int{99}, executor.Skipped, 99, "skip_on_exit_code")
-	})
-	t.Run("Empty", testEmpty(newExec))
-	t.Run("PodCommand", testPodCommand(newExec))
-	t.Run("Kill", testKill(newExec))
-	t.Run("Timeout", testTimeout(newExec))
-	t.Run("Full", testFull(newExec))
-	t.Run("AdoptRunning", testAdoptRunning(newExec))
-	t.Run("AdoptFinished", testAdoptFinished(newExec))
-	t.Run("AdoptGone", testAdoptGone(newExec))
+// Behavior is what a try should do; each executor's harness turns it into
+// an operator spec (a shell command, a pod with test annotations).
+type Behavior struct {
+	ExitCode int
+	Duration time.Duration // how long it runs before ending
+	Forever  bool          // runs until killed
+	Output   string        // printed before it ends (checked where Logs is set)
 }
 
-var seq int
+// Harness describes an executor under test.
+type Harness struct {
+	// New makes an executor with the given slots, and a function that
+	// stops it as a crash would (its tries go on without it). Two
+	// executors made by one harness share their world as two scheduler
+	// processes would: the second can adopt the first's tries.
+	New func(t *testing.T, slots int) (ex executor.Executor, crash func())
+	// Spec makes the spec of a try that behaves as b.
+	Spec func(b Behavior) dags.OperatorSpec
+	// Logs says whether the executor captures what a try prints.
+	Logs bool
+	// Within bounds how long one outcome may take.
+	Within time.Duration
+}
 
-func newTry(t *testing.T, spec dags.OperatorSpec) executor.Try {
-	seq++
+// Run runs the conformance suite.
+func Run(t *testing.T, h Harness) {
+	if h.Within == 0 {
+		h.Within = 60 * time.Second
+	}
+	t.Run("Success", func(t *testing.T) {
+		testOutcome(t, h, Behavior{ExitCode: 0, Output: "hello"}, nil, executor.Succeeded, 0)
+	})
+	t.Run("Failure", func(t *testing.T) {
+		testOutcome(t, h, Behavior{ExitCode: 3, Output: "before"}, nil, executor.Failed, 3)
+	})
+	t.Run("SkipExitCode", func(t *testing.T) {
+		testOutcome(t, h, Behavior{ExitCode: 99}, []int{99}, executor.Skipped, 99)
+	})
+	t.Run("Empty", func(t *testing.T) { testEmpty(t, h) })
+	t.Run("Kill", func(t *testing.T) { testKill(t, h) })
+	t.Run("Timeout", func(t *testing.T) { testTimeout(t, h) })
+	t.Run("Full", func(t *testing.T) { testFull(t, h) })
+	t.Run("AdoptRunning", func(t *testing.T) { testAdoptRunning(t, h) })
+	t.Run("AdoptFinished", func(t *testing.T) { testAdoptFinished(t, h) })
+	t.Run("AdoptGone", func(t *testing.T) { testAdoptGone(t, h) })
+}
+
+var seq atomic.Int64
+
+// NewTry returns a try with a fresh identity and its own log file.
+func NewTry(t *testing.T, spec dags.OperatorSpec) executor.Try {
+	n := int(seq.Add(1))
+	task := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	return executor.Try{
-		Key:     executor.TryKey{DagID: "dag", RunID: "manual__x", TaskID: t.Name(), TryNumber: seq},
+		Key:     executor.TryKey{DagID: "conformance", RunID: fmt.Sprintf("manual__2024-01-01T00:00:%02d+00:00", n%60), TaskID: task, TryNumber: n},
 		Spec:    spec,
 		LogPath: filepath.Join(t.TempDir(), "try.log"),
 	}
 }
 
-func bash(cmd string) dags.BashSpec { return dags.BashSpec{Command: cmd} }
-
-// final waits for the try's final event, checking it comes after at most
-// one Running event for the same try.
-func final(t *testing.T, ex executor.Executor, k executor.TryKey, within time.Duration) executor.Event {
+// Final waits for the try's final event, skipping Running.
+func Final(t *testing.T, ex executor.Executor, k executor.TryKey, within time.Duration) executor.Event {
 	t.Helper()
 	deadline := time.After(within)
 	for {
@@ -76,177 +96,169 @@ func final(t *testing.T, ex executor.Executor, k executor.TryKey, within time.Du
 	}
 }
 
-func readLog(t *testing.T, path string) string {
+// Running waits for the try's Running event.
+func Running(t *testing.T, ex executor.Executor, k executor.TryKey, within time.Duration) executor.Event {
+	t.Helper()
+	select {
+	case ev := <-ex.Events():
+		if ev.Key != k || ev.State != executor.Running {
+			t.Fatalf("want Running for %s, got %+v", k, ev)
+		}
+		return ev
+	case <-time.After(within):
+		t.Fatalf("no Running event for %s within %v", k, within)
+	}
+	return executor.Event{}
+}
+
+func readLog(path string) string {
 	data, _ := os.ReadFile(path)
 	return string(data)
 }
 
-func testOutcome(t *testing.T, newExec Factory, cmd string, skip []int, want executor.State, code int, text string) {
-	ex := newExec(t, 2)
-	try := newTry(t, bash(cmd))
+func testOutcome(t *testing.T, h Harness, b Behavior, skip []int, want executor.State, code int) {
+	ex, _ := h.New(t, 2)
+	try := NewTry(t, h.Spec(b))
 	try.SkipOn = skip
 	if err := ex.Start(context.Background(), try); err != nil {
 		t.Fatal(err)
 	}
-	ev := final(t, ex, try.Key, 30*time.Second)
+	ev := Final(t, ex, try.Key, h.Within)
 	if ev.State != want || ev.ExitCode == nil || *ev.ExitCode != code {
 		t.Fatalf("event = %+v, want %s with exit code %d", ev, want, code)
 	}
-	if !strings.Contains(ev.Reason+readLog(t, try.LogPath), text) {
-		t.Fatalf("neither reason %q nor log mention %q:\n%s", ev.Reason, text, readLog(t, try.LogPath))
+	if want != executor.Succeeded && !strings.Contains(ev.Reason, fmt.Sprint(code)) {
+		t.Fatalf("reason %q does not give the exit code %d", ev.Reason, code)
 	}
-	if want == executor.Succeeded && !strings.Contains(readLog(t, try.LogPath), "err") {
-		t.Fatalf("stderr missing from the log:\n%s", readLog(t, try.LogPath))
+	if h.Logs && b.Output != "" && !strings.Contains(readLog(try.LogPath), b.Output) {
+		t.Fatalf("output %q missing from the log:\n%s", b.Output, readLog(try.LogPath))
 	}
-}
-
-func testEmpty(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		try := newTry(t, dags.EmptySpec{})
-		if err := ex.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		if ev := final(t, ex, try.Key, 10*time.Second); ev.State != executor.Succeeded {
-			t.Fatalf("event = %+v", ev)
-		}
+	if log := readLog(try.LogPath); !strings.Contains(log, "try ended: "+string(want)) {
+		t.Fatalf("the log does not record the outcome:\n%s", log)
 	}
 }
 
-func testPodCommand(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		spec := dags.PodSpec{Image: "busybox", Cmds: []string{"sh", "-c"}, Arguments: []string{`echo "db=$DB"`},
-			EnvVars: []corev1.EnvVar{{Name: "DB", Value: "RAW"}}}
-		try := newTry(t, spec)
-		if err := ex.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		if ev := final(t, ex, try.Key, 60*time.Second); ev.State != executor.Succeeded {
-			t.Fatalf("event = %+v\n%s", ev, readLog(t, try.LogPath))
-		}
-		if log := readLog(t, try.LogPath); !strings.Contains(log, "db=RAW") {
-			t.Fatalf("log:\n%s", log)
-		}
+func testEmpty(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	try := NewTry(t, dags.EmptySpec{})
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	if ev := Final(t, ex, try.Key, h.Within); ev.State != executor.Succeeded {
+		t.Fatalf("event = %+v", ev)
 	}
 }
 
-func testKill(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		try := newTry(t, bash("echo started; sleep 300 & wait"))
-		if err := ex.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		waitForLog(t, try.LogPath, "started")
-		if err := ex.Kill(context.Background(), try.Key, "killed: marked failed"); err != nil {
-			t.Fatal(err)
-		}
-		ev := final(t, ex, try.Key, 30*time.Second)
-		if ev.State != executor.Failed || ev.Reason != "killed: marked failed" {
-			t.Fatalf("event = %+v", ev)
-		}
-		if err := ex.Kill(context.Background(), try.Key, "again"); err != nil {
-			t.Fatalf("killing a finished try: %v", err)
-		}
+func testKill(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	try := NewTry(t, h.Spec(Behavior{Forever: true}))
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	Running(t, ex, try.Key, h.Within)
+	if err := ex.Kill(context.Background(), try.Key, "killed: marked failed"); err != nil {
+		t.Fatal(err)
+	}
+	ev := Final(t, ex, try.Key, h.Within)
+	if ev.State != executor.Failed || ev.Reason != "killed: marked failed" {
+		t.Fatalf("event = %+v", ev)
+	}
+	if err := ex.Kill(context.Background(), try.Key, "again"); err != nil {
+		t.Fatalf("killing a finished try: %v", err)
 	}
 }
 
-func testTimeout(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		try := newTry(t, bash("sleep 300"))
-		try.Timeout = 300 * time.Millisecond
-		if err := ex.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		ev := final(t, ex, try.Key, 30*time.Second)
-		if ev.State != executor.Failed || !strings.Contains(ev.Reason, "execution_timeout") {
-			t.Fatalf("event = %+v", ev)
-		}
+func testTimeout(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	try := NewTry(t, h.Spec(Behavior{Forever: true}))
+	try.Timeout = 2 * time.Second
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	ev := Final(t, ex, try.Key, h.Within)
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "execution_timeout") {
+		t.Fatalf("event = %+v", ev)
 	}
 }
 
-func testFull(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		a, b := newTry(t, bash("sleep 1")), newTry(t, bash("true"))
-		if err := ex.Start(context.Background(), a); err != nil {
-			t.Fatal(err)
-		}
-		if ex.Free() != 0 {
-			t.Fatalf("free = %d with one slot in use", ex.Free())
-		}
-		if err := ex.Start(context.Background(), b); !errors.Is(err, executor.ErrFull) {
-			t.Fatalf("second start: %v", err)
-		}
-		final(t, ex, a.Key, 30*time.Second)
-		if ex.Free() != 1 {
-			t.Fatalf("free = %d after the try ended", ex.Free())
-		}
+func testFull(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	a, b := NewTry(t, h.Spec(Behavior{Duration: time.Second})), NewTry(t, h.Spec(Behavior{}))
+	if err := ex.Start(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if ex.Free() != 0 {
+		t.Fatalf("free = %d with one slot in use", ex.Free())
+	}
+	if err := ex.Start(context.Background(), b); !errors.Is(err, executor.ErrFull) {
+		t.Fatalf("second start: %v", err)
+	}
+	Final(t, ex, a.Key, h.Within)
+	if ex.Free() != 1 {
+		t.Fatalf("free = %d after the try ended", ex.Free())
 	}
 }
 
-func waitForLog(t *testing.T, path, text string) {
+// started waits until a try has really begun (its output shows, where the
+// executor captures output).
+func started(t *testing.T, h Harness, ex executor.Executor, try executor.Try) {
 	t.Helper()
+	Running(t, ex, try.Key, h.Within)
+	if !h.Logs {
+		return
+	}
 	for i := 0; i < 3000; i++ {
-		if strings.Contains(readLog(t, path), text) {
+		if strings.Contains(readLog(try.LogPath), "started") {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("log never said %q:\n%s", text, readLog(t, path))
+	t.Fatalf("the try never printed 'started':\n%s", readLog(try.LogPath))
 }
 
-// A try started by one executor is adopted by another (a restarted
-// scheduler) and its real exit code still arrives.
-func testAdoptRunning(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		first := newExec(t, 1)
-		try := newTry(t, bash("echo started; sleep 1; echo done; exit 4"))
-		if err := first.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		waitForLog(t, try.LogPath, "started")
-		second := newExec(t, 1)
-		if err := second.Adopt(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		ev := final(t, second, try.Key, 30*time.Second)
-		if ev.State != executor.Failed || ev.ExitCode == nil || *ev.ExitCode != 4 {
-			t.Fatalf("adopted event = %+v", ev)
-		}
-		final(t, first, try.Key, 30*time.Second) // the first executor's own wait ends too
-		if log := readLog(t, try.LogPath); !strings.Contains(log, "done") {
-			t.Fatalf("log:\n%s", log)
-		}
+// A try started by one executor, which then crashes, is adopted by another
+// (a restarted scheduler) and its real exit code still arrives.
+func testAdoptRunning(t *testing.T, h Harness) {
+	first, crash := h.New(t, 1)
+	try := NewTry(t, h.Spec(Behavior{ExitCode: 4, Duration: 3 * time.Second, Output: "started"}))
+	if err := first.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	started(t, h, first, try)
+	crash()
+	second, _ := h.New(t, 1)
+	if err := second.Adopt(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	ev := Final(t, second, try.Key, h.Within)
+	if ev.State != executor.Failed || ev.ExitCode == nil || *ev.ExitCode != 4 {
+		t.Fatalf("adopted event = %+v", ev)
 	}
 }
 
-func testAdoptFinished(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		first := newExec(t, 1)
-		try := newTry(t, bash("exit 0"))
-		if err := first.Start(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		final(t, first, try.Key, 30*time.Second)
-		second := newExec(t, 1)
-		if err := second.Adopt(context.Background(), try); err != nil {
-			t.Fatal(err)
-		}
-		if ev := final(t, second, try.Key, 30*time.Second); ev.State != executor.Succeeded {
-			t.Fatalf("event = %+v", ev)
-		}
+// A try that ended while no executor watched is adopted with its outcome.
+func testAdoptFinished(t *testing.T, h Harness) {
+	first, crash := h.New(t, 1)
+	try := NewTry(t, h.Spec(Behavior{ExitCode: 0, Duration: time.Second, Output: "started"}))
+	if err := first.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	started(t, h, first, try)
+	crash()
+	time.Sleep(3 * time.Second) // it ends unobserved
+	second, _ := h.New(t, 1)
+	if err := second.Adopt(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	if ev := Final(t, second, try.Key, h.Within); ev.State != executor.Succeeded {
+		t.Fatalf("event = %+v", ev)
 	}
 }
 
-func testAdoptGone(newExec Factory) func(*testing.T) {
-	return func(t *testing.T) {
-		ex := newExec(t, 1)
-		try := newTry(t, bash("true")) // never started
-		if err := ex.Adopt(context.Background(), try); !errors.Is(err, executor.ErrGone) {
-			t.Fatalf("adopting a try that never ran: %v", err)
-		}
+func testAdoptGone(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	try := NewTry(t, h.Spec(Behavior{})) // never started
+	if err := ex.Adopt(context.Background(), try); !errors.Is(err, executor.ErrGone) {
+		t.Fatalf("adopting a try that never ran: %v", err)
 	}
 }

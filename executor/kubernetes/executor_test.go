@@ -1,0 +1,162 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"updraft/dags"
+	"updraft/executor"
+	"updraft/executor/executortest"
+	"updraft/executor/kubernetes/cluster"
+)
+
+// kube is the control plane every test of this package shares.
+var kube *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "updraft-kube-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kube, err = cluster.Start(context.Background(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test control plane:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	kube.Stop()
+	if code == 0 {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+func zero() *int64 { var z int64; return &z }
+
+func newExecutor(t *testing.T, slots int) (*Executor, func()) {
+	ex := New(Options{Client: kube.Client, Defaults: Defaults{Namespace: "default", Image: "busybox"}, Slots: slots,
+		Grace: zero(), Retry: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ex.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return ex, stop
+}
+
+// podSpec makes a pod task whose kwok simulation behaves as b.
+func podSpec(b executortest.Behavior) dags.PodSpec {
+	ann := map[string]string{}
+	if !b.Forever {
+		ann[cluster.AnnotationExitCode] = fmt.Sprint(b.ExitCode)
+		d := b.Duration
+		if d == 0 {
+			d = 200 * time.Millisecond
+		}
+		ann[cluster.AnnotationDuration] = d.String()
+	}
+	return dags.PodSpec{Image: "busybox", Cmds: []string{"sh", "-c"}, Arguments: []string{"echo " + b.Output},
+		Annotations: ann, GetLogs: true, OnFinishAction: dags.DeletePod, StartupTimeout: dags.DefaultStartupTimeout}
+}
+
+func TestConformance(t *testing.T) {
+	executortest.Run(t, executortest.Harness{
+		New: func(t *testing.T, slots int) (executor.Executor, func()) {
+			return newExecutor(t, slots)
+		},
+		Spec: func(b executortest.Behavior) dags.OperatorSpec { return podSpec(b) },
+		Logs: false, // kwok runs no containers, so there is no output to read
+	})
+}
+
+func start(t *testing.T, ex *Executor, spec dags.PodSpec) executor.Try {
+	t.Helper()
+	try := executortest.NewTry(t, spec)
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	return try
+}
+
+// Kubernetes' own reasons end up in the try's outcome and log.
+func TestKubernetesReasons(t *testing.T) {
+	ex, _ := newExecutor(t, 10)
+	oom := podSpec(executortest.Behavior{ExitCode: 137})
+	oom.Annotations[cluster.AnnotationReason] = "OOMKilled"
+	secret := podSpec(executortest.Behavior{Forever: true})
+	secret.Annotations = map[string]string{"updraft.test/waiting": "CreateContainerConfigError", "updraft.test/message": `secret "airflow2" not found`}
+	huge := podSpec(executortest.Behavior{Forever: true})
+	huge.StartupTimeout = 3 * time.Second
+	huge.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Ti")}}
+	cases := []struct {
+		name string
+		spec dags.PodSpec
+		want string
+	}{
+		{"oom", oom, "OOMKilled (exit code 137)"},
+		{"missing secret", secret, `CreateContainerConfigError: secret "airflow2" not found`},
+		{"unschedulable", huge, "Pod took longer than 3 seconds to start: Unschedulable"},
+	}
+	for _, c := range cases {
+		try := start(t, ex, c.spec)
+		ev := executortest.Final(t, ex, try.Key, 60*time.Second)
+		if ev.State != executor.Failed || !strings.Contains(ev.Reason, c.want) {
+			t.Errorf("%s: %+v, want a failure saying %q", c.name, ev, c.want)
+		}
+		if log, _ := os.ReadFile(try.LogPath); !strings.Contains(string(log), c.want) {
+			t.Errorf("%s: log lacks the reason:\n%s", c.name, log)
+		}
+	}
+}
+
+// A pod deleted by someone else fails its try with that reason; finished
+// pods are deleted or kept per on_finish_action.
+func TestPodLifecycle(t *testing.T) {
+	ex, _ := newExecutor(t, 10)
+	ctx := context.Background()
+	forever := start(t, ex, podSpec(executortest.Behavior{Forever: true}))
+	ev := executortest.Running(t, ex, forever.Key, 30*time.Second)
+	ns, name, _ := strings.Cut(ev.Handle, "/")
+	if err := kube.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := executortest.Final(t, ex, forever.Key, 30*time.Second); ev.State != executor.Failed || !strings.Contains(ev.Reason, "deleted by someone else") {
+		t.Fatalf("deleted pod: %+v", ev)
+	}
+	kept := podSpec(executortest.Behavior{ExitCode: 1})
+	kept.OnFinishAction = dags.DeleteSucceededPod
+	keptTry := start(t, ex, kept)
+	ev = executortest.Running(t, ex, keptTry.Key, 30*time.Second)
+	executortest.Final(t, ex, keptTry.Key, 30*time.Second)
+	time.Sleep(time.Second)
+	ns, name, _ = strings.Cut(ev.Handle, "/")
+	if _, err := kube.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("a failed pod with delete_succeeded_pod was not kept: %v", err)
+	}
+	ok := start(t, ex, podSpec(executortest.Behavior{ExitCode: 0}))
+	ev = executortest.Running(t, ex, ok.Key, 30*time.Second)
+	executortest.Final(t, ex, ok.Key, 30*time.Second)
+	ns, name, _ = strings.Cut(ev.Handle, "/")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := kube.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			break // deleted after it succeeded
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a finished pod was not deleted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var _ = slog.Default
