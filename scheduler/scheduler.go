@@ -39,6 +39,7 @@ var WallClock Clock = wallClock{}
 type Options struct {
 	Parallelism  int           // task instances queued or running at once (Airflow's [core] parallelism, 32)
 	PollInterval time.Duration // how often commands from other processes are looked for (1 s)
+	ExecutorName string        // recorded with each try ("local", "kubernetes")
 	LogDir       string        // where try logs are written
 	Clock        Clock
 	Log          *slog.Logger
@@ -91,6 +92,9 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
+	}
+	if opts.ExecutorName == "" {
+		opts.ExecutorName = "local"
 	}
 	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
 		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{},
@@ -823,7 +827,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
 	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning,
-		StartDate: now, Executor: "local", LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: string(rendered)}); err != nil {
+		StartDate: now, Executor: s.opts.ExecutorName, LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: string(rendered)}); err != nil {
 		return pendingStart{}, false, err
 	}
 	return p, true, nil

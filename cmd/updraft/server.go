@@ -13,8 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"updraft/dags"
+	"updraft/executor"
+	kubeexec "updraft/executor/kubernetes"
 	"updraft/executor/local"
 	"updraft/scheduler"
 	"updraft/store"
@@ -32,6 +37,14 @@ type serverConfig struct {
 	Interval    time.Duration
 	Parallelism int
 	Slots       int
+	Kube        kubeConfig
+}
+
+// kubeConfig configures the Kubernetes executor.
+type kubeConfig struct {
+	Kubeconfig, Context, Namespace, Image string
+	QPS                                   float64
+	Burst, Pods                           int
 }
 
 func (m Main) envOr(key, def string) string {
@@ -51,6 +64,9 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		Interval:    2 * time.Second,
 		Parallelism: 32,
 		Slots:       16,
+		Kube: kubeConfig{Kubeconfig: m.Env("UPDRAFT_KUBECONFIG"), Context: m.Env("UPDRAFT_KUBE_CONTEXT"),
+			Namespace: m.envOr("UPDRAFT_NAMESPACE", "default"), Image: m.envOr("UPDRAFT_POD_IMAGE", "debian:bookworm-slim"),
+			QPS: 20, Burst: 40, Pods: 256},
 	}
 	if v := m.Env("UPDRAFT_DAGS_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -66,7 +82,14 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the web server (env UPDRAFT_ADDR)")
 	fl.StringVar(&cfg.Addr, "listen", cfg.Addr, "same as --addr")
 	fl.StringVar(&cfg.Logs, "logs", cfg.Logs, "folder for task logs (env UPDRAFT_LOGS)")
-	fl.StringVar(&cfg.Executor, "executor", cfg.Executor, "executor: local (env UPDRAFT_EXECUTOR)")
+	fl.StringVar(&cfg.Executor, "executor", cfg.Executor, "executor: local or kubernetes (env UPDRAFT_EXECUTOR)")
+	fl.StringVar(&cfg.Kube.Kubeconfig, "kubeconfig", cfg.Kube.Kubeconfig, "kubeconfig file (env UPDRAFT_KUBECONFIG; default: in-cluster)")
+	fl.StringVar(&cfg.Kube.Context, "kube-context", cfg.Kube.Context, "kubeconfig context (env UPDRAFT_KUBE_CONTEXT)")
+	fl.StringVar(&cfg.Kube.Namespace, "namespace", cfg.Kube.Namespace, "namespace of task pods that name none (env UPDRAFT_NAMESPACE)")
+	fl.StringVar(&cfg.Kube.Image, "pod-image", cfg.Kube.Image, "image BashOperator tasks run in (env UPDRAFT_POD_IMAGE)")
+	fl.Float64Var(&cfg.Kube.QPS, "kube-qps", cfg.Kube.QPS, "Kubernetes API requests per second")
+	fl.IntVar(&cfg.Kube.Burst, "kube-burst", cfg.Kube.Burst, "Kubernetes API burst")
+	fl.IntVar(&cfg.Kube.Pods, "max-pods", cfg.Kube.Pods, "task pods at once")
 	fl.DurationVar(&cfg.Interval, "dags-interval", cfg.Interval, "how often the DAG folder is checked for changes (env UPDRAFT_DAGS_INTERVAL)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
@@ -76,8 +99,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	switch {
 	case cfg.Interval <= 0:
 		return cfg, errors.New("--dags-interval must be positive")
-	case cfg.Executor != "local":
-		return cfg, fmt.Errorf("--executor %q: only local is available (kubernetes comes next)", cfg.Executor)
+	case cfg.Executor != "local" && cfg.Executor != "kubernetes":
+		return cfg, fmt.Errorf("--executor %q: use local or kubernetes", cfg.Executor)
 	case cfg.Parallelism < 1 || cfg.Slots < 1:
 		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
 	}
@@ -123,8 +146,20 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	folder := dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
 	folder.Refresh()
-	exec := local.New(cfg.Slots, logger)
-	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger})
+	var exec executor.Executor
+	var runExecutor func(context.Context) error
+	switch cfg.Executor {
+	case "kubernetes":
+		kexec, err := newKubeExecutor(cfg.Kube, logger)
+		if err != nil {
+			fmt.Fprintln(m.Stderr, "updraft server:", err)
+			return 2
+		}
+		exec, runExecutor = kexec, kexec.Run
+	default:
+		exec = local.New(cfg.Slots, logger)
+	}
+	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor})
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -137,6 +172,9 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return folder.Run(ctx) })
+	if runExecutor != nil {
+		g.Go(func() error { return runExecutor(ctx) })
+	}
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -156,4 +194,31 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	logger.Info("updraft server stopped")
 	return 0
+}
+
+// newKubeExecutor connects to the cluster (a kubeconfig file and context,
+// or the in-cluster service account) and returns the pod executor.
+func newKubeExecutor(c kubeConfig, logger *slog.Logger) (*kubeexec.Executor, error) {
+	var rc *rest.Config
+	var err error
+	if c.Kubeconfig == "" {
+		rc, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--executor kubernetes: not in a cluster, and no --kubeconfig: %w", err)
+		}
+	} else {
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: c.Kubeconfig},
+			&clientcmd.ConfigOverrides{CurrentContext: c.Context}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", c.Kubeconfig, err)
+		}
+	}
+	rc.QPS, rc.Burst = float32(c.QPS), c.Burst
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods,
+		Defaults: kubeexec.Defaults{Namespace: c.Namespace, Image: c.Image}}), nil
 }

@@ -57,7 +57,9 @@ func newExecutor(t *testing.T, slots int) (*Executor, func()) {
 // podSpec makes a pod task whose kwok simulation behaves as b.
 func podSpec(b executortest.Behavior) dags.PodSpec {
 	ann := map[string]string{}
-	if !b.Forever {
+	if b.Forever {
+		ann[cluster.AnnotationForever] = "true"
+	} else {
 		ann[cluster.AnnotationExitCode] = fmt.Sprint(b.ExitCode)
 		d := b.Duration
 		if d == 0 {

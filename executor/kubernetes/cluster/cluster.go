@@ -38,7 +38,8 @@ var stages []byte
 
 // Pod annotations the kwok stages read.
 const (
-	AnnotationExitCode = "updraft.test/exit-code" // the base container's exit code (default: the pod never ends)
+	AnnotationExitCode = "updraft.test/exit-code" // the base container's exit code (default 0)
+	AnnotationForever  = "updraft.test/forever"   // "true": the pod runs until deleted
 	AnnotationDuration = "updraft.test/duration"  // how long it runs, e.g. "2s" (default 1s)
 	AnnotationReason   = "updraft.test/reason"    // termination reason, e.g. OOMKilled
 	NodeName           = "kwok-node"

@@ -22,14 +22,17 @@ func TestControlPlane(t *testing.T) {
 	pods := c.Client.CoreV1().Pods("default")
 	mk := func(name, code, reason string) {
 		t.Helper()
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
-			AnnotationExitCode: code, AnnotationDuration: "500ms", AnnotationReason: reason}},
+		ann := map[string]string{AnnotationDuration: "500ms"}
+		if code != "" {
+			ann[AnnotationExitCode], ann[AnnotationReason] = code, reason
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
 			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "base", Image: "busybox"}}}}
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mk("ok", "0", "")
+	mk("ok", "", "") // no annotations: succeeds
 	mk("oom", "137", "OOMKilled")
 	want := map[string]string{"ok": "Succeeded/0/Completed", "oom": "Failed/137/OOMKilled"}
 	deadline := time.Now().Add(60 * time.Second)
