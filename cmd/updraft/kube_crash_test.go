@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"updraft/executor/kubernetes/cluster"
+)
+
+// SIGKILL the server while 20 pods run, restart it: every pod is adopted,
+// none is created twice, none is left behind, and the runs finish.
+func TestKilledServerAdoptsPods(t *testing.T) {
+	ctx := context.Background()
+	kube, err := cluster.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kube.Stop()
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	var b strings.Builder
+	b.WriteString("fanout:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 50\n  tasks:\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&b, "    - {task_id: p%02d, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 8s}}\n", i)
+	}
+	b.WriteString("    - {task_id: after, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], dependencies: [p00")
+	for i := 1; i < 20; i++ {
+		fmt.Fprintf(&b, ", p%02d", i)
+	}
+	b.WriteString("]}\n")
+	writeFile(t, filepath.Join(dir, "dags", "fanout.yaml"), b.String())
+	args := func() []string {
+		return []string{"server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:" + filepath.Join(dir, "u.db"),
+			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--executor", "kubernetes",
+			"--kubeconfig", kube.Kubeconfig, "--namespace", "default", "--kube-qps", "100", "--kube-burst", "200"}
+	}
+	s := startCmd(t, bin, args()...)
+	code, out, errOut := run(t, map[string]string{"UPDRAFT_DB": "sqlite:" + filepath.Join(dir, "u.db"), "UPDRAFT_DAGS": filepath.Join(dir, "dags")},
+		"dags", "trigger", "fanout", "--logical-date", "2024-01-01")
+	if code != 0 {
+		t.Fatalf("trigger: %s %s", out, errOut)
+	}
+	pods := kube.Client.CoreV1().Pods("default")
+	running := func() int {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, p := range list.Items {
+			if p.Status.Phase == "Running" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "20 running pods", 60*time.Second, func() bool { return running() == 20 }, s.out)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+	restarted := startCmd(t, bin, args()...)
+	waitFor(t, "the run to finish", 120*time.Second, func() bool {
+		return query(t, dir, `SELECT state FROM dag_runs`) == "success"
+	}, restarted.out)
+	if got := query(t, dir, `SELECT COUNT(*) || '/' || MAX(try_number) || '/' || SUM(state = 'success') FROM task_tries`); got != "21/1/21" {
+		t.Fatalf("tries (count/max try/successes) = %s, want 21/1/21:\n%s", got, restarted.out.String())
+	}
+	if n := strings.Count(restarted.out.String(), "adopted a try left running"); n != 20 {
+		t.Errorf("%d tries adopted, want 20", n)
+	}
+	waitFor(t, "no pod left behind", 30*time.Second, func() bool {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
+		return err == nil && len(list.Items) == 0
+	}, restarted.out)
+}
+
+// startCmd starts the updraft binary with args, killed at the end of the test.
+func startCmd(t *testing.T, bin string, args ...string) *serverProc {
+	t.Helper()
+	var out syncBuffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return &serverProc{cmd: cmd, out: &out}
+}
