@@ -45,6 +45,7 @@ type kubeConfig struct {
 	Kubeconfig, Context, Namespace, Image string
 	QPS                                   float64
 	Burst, Pods                           int
+	AllNamespaces                         bool
 }
 
 func (m Main) envOr(key, def string) string {
@@ -90,6 +91,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.Float64Var(&cfg.Kube.QPS, "kube-qps", cfg.Kube.QPS, "Kubernetes API requests per second")
 	fl.IntVar(&cfg.Kube.Burst, "kube-burst", cfg.Kube.Burst, "Kubernetes API burst")
 	fl.IntVar(&cfg.Kube.Pods, "max-pods", cfg.Kube.Pods, "task pods at once")
+	fl.BoolVar(&cfg.Kube.AllNamespaces, "all-namespaces", false, "run pods in any namespace a task names (needs a ClusterRole); default: --namespace only")
 	fl.DurationVar(&cfg.Interval, "dags-interval", cfg.Interval, "how often the DAG folder is checked for changes (env UPDRAFT_DAGS_INTERVAL)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
@@ -219,6 +221,6 @@ func newKubeExecutor(c kubeConfig, logger *slog.Logger) (*kubeexec.Executor, err
 	if err != nil {
 		return nil, err
 	}
-	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods,
+	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces,
 		Defaults: kubeexec.Defaults{Namespace: c.Namespace, Image: c.Image}}), nil
 }

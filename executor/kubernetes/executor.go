@@ -33,6 +33,10 @@ type Options struct {
 	Slots    int           // pods at once (default 256)
 	Grace    *int64        // deletion grace period; nil: the pod's own
 	Retry    time.Duration // first backoff after an API error (default 1 s)
+	// AllNamespaces watches pods in every namespace (needs a ClusterRole).
+	// By default only Defaults.Namespace is watched, which a namespaced
+	// Role allows; a task naming another namespace is refused.
+	AllNamespaces bool
 }
 
 // Executor runs tries as pods. Call Run before Start.
@@ -80,8 +84,12 @@ func New(opts Options) *Executor {
 // Run watches the pods updraft manages (a label-filtered shared informer)
 // until ctx ends.
 func (e *Executor) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(e.opts.Client, 10*time.Minute,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy }))
+	opts := []informers.SharedInformerOption{
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy })}
+	if !e.opts.AllNamespaces {
+		opts = append(opts, informers.WithNamespace(e.namespace()))
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(e.opts.Client, 10*time.Minute, opts...)
 	inf := factory.Core().V1().Pods()
 	e.lister = inf.Lister()
 	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -100,6 +108,13 @@ func (e *Executor) Run(ctx context.Context) error {
 	<-ctx.Done()
 	factory.Shutdown()
 	return nil
+}
+
+func (e *Executor) namespace() string {
+	if e.opts.Defaults.Namespace != "" {
+		return e.opts.Defaults.Namespace
+	}
+	return "default"
 }
 
 // Events delivers try events.
@@ -139,6 +154,9 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	pod, err := BuildPod(t, e.opts.Defaults)
 	if err != nil {
 		return err
+	}
+	if !e.opts.AllNamespaces && pod.Namespace != e.namespace() {
+		return fmt.Errorf("the task's namespace %q is not watched: the server watches %q (start it with --all-namespaces and a ClusterRole to run pods anywhere)", pod.Namespace, e.namespace())
 	}
 	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
 		container: pod.Spec.Containers[0].Name, logDone: make(chan struct{})}
