@@ -10,7 +10,7 @@ CORPUS    ?= $(abspath ../shared/corpus/dag-factory)
 FUZZTIME  ?= 15s
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test lint bench fuzz deps clean
+.PHONY: all build run test lint bench fuzz deps clean dev-cluster
 
 all: build
 
@@ -43,10 +43,16 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# A local Kubernetes control plane (the tests' one) to try
+# "updraft server --executor kubernetes" on; see the README.
+dev-cluster: deps build
+	$(GO) run ./executor/kubernetes/cluster/devcluster
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dags
 	$(GO) test -run '^$$' -bench 'Throughput|HandoffLatency' -benchtime 1x -count 3 ./scheduler
 	$(GO) test -run '^$$' -bench ServerRSS -benchtime 1x -count 2 ./cmd/updraft
+	UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench 'PodCreation|PodHandoff' -benchtime 1x -count 2 ./executor/kubernetes
 
 clean:
 	rm -rf bin .tools .cache

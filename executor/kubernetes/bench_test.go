@@ -1,0 +1,151 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"updraft/dags"
+	"updraft/executor"
+	"updraft/executor/executortest"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+// BenchmarkPodCreation starts 200 tries at once and measures how fast their
+// pods are created against the local control plane (client QPS 200).
+func BenchmarkPodCreation(b *testing.B) {
+	t := &testing.T{}
+	for b.Loop() {
+		b.StopTimer()
+		ex, stop := newExecutor(t, 1000)
+		var tries []executor.Try
+		for i := 0; i < 200; i++ {
+			spec := podSpec(executortest.Behavior{Forever: true})
+			tries = append(tries, executor.Try{Key: executor.TryKey{DagID: "bench", RunID: fmt.Sprintf("r%d", time.Now().UnixNano()), TaskID: fmt.Sprintf("t%d", i), TryNumber: 1},
+				Spec: spec, LogPath: filepath.Join(b.TempDir(), "try.log")})
+		}
+		b.StartTimer()
+		start := time.Now()
+		for _, try := range tries {
+			if err := ex.Start(context.Background(), try); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for n := 0; n < len(tries); {
+			if ev := <-ex.Events(); ev.State == executor.Running {
+				n++
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(len(tries))/elapsed.Seconds(), "pods/s")
+		for _, try := range tries {
+			ex.Kill(context.Background(), try.Key, "benchmark over")
+		}
+		for n := 0; n < len(tries); n++ {
+			<-ex.Events()
+		}
+		stop()
+		b.StartTimer()
+	}
+}
+
+// stamped forwards an executor's events, remembering when each arrived.
+type stamped struct {
+	*Executor
+	mu     sync.Mutex
+	out    chan executor.Event
+	finish map[string]time.Time // task id -> final event
+	start  map[string]time.Time // task id -> pod created (Running)
+}
+
+func (s *stamped) Events() <-chan executor.Event { return s.out }
+
+func (s *stamped) relay(ctx context.Context) {
+	for {
+		select {
+		case ev := <-s.Executor.Events():
+			now := time.Now()
+			s.mu.Lock()
+			if ev.State == executor.Running {
+				s.start[ev.Key.TaskID] = now
+			} else {
+				s.finish[ev.Key.TaskID] = now
+			}
+			s.mu.Unlock()
+			s.out <- ev
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// BenchmarkPodHandoff measures, through the real scheduler, the delay from
+// a pod's success (seen by the executor's informer) to its downstream
+// pod's creation, over a chain of 30 pods.
+func BenchmarkPodHandoff(b *testing.B) {
+	t := &testing.T{}
+	var sb strings.Builder
+	sb.WriteString("chain:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  tasks:\n")
+	for i := 0; i < 30; i++ {
+		fmt.Fprintf(&sb, "    - {task_id: t%02d, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 100ms}", i)
+		if i > 0 {
+			fmt.Fprintf(&sb, ", dependencies: [t%02d]", i-1)
+		}
+		sb.WriteString("}\n")
+	}
+	res := dags.Load(fstest.MapFS{"c.yaml": {Data: []byte(sb.String())}}, dags.Options{})
+	for b.Loop() {
+		b.StopTimer()
+		ctx, cancel := context.WithCancel(context.Background())
+		st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "u.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Migrate(ctx)
+		inner, stop := newExecutor(t, 100)
+		ex := &stamped{Executor: inner, out: make(chan executor.Event, 1024), finish: map[string]time.Time{}, start: map[string]time.Time{}}
+		go ex.relay(ctx)
+		s := scheduler.New(st, ex, bag{res, time.Now()}, scheduler.Options{LogDir: b.TempDir(), ExecutorName: "kubernetes"})
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		b.StartTimer()
+		r, err := s.Trigger(ctx, "chain", scheduler.TriggerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			got, _ := st.Run(ctx, "chain", r.RunID)
+			if got.State == dags.RunSuccess {
+				break
+			}
+			if got.State == dags.RunFailed {
+				b.Fatal("run failed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		stop()
+		st.Close()
+		var gaps []time.Duration
+		ex.mu.Lock()
+		for i := 1; i < 30; i++ {
+			gaps = append(gaps, ex.start[fmt.Sprintf("t%02d", i)].Sub(ex.finish[fmt.Sprintf("t%02d", i-1)]))
+		}
+		ex.mu.Unlock()
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		b.ReportMetric(float64(gaps[len(gaps)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(gaps[len(gaps)-1].Microseconds())/1000, "max-ms")
+		b.ReportMetric(float64(gaps[len(gaps)*99/100].Microseconds())/1000, "p99-ms")
+		b.StartTimer()
+	}
+}
