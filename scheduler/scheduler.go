@@ -1023,6 +1023,22 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 			return err
 		}
 	}
+	// Executors that leave things behind (pods) clean what no live try needs.
+	if sw, ok := s.exec.(interface {
+		Sweep(context.Context, func(executor.TryKey) bool) (int, error)
+	}); ok {
+		live := map[executor.TryKey]bool{}
+		if open, err := s.st.UnfinishedTries(ctx); err == nil {
+			for _, t := range open {
+				live[executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}] = true
+			}
+		}
+		if n, err := sw.Sweep(ctx, func(k executor.TryKey) bool { return live[k] }); err != nil {
+			s.log.Warn("sweeping what ended tries left behind failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("swept what ended tries left behind", "count", n)
+		}
+	}
 	queued, err := s.st.TaskInstancesInState(ctx, dags.StateQueued)
 	if err != nil {
 		return err

@@ -216,3 +216,20 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestPodDefaultsFlags(t *testing.T) {
+	d, err := kubeConfig{Namespace: "etl", Image: "debian", Requests: "cpu=50m, memory=100Mi", Limits: "cpu=500m,memory=500Mi",
+		Labels: "team=data", PullPolicy: "IfNotPresent", ServiceAccount: "runner"}.podDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Resources.Requests.Cpu().String() != "50m" || d.Resources.Limits.Memory().String() != "500Mi" || d.Labels["team"] != "data" ||
+		d.ImagePullPolicy != "IfNotPresent" || d.ServiceAccount != "runner" || d.Namespace != "etl" {
+		t.Fatalf("defaults = %+v", d)
+	}
+	for _, bad := range []kubeConfig{{Requests: "cpu=lots"}, {Labels: "bad key!=x"}, {PullPolicy: "Sometimes"}, {Limits: "cpu"}} {
+		if _, err := bad.podDefaults(); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}

@@ -10,9 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -46,6 +50,8 @@ type kubeConfig struct {
 	QPS                                   float64
 	Burst, Pods                           int
 	AllNamespaces                         bool
+	Requests, Limits, Labels              string // "cpu=50m,memory=100Mi", "team=data"
+	PullPolicy, ServiceAccount            string
 }
 
 func (m Main) envOr(key, def string) string {
@@ -92,6 +98,11 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.IntVar(&cfg.Kube.Burst, "kube-burst", cfg.Kube.Burst, "Kubernetes API burst")
 	fl.IntVar(&cfg.Kube.Pods, "max-pods", cfg.Kube.Pods, "task pods at once")
 	fl.BoolVar(&cfg.Kube.AllNamespaces, "all-namespaces", false, "run pods in any namespace a task names (needs a ClusterRole); default: --namespace only")
+	fl.StringVar(&cfg.Kube.Requests, "pod-requests", m.Env("UPDRAFT_POD_REQUESTS"), "resource requests of pods that set none, e.g. cpu=50m,memory=100Mi")
+	fl.StringVar(&cfg.Kube.Limits, "pod-limits", m.Env("UPDRAFT_POD_LIMITS"), "resource limits of pods that set none, e.g. cpu=500m,memory=500Mi")
+	fl.StringVar(&cfg.Kube.Labels, "pod-labels", m.Env("UPDRAFT_POD_LABELS"), "labels of every pod, e.g. team=data")
+	fl.StringVar(&cfg.Kube.PullPolicy, "pod-pull-policy", m.Env("UPDRAFT_POD_PULL_POLICY"), "image pull policy of pods that set none")
+	fl.StringVar(&cfg.Kube.ServiceAccount, "pod-service-account", m.Env("UPDRAFT_POD_SERVICE_ACCOUNT"), "service account of pods that name none")
 	fl.DurationVar(&cfg.Interval, "dags-interval", cfg.Interval, "how often the DAG folder is checked for changes (env UPDRAFT_DAGS_INTERVAL)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
@@ -221,6 +232,67 @@ func newKubeExecutor(c kubeConfig, logger *slog.Logger) (*kubeexec.Executor, err
 	if err != nil {
 		return nil, err
 	}
+	defaults, err := c.podDefaults()
+	if err != nil {
+		return nil, err
+	}
 	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces,
-		Defaults: kubeexec.Defaults{Namespace: c.Namespace, Image: c.Image}}), nil
+		Defaults: defaults}), nil
+}
+
+// podDefaults parses the server-wide pod settings.
+func (c kubeConfig) podDefaults() (kubeexec.Defaults, error) {
+	d := kubeexec.Defaults{Namespace: c.Namespace, Image: c.Image, ServiceAccount: c.ServiceAccount}
+	switch corev1.PullPolicy(c.PullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+		d.ImagePullPolicy = corev1.PullPolicy(c.PullPolicy)
+	default:
+		return d, fmt.Errorf("--pod-pull-policy must be Always, IfNotPresent or Never, got %q", c.PullPolicy)
+	}
+	pairs := func(flag, s string) (map[string]string, error) {
+		out := map[string]string{}
+		for _, kv := range strings.Split(s, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("%s: expected key=value, got %q", flag, kv)
+			}
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		return out, nil
+	}
+	var err error
+	if d.Labels, err = pairs("--pod-labels", c.Labels); err != nil {
+		return d, err
+	}
+	for k, v := range d.Labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return d, fmt.Errorf("--pod-labels: %q: %s", k, errs[0])
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return d, fmt.Errorf("--pod-labels: %q: %s", v, errs[0])
+		}
+	}
+	for flag, src := range map[string]string{"--pod-requests": c.Requests, "--pod-limits": c.Limits} {
+		kv, err := pairs(flag, src)
+		if err != nil {
+			return d, err
+		}
+		list := corev1.ResourceList{}
+		for k, v := range kv {
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				return d, fmt.Errorf("%s: %s=%q is not a resource quantity (use forms such as 500m, 128Mi)", flag, k, v)
+			}
+			list[corev1.ResourceName(k)] = q
+		}
+		if len(list) > 0 && flag == "--pod-requests" {
+			d.Resources.Requests = list
+		} else if len(list) > 0 {
+			d.Resources.Limits = list
+		}
+	}
+	return d, nil
 }

@@ -419,6 +419,48 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	return nil
 }
 
+// Sweep deletes the pods no try needs any more: pods of tries that are not
+// live (not running here, and not unfinished for the scheduler) that ended
+// (or were left running by a crash), unless their on_finish_action keeps
+// them. It runs after a restart, once the live tries are adopted, so no
+// pod is left behind by a crash between a try's end and its pod's deletion.
+func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (int, error) {
+	select {
+	case <-e.synced:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	pods, err := e.lister.List(labels.Everything())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, pod := range pods {
+		k, ok := tryKeyOf(pod)
+		if !ok || pod.DeletionTimestamp != nil || live(k) {
+			continue
+		}
+		e.mu.Lock()
+		_, mine := e.tries[k]
+		e.mu.Unlock()
+		if mine {
+			continue
+		}
+		st := readPod(pod, BaseContainer)
+		action := pod.Annotations[AnnotationFinish]
+		if st.done && (action == dags.KeepPod || action == dags.DeleteSucceededPod && !st.ok) {
+			continue
+		}
+		err := e.opts.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return n, err
+		}
+		e.log.Info("deleted a pod no try needs", "pod", pod.Namespace+"/"+pod.Name, "phase", pod.Status.Phase)
+		n++
+	}
+	return n, nil
+}
+
 // streamLogs copies the base container's log into the try's log while it
 // runs. A broken stream is reopened (Airflow loses the logs of long pods
 // here); lines already written are skipped by their timestamps.

@@ -100,11 +100,15 @@ func TestKubernetesReasons(t *testing.T) {
 	huge := podSpec(executortest.Behavior{Forever: true})
 	huge.StartupTimeout = 3 * time.Second
 	huge.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Ti")}}
+	pull := podSpec(executortest.Behavior{Forever: true})
+	pull.StartupTimeout = 3 * time.Second
+	pull.Annotations = map[string]string{"updraft.test/waiting": "ImagePullBackOff", "updraft.test/message": `Back-off pulling image "etl:missing"`}
 	cases := []struct {
 		name string
 		spec dags.PodSpec
 		want string
 	}{
+		{"image pull", pull, `Pod took longer than 3 seconds to start: ImagePullBackOff: Back-off pulling image "etl:missing"`},
 		{"oom", oom, "OOMKilled (exit code 137)"},
 		{"missing secret", secret, `CreateContainerConfigError: secret "airflow2" not found`},
 		{"unschedulable", huge, "Pod took longer than 3 seconds to start: Unschedulable"},
@@ -162,3 +166,61 @@ func TestPodLifecycle(t *testing.T) {
 }
 
 var _ = slog.Default
+
+// After a crash, ended pods no live try needs are deleted, except those
+// their on_finish_action keeps; a live try's pod is left alone.
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	first, crash := newExecutor(t, 10)
+	orphan := start(t, first, podSpec(executortest.Behavior{ExitCode: 0, Duration: 2 * time.Second}))
+	keep := podSpec(executortest.Behavior{ExitCode: 0, Duration: 2 * time.Second})
+	keep.OnFinishAction = dags.KeepPod
+	kept := start(t, first, keep)
+	live := start(t, first, podSpec(executortest.Behavior{Forever: true}))
+	handles := map[executor.TryKey]string{}
+	for len(handles) < 3 {
+		select {
+		case ev := <-first.Events():
+			if ev.State == executor.Running {
+				handles[ev.Key] = ev.Handle
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("pods not created")
+		}
+	}
+	crash() // the pods end with nobody watching
+	pods := kube.Client.CoreV1().Pods("default")
+	phase := func(k executor.TryKey) string {
+		_, name, _ := strings.Cut(handles[k], "/")
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "gone"
+		}
+		return string(p.Status.Phase)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for phase(orphan.Key) != "Succeeded" || phase(kept.Key) != "Succeeded" {
+		if time.Now().After(deadline) {
+			t.Fatalf("pods did not end: %s %s", phase(orphan.Key), phase(kept.Key))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	second, _ := newExecutor(t, 10)
+	n, err := second.Sweep(ctx, func(k executor.TryKey) bool { return k == live.Key })
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	for phase(orphan.Key) != "gone" {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan pod was not deleted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if phase(kept.Key) != "Succeeded" || phase(live.Key) != "Running" {
+		t.Fatalf("kept %s, live %s", phase(kept.Key), phase(live.Key))
+	}
+	for _, k := range []executor.TryKey{kept.Key, live.Key} {
+		_, name, _ := strings.Cut(handles[k], "/")
+		pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: zero()})
+	}
+}

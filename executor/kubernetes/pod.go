@@ -31,18 +31,19 @@ type Defaults struct {
 
 // Labels and annotations that identify a try's pod.
 const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	ManagedBy       = "updraft"
-	LabelDAG        = "updraft.dev/dag-id"
-	LabelTask       = "updraft.dev/task-id"
-	LabelRun        = "updraft.dev/run-id"
-	LabelTry        = "updraft.dev/try-number"
-	AnnotationDAG   = "updraft.dev/dag-id"
-	AnnotationTask  = "updraft.dev/task-id"
-	AnnotationRun   = "updraft.dev/run-id"
-	AnnotationTry   = "updraft.dev/try-number"
-	BaseContainer   = "base"
-	secretVolPrefix = "secretvol-"
+	LabelManagedBy   = "app.kubernetes.io/managed-by"
+	ManagedBy        = "updraft"
+	LabelDAG         = "updraft.dev/dag-id"
+	LabelTask        = "updraft.dev/task-id"
+	LabelRun         = "updraft.dev/run-id"
+	LabelTry         = "updraft.dev/try-number"
+	AnnotationDAG    = "updraft.dev/dag-id"
+	AnnotationTask   = "updraft.dev/task-id"
+	AnnotationRun    = "updraft.dev/run-id"
+	AnnotationTry    = "updraft.dev/try-number"
+	AnnotationFinish = "updraft.dev/on-finish-action"
+	BaseContainer    = "base"
+	secretVolPrefix  = "secretvol-"
 )
 
 // PodName is the deterministic name of a try's pod: the task's pod name (or
@@ -140,6 +141,10 @@ func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
 	pod.Annotations[AnnotationTask] = k.Key.TaskID
 	pod.Annotations[AnnotationRun] = k.Key.RunID
 	pod.Annotations[AnnotationTry] = strconv.Itoa(k.Key.TryNumber)
+	pod.Annotations[AnnotationFinish] = dags.DeletePod
+	if s, ok := k.Spec.(dags.PodSpec); ok && s.OnFinishAction != "" {
+		pod.Annotations[AnnotationFinish] = s.OnFinishAction
+	}
 	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
 	c := &pod.Spec.Containers[0]
 	if c.ImagePullPolicy == "" {
