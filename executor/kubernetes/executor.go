@@ -63,6 +63,7 @@ type podTry struct {
 	finished  bool
 	logging   bool
 	logDone   chan struct{}
+	logStop   context.CancelFunc // ends the log stream
 	timers    []*time.Timer
 }
 
@@ -282,7 +283,11 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 	killed := pt.killed
 	e.mu.Unlock()
 	if startLogs {
-		go e.streamLogs(ctx, pt)
+		lctx, stop := context.WithCancel(context.Background())
+		e.mu.Lock()
+		pt.logStop = stop
+		e.mu.Unlock()
+		go e.streamLogs(lctx, pt)
 	}
 	switch {
 	case deleted:
@@ -335,12 +340,21 @@ func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason st
 	for _, t := range pt.timers {
 		t.Stop()
 	}
-	logging := pt.logging
+	logging, stop := pt.logging, pt.logStop
 	e.mu.Unlock()
 	if logging {
+		// The pod has ended: give the stream a moment to deliver its last
+		// lines, then end it (a read of a finished pod's log may hang).
 		select {
 		case <-pt.logDone:
-		case <-time.After(10 * time.Second):
+		case <-time.After(2 * time.Second):
+			if stop != nil {
+				stop()
+			}
+			select {
+			case <-pt.logDone:
+			case <-time.After(5 * time.Second):
+			}
 		}
 	}
 	line := "updraft: try ended: " + string(state)
@@ -497,10 +511,14 @@ func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 			stream.Close()
 		}
 		pod, gerr := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name)
-		if ctx.Err() != nil || gerr != nil || readPod(pod, pt.container).done || attempt > 1000 {
+		if ctx.Err() != nil || gerr != nil || readPod(pod, pt.container).done || attempt > 100000 {
 			return
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 }
 

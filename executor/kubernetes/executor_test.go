@@ -224,3 +224,24 @@ func TestSweep(t *testing.T) {
 		pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: zero()})
 	}
 }
+
+// The container's log is copied into the try's log while the pod runs; the
+// stream is reopened (kwok ends it after each read) and no line is
+// written twice.
+func TestLogsStreamed(t *testing.T) {
+	ex, _ := newExecutor(t, 1)
+	try := start(t, ex, podSpec(executortest.Behavior{ExitCode: 0, Duration: 3 * time.Second}))
+	if ev := executortest.Final(t, ex, try.Key, 60*time.Second); ev.State != executor.Succeeded {
+		t.Fatalf("event %+v", ev)
+	}
+	data, _ := os.ReadFile(try.LogPath)
+	log := string(data)
+	for _, line := range cluster.LogLines {
+		if n := strings.Count(log, line); n != 1 {
+			t.Fatalf("%q appears %d times in the try's log:\n%s", line, n, log)
+		}
+	}
+	if !strings.Contains(log, "try ended: success") || strings.Index(log, cluster.LogLines[1]) > strings.Index(log, "try ended") {
+		t.Fatalf("log out of order:\n%s", log)
+	}
+}

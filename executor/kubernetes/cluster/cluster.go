@@ -46,6 +46,10 @@ const (
 	AdminToken         = "updraft-test-admin-token"
 )
 
+// LogLines are what every pod's base container "prints": kwok serves them
+// as the container's log.
+var LogLines = []string{"hello from the test node", "second line of output"}
+
 // Cluster is a running control plane.
 type Cluster struct {
 	Dir        string
@@ -124,7 +128,8 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"), "--service-cluster-ip-range", "10.0.0.0/24",
 		// No controller manager here: it would create default service
 		// accounts and lift the not-ready taint of new nodes.
-		"--disable-admission-plugins", "ServiceAccount,TaintNodesByCondition", "--allow-privileged=true"}
+		"--disable-admission-plugins", "ServiceAccount,TaintNodesByCondition", "--allow-privileged=true",
+		"--kubelet-preferred-address-types", "InternalIP"}
 	if err := c.StartAPIServer(ctx); err != nil {
 		return nil, err
 	}
@@ -142,8 +147,27 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		"--secure-port", strconv.Itoa(schedPort)); err != nil {
 		return nil, err
 	}
-	stagesPath := filepath.Join(dir, "stages.yaml")
-	if err := os.WriteFile(stagesPath, stages, 0o644); err != nil {
+	// Every pod's log is this file (CRI log format), served by kwok.
+	var logs strings.Builder
+	for i, l := range LogLines {
+		fmt.Fprintf(&logs, "2024-01-01T00:00:0%d.000000000Z stdout F %s\n", i, l)
+	}
+	logsPath := filepath.Join(dir, "pod.log")
+	if err := os.WriteFile(logsPath, []byte(logs.String()), 0o644); err != nil {
+		return nil, err
+	}
+	conf := append(append([]byte{}, stages...), []byte(fmt.Sprintf(`---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: updraft-test-logs
+spec:
+  logs:
+  - containers: ["base"]
+    logsFile: %q
+    follow: false
+`, logsPath))...)
+	if err := os.WriteFile(filepath.Join(dir, "stages.yaml"), conf, 0o644); err != nil {
 		return nil, err
 	}
 	if err := c.startKwok(); err != nil {
@@ -157,7 +181,13 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 }
 
 func (c *Cluster) startKwok() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	// kwok serves pod logs as a kubelet would, on the node's address.
 	return c.spawn("kwok", "--kubeconfig", c.Kubeconfig, "--manage-all-nodes=false",
+		"--node-port", strconv.Itoa(port), "--server-address", "127.0.0.1:"+strconv.Itoa(port),
 		"--manage-nodes-with-label-selector=type=kwok", "--config", filepath.Join(c.Dir, "stages.yaml"),
 		"--node-lease-duration-seconds=40")
 }

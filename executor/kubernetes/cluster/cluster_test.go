@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,16 @@ func TestControlPlane(t *testing.T) {
 	mk("ok", "", "") // no annotations: succeeds
 	mk("oom", "137", "OOMKilled")
 	want := map[string]string{"ok": "Succeeded/0/Completed", "oom": "Failed/137/OOMKilled"}
+	// kwok serves LogLines as the log of a running pod's base container.
+	mk("logs", "", "")
+	var logs []byte
+	for i := 0; i < 100 && !strings.Contains(string(logs), LogLines[1]); i++ {
+		time.Sleep(100 * time.Millisecond)
+		logs, _ = pods.GetLogs("logs", &corev1.PodLogOptions{Container: "base"}).DoRaw(ctx)
+	}
+	if !strings.Contains(string(logs), LogLines[0]+"\n"+LogLines[1]) {
+		t.Fatalf("pod logs: %q", logs)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for name, w := range want {
 		for {
