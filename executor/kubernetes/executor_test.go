@@ -44,8 +44,14 @@ func TestMain(m *testing.M) {
 func zero() *int64 { var z int64; return &z }
 
 func newExecutor(t *testing.T, slots int) (*Executor, func()) {
-	ex := New(Options{Client: kube.Client, Defaults: Defaults{Namespace: "default", Image: "busybox"}, Slots: slots,
+	return runExecutor(t, Options{Client: kube.Client, Defaults: Defaults{Namespace: "default", Image: "busybox"}, Slots: slots,
 		Grace: zero(), Retry: 200 * time.Millisecond})
+}
+
+// runExecutor starts an executor (its informer) until the test ends or
+// the returned function stops it, as a crash would.
+func runExecutor(t *testing.T, opts Options) (*Executor, func()) {
+	ex := New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ex.Run(ctx); close(done) }()

@@ -75,13 +75,7 @@ func TestConformanceWithMinimalRole(t *testing.T) {
 	}
 	executortest.Run(t, executortest.Harness{
 		New: func(t *testing.T, slots int) (executor.Executor, func()) {
-			ex := New(Options{Client: client, Defaults: Defaults{Namespace: ns, Image: "busybox"}, Slots: slots, Grace: zero()})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { ex.Run(ctx); close(done) }()
-			stop := func() { cancel(); <-done }
-			t.Cleanup(stop)
-			return ex, stop
+			return runExecutor(t, Options{Client: client, Defaults: Defaults{Namespace: ns, Image: "busybox"}, Slots: slots, Grace: zero()})
 		},
 		Spec: func(b executortest.Behavior) dags.OperatorSpec { return podSpec(b) },
 	})
