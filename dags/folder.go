@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 )
@@ -14,11 +15,13 @@ import (
 // whenever a file is added, removed or changed. It is safe for concurrent
 // use; Current never blocks on a load in progress.
 type Folder struct {
-	fsys     fs.FS
+	src      Source
 	opts     Options
 	interval time.Duration
 	log      *slog.Logger
+	wake     chan struct{}
 
+	loading  sync.Mutex // one load at a time, so loads land in order
 	mu       sync.RWMutex
 	res      *Result
 	loadedAt time.Time
@@ -30,9 +33,27 @@ type Folder struct {
 // wake the scheduler). Call it before Run.
 func (f *Folder) OnLoad(fn func()) { f.onLoad = fn }
 
+// Source yields the tree to load and the revision it is at ("" for a
+// plain folder). A git sync returns the published revision's folder, which
+// never changes once published, so a load never sees two revisions.
+type Source func() (fsys fs.FS, revision string, err error)
+
 // NewFolder returns a folder over fsys checked for changes every interval.
 func NewFolder(fsys fs.FS, interval time.Duration, log *slog.Logger) *Folder {
-	return &Folder{fsys: fsys, interval: interval, log: log, res: &Result{}}
+	return NewSourceFolder(func() (fs.FS, string, error) { return fsys, "", nil }, interval, log)
+}
+
+// NewSourceFolder returns a folder over whatever src yields at each check.
+func NewSourceFolder(src Source, interval time.Duration, log *slog.Logger) *Folder {
+	return &Folder{src: src, interval: interval, log: log, res: &Result{}, wake: make(chan struct{}, 1)}
+}
+
+// Trigger asks Run for a check now (a new git revision was published).
+func (f *Folder) Trigger() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Current returns the latest load and when it happened (zero before the first).
@@ -45,19 +66,28 @@ func (f *Folder) Current() (*Result, time.Time) {
 // Refresh reloads the folder if anything in it changed since the last load
 // and reports whether it did.
 func (f *Folder) Refresh() bool {
-	stamp := f.fingerprint()
+	f.loading.Lock()
+	defer f.loading.Unlock()
+	fsys, rev, err := f.src()
+	if err != nil {
+		f.log.Warn("DAG folder not available yet", "err", err)
+		return false
+	}
+	stamp := fingerprint(fsys, rev)
 	f.mu.RLock()
-	same := !f.loadedAt.IsZero() && stamp == f.stamp
+	same, prev := !f.loadedAt.IsZero() && stamp == f.stamp, f.res
 	f.mu.RUnlock()
 	if same {
 		return false
 	}
-	res := Load(f.fsys, f.opts)
+	res := Load(fsys, f.opts)
+	res.Revision = rev
+	keepLastGood(prev, res)
 	f.mu.Lock()
 	f.res, f.loadedAt, f.stamp = res, time.Now(), stamp
 	f.mu.Unlock()
 	errs := res.Problems().Errors()
-	f.log.Info("loaded DAG folder", "dags", len(res.DAGs), "files", len(res.Files), "errors", len(errs))
+	f.log.Info("loaded DAG folder", "revision", rev, "dags", len(res.DAGs), "files", len(res.Files), "errors", len(errs))
 	for _, p := range errs {
 		f.log.Warn("DAG import error", "file", p.File, "line", p.Line, "dag_id", p.DAG, "task_id", p.Task, "error", p.Msg)
 	}
@@ -78,14 +108,49 @@ func (f *Folder) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			f.Refresh()
+		case <-f.wake:
+			f.Refresh()
 		}
 	}
 }
 
-// fingerprint hashes every file's path, size and modification time.
-func (f *Folder) fingerprint() [32]byte {
+// keepLastGood carries over, into next, the DAGs that a file defined in
+// prev and no longer yields because it now has errors: a broken commit
+// never takes a running DAG away. Its import errors still show. A file
+// that is gone takes its DAGs with it (they become inactive).
+func keepLastGood(prev, next *Result) {
+	files := make(map[string]*FileResult, len(next.Files))
+	for i := range next.Files {
+		files[next.Files[i].Path] = &next.Files[i]
+	}
+	added := false
+	for _, pf := range prev.Files {
+		nf := files[pf.Path]
+		if nf == nil || len(nf.Problems.Errors()) == 0 {
+			continue
+		}
+		for _, id := range append(append([]string{}, pf.DAGs...), pf.Kept...) {
+			if next.DAG(id) != nil {
+				continue
+			}
+			if d := prev.DAG(id); d != nil {
+				next.DAGs = append(next.DAGs, d)
+				nf.Kept = append(nf.Kept, id)
+				added = true
+			}
+		}
+	}
+	if added {
+		sort.Slice(next.DAGs, func(i, j int) bool { return next.DAGs[i].ID < next.DAGs[j].ID })
+	}
+}
+
+// fingerprint hashes the revision and every file's path, size and
+// modification time.
+func fingerprint(fsys fs.FS, rev string) [32]byte {
 	h := sha256.New()
-	_ = fs.WalkDir(f.fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	fmt.Fprintf(h, "revision %s\n", rev)
+	_ = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			fmt.Fprintf(h, "%s error %v\n", p, err)
 			return nil

@@ -30,12 +30,17 @@ type FileResult struct {
 	DAGs     []string `json:"dag_ids"`
 	Problems Problems `json:"problems"`
 	Hash     string   `json:"hash"` // sha256 of the file's bytes
+	// Kept lists DAGs this file defined in an earlier load that still
+	// serve from that load because the file now has errors.
+	Kept []string `json:"kept_dag_ids,omitempty"`
 }
 
 // Result is a loaded DAG folder.
 type Result struct {
 	DAGs  []*DAG       // loaded DAGs, sorted by id
 	Files []FileResult // every DAG file, sorted by path
+	// Revision is the git commit the files came from ("" for a folder).
+	Revision string
 }
 
 // Problems returns every problem of every file, sorted.

@@ -3,123 +3,19 @@ package gitsync
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"updraft/gitsync/gittest"
 )
-
-// repo is a bare repository plus a working clone that pushes to it.
-type repo struct {
-	t    *testing.T
-	base string // folder holding repo.git
-	work string
-}
-
-func runGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-		"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func newRepo(t *testing.T) *repo {
-	base := t.TempDir()
-	runGit(t, base, "init", "-q", "--bare", "-b", "master", "repo.git")
-	runGit(t, filepath.Join(base, "repo.git"), "config", "http.receivepack", "true")
-	work := filepath.Join(t.TempDir(), "work")
-	runGit(t, base, "clone", "-q", filepath.Join(base, "repo.git"), work)
-	runGit(t, work, "checkout", "-q", "-b", "master")
-	return &repo{t: t, base: base, work: work}
-}
-
-// commit replaces the working tree's files (nil content deletes) and pushes.
-func (r *repo) commit(files map[string]*string, msg string) string {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if content == nil {
-			os.Remove(p)
-			continue
-		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	runGit(r.t, r.work, "add", "-A")
-	runGit(r.t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
-	runGit(r.t, r.work, "push", "-q", "-f", "origin", "HEAD:master")
-	return runGit(r.t, r.work, "rev-parse", "HEAD")
-}
-
-func s(v string) *string { return &v }
-
-// daemon serves the repository with git daemon on a fixed loopback port.
-type daemon struct {
-	t    *testing.T
-	base string
-	port int
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startDaemon(t *testing.T, base string, port int) *daemon {
-	d := &daemon{t: t, base: base, port: port}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-func (d *daemon) start() {
-	// git-daemon itself, not the git wrapper: killing the wrapper would
-	// leave the daemon listening.
-	d.cmd = exec.Command(filepath.Join(runGit(d.t, d.base, "--exec-path"), "git-daemon"), "--reuseaddr", "--export-all", "--base-path="+d.base, "--listen=127.0.0.1",
-		fmt.Sprintf("--port=%d", d.port), d.base)
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", d.port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	d.t.Fatal("git daemon did not start")
-}
-
-func (d *daemon) stop() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-		d.cmd = nil
-	}
-}
-
-func (d *daemon) url() string { return fmt.Sprintf("git://127.0.0.1:%d/repo.git", d.port) }
 
 func read(t *testing.T, rev Revision, name string) string {
 	data, err := os.ReadFile(filepath.Join(rev.Dir, name))
@@ -145,10 +41,10 @@ func newSyncer(t *testing.T, opts Options) *Syncer {
 
 func TestFollowsBranchOverGitDaemon(t *testing.T) {
 	ctx := context.Background()
-	r := newRepo(t)
-	first := r.commit(map[string]*string{"dags/a.yaml": s("a: 1\n"), "dags/b.yaml": s("b: 1\n"), "README": s("not published")}, "one")
-	d := startDaemon(t, r.base, freePort(t))
-	sy := newSyncer(t, Options{URL: d.url(), Path: "dags", Keep: 1})
+	r := gittest.NewRepo(t)
+	first := r.Commit(map[string]*string{"dags/a.yaml": gittest.S("a: 1\n"), "dags/b.yaml": gittest.S("b: 1\n"), "README": gittest.S("not published")}, "one")
+	d := gittest.StartDaemon(t, r.Base)
+	sy := newSyncer(t, Options{URL: d.URL(), Path: "dags", Keep: 1})
 	var published []string
 	sy.OnPublish(func(rev Revision) { published = append(published, rev.Hash) })
 
@@ -166,7 +62,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 		t.Fatalf("unchanged branch: %v %v", changed, err)
 	}
 	// A new commit that changes one file and deletes another.
-	second := r.commit(map[string]*string{"dags/a.yaml": s("a: 2\n"), "dags/b.yaml": nil}, "two")
+	second := r.Commit(map[string]*string{"dags/a.yaml": gittest.S("a: 2\n"), "dags/b.yaml": nil}, "two")
 	if changed, err := sy.Sync(ctx); err != nil || !changed {
 		t.Fatalf("second sync: %v %v", changed, err)
 	}
@@ -175,8 +71,8 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 		t.Fatalf("after the second commit: %+v", rev)
 	}
 	// A force-push to rewritten history is followed.
-	runGit(t, r.work, "reset", "-q", "--hard", first)
-	forced := r.commit(map[string]*string{"dags/c.yaml": s("c: 1\n")}, "rewritten")
+	gittest.Git(t, r.Work, "reset", "-q", "--hard", first)
+	forced := r.Commit(map[string]*string{"dags/c.yaml": gittest.S("c: 1\n")}, "rewritten")
 	if changed, err := sy.Sync(ctx); err != nil || !changed {
 		t.Fatalf("after a force-push: %v %v", changed, err)
 	}
@@ -185,7 +81,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 		t.Fatalf("after a force-push: %+v", rev)
 	}
 	// The remote goes away: the error is reported, the last good revision serves.
-	d.stop()
+	d.Stop()
 	if _, err := sy.Sync(ctx); err == nil {
 		t.Fatal("no error with the remote gone")
 	}
@@ -193,7 +89,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 	if st.ConsecutiveFailures != 1 || st.LastError == "" || st.Current.Hash != forced || read(t, st.Current, "c.yaml") != "c: 1\n" {
 		t.Fatalf("status with the remote gone: %+v", st)
 	}
-	d.start()
+	d.Start()
 	if _, err := sy.Sync(ctx); err != nil {
 		t.Fatalf("remote back: %v", err)
 	}
@@ -209,7 +105,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 		t.Fatalf("revisions on disk: %v", entries)
 	}
 	// A restarted syncer serves the published revision at once.
-	again := newSyncer(t, Options{URL: d.url(), Path: "dags", Root: sy.opts.Root})
+	again := newSyncer(t, Options{URL: d.URL(), Path: "dags", Root: sy.opts.Root})
 	if rev, ok := again.Current(); !ok || rev.Hash != forced || read(t, rev, "c.yaml") != "c: 1\n" {
 		t.Fatalf("after a restart: %+v %v", rev, ok)
 	}
@@ -221,12 +117,12 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 // stays.
 func TestHTTPBasicAuthRotationAndDeletedBranch(t *testing.T) {
 	ctx := context.Background()
-	r := newRepo(t)
-	r.commit(map[string]*string{"a.yaml": s("a: 1\n")}, "one")
+	r := gittest.NewRepo(t)
+	r.Commit(map[string]*string{"a.yaml": gittest.S("a: 1\n")}, "one")
 	var password atomic.Value
 	password.Store("first-secret")
 	backend := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend",
-		Env: []string{"GIT_PROJECT_ROOT=" + r.base, "GIT_HTTP_EXPORT_ALL=1"}}
+		Env: []string{"GIT_PROJECT_ROOT=" + r.Base, "GIT_HTTP_EXPORT_ALL=1"}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		user, pass, ok := req.BasicAuth()
 		if !ok || user != "updraft" || pass != password.Load().(string) {
@@ -244,7 +140,7 @@ func TestHTTPBasicAuthRotationAndDeletedBranch(t *testing.T) {
 		t.Fatalf("first sync: %v %v", changed, err)
 	}
 	password.Store("rotated-secret")
-	second := r.commit(map[string]*string{"a.yaml": s("a: 2\n")}, "two")
+	second := r.Commit(map[string]*string{"a.yaml": gittest.S("a: 2\n")}, "two")
 	if _, err := sy.Sync(ctx); err == nil || !strings.Contains(strings.ToLower(err.Error()), "auth") {
 		t.Fatalf("stale credential: %v", err)
 	}
@@ -255,7 +151,7 @@ func TestHTTPBasicAuthRotationAndDeletedBranch(t *testing.T) {
 	if rev, _ := sy.Current(); rev.Hash != second || read(t, rev, "a.yaml") != "a: 2\n" {
 		t.Fatalf("revision %+v", rev)
 	}
-	runGit(t, filepath.Join(r.base, "repo.git"), "update-ref", "-d", "refs/heads/master")
+	gittest.Git(t, filepath.Join(r.Base, "repo.git"), "update-ref", "-d", "refs/heads/master")
 	if _, err := sy.Sync(ctx); err == nil || !strings.Contains(err.Error(), `branch "master" not found`) {
 		t.Fatalf("deleted branch: %v", err)
 	}
@@ -268,17 +164,17 @@ func TestHTTPBasicAuthRotationAndDeletedBranch(t *testing.T) {
 // revisions, while commits are published continuously.
 func TestReadersNeverSeeMixedRevisions(t *testing.T) {
 	ctx := context.Background()
-	r := newRepo(t)
+	r := gittest.NewRepo(t)
 	files := func(n int) map[string]*string {
 		out := map[string]*string{}
 		for i := 0; i < 20; i++ {
-			out[fmt.Sprintf("f%02d.yaml", i)] = s(fmt.Sprintf("revision: %d\n", n))
+			out[fmt.Sprintf("f%02d.yaml", i)] = gittest.S(fmt.Sprintf("revision: %d\n", n))
 		}
 		return out
 	}
-	r.commit(files(0), "zero")
-	d := startDaemon(t, r.base, freePort(t))
-	sy := newSyncer(t, Options{URL: d.url(), Keep: 1})
+	r.Commit(files(0), "zero")
+	d := gittest.StartDaemon(t, r.Base)
+	sy := newSyncer(t, Options{URL: d.URL(), Keep: 1})
 	if _, err := sy.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +213,7 @@ func TestReadersNeverSeeMixedRevisions(t *testing.T) {
 		}
 	}()
 	for n := 1; n <= 15; n++ {
-		r.commit(files(n), fmt.Sprint(n))
+		r.Commit(files(n), fmt.Sprint(n))
 		if _, err := sy.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -334,17 +230,17 @@ func TestReadersNeverSeeMixedRevisions(t *testing.T) {
 
 // Run syncs on its interval and at once when triggered.
 func TestRunAndTrigger(t *testing.T) {
-	r := newRepo(t)
-	r.commit(map[string]*string{"a.yaml": s("a: 1\n")}, "one")
-	d := startDaemon(t, r.base, freePort(t))
-	sy := newSyncer(t, Options{URL: d.url(), Interval: time.Hour})
+	r := gittest.NewRepo(t)
+	r.Commit(map[string]*string{"a.yaml": gittest.S("a: 1\n")}, "one")
+	d := gittest.StartDaemon(t, r.Base)
+	sy := newSyncer(t, Options{URL: d.URL(), Interval: time.Hour})
 	published := make(chan string, 10)
 	sy.OnPublish(func(rev Revision) { published <- rev.Hash })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- sy.Run(ctx) }()
 	<-published
-	second := r.commit(map[string]*string{"a.yaml": s("a: 2\n")}, "two")
+	second := r.Commit(map[string]*string{"a.yaml": gittest.S("a: 2\n")}, "two")
 	sy.Trigger() // a webhook: no waiting for the hour
 	select {
 	case got := <-published:

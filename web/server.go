@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"updraft/dags"
+	"updraft/gitsync"
 	"updraft/store"
 )
 
@@ -42,13 +43,27 @@ type Server struct {
 	now    func() time.Time
 	pages  *template.Template
 	router chi.Router
+	git    GitStatus
 }
+
+// GitStatus reports the git sync's state; nil when DAGs come from a
+// local folder.
+type GitStatus interface{ Status() gitsync.Status }
+
+// WithGit shows the git sync's state in the UI and /health.
+func (s *Server) WithGit(g GitStatus) *Server { s.git = g; return s }
 
 // New builds the server. now is the clock used for "next run" times.
 func New(bag Bag, hist History, log *slog.Logger, now func() time.Time) *Server {
 	s := &Server{bag: bag, hist: hist, log: log, now: now}
 	s.pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
+		"short": func(hash string) string {
+			if len(hash) > 12 {
+				return hash[:12]
+			}
+			return hash
+		},
 	}).ParseFS(templateFS, "templates/*.html"))
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
@@ -93,8 +108,11 @@ type homePage struct {
 	DAGs     []dagRow
 	Runs     []runRow
 	Errors   dags.Problems
+	Kept     []string // DAGs still serving their last good version
 	Warnings int
 	LoadedAt time.Time
+	Revision string
+	Git      *gitsync.Status
 }
 
 func fmtTime(t *time.Time) string {
@@ -106,7 +124,14 @@ func fmtTime(t *time.Time) string {
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	res, at := s.bag.Current()
-	page := homePage{LoadedAt: at}
+	page := homePage{LoadedAt: at, Revision: res.Revision}
+	if s.git != nil {
+		st := s.git.Status()
+		page.Git = &st
+	}
+	for _, f := range res.Files {
+		page.Kept = append(page.Kept, f.Kept...)
+	}
 	q := strings.ToLower(r.URL.Query().Get("q"))
 	now := s.now()
 	ctx := r.Context()
@@ -171,7 +196,23 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		status = "unhealthy"
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}})
+	out := map[string]any{"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}}
+	if s.git != nil {
+		// A failing sync leaves the last good revision serving, so the
+		// server stays up (200) and says the sync is unhealthy.
+		st := s.git.Status()
+		git := map[string]any{"status": "healthy", "revision": st.Current.Hash,
+			"consecutive_failures": st.ConsecutiveFailures, "syncs": st.Syncs, "changes": st.Changes}
+		if st.LastError != "" || st.Current.Hash == "" {
+			git["status"] = "unhealthy"
+			git["last_error"] = st.LastError
+		}
+		if !st.LastSuccess.IsZero() {
+			git["last_success"] = st.LastSuccess.UTC().Format(time.RFC3339)
+		}
+		out["git_sync"] = git
+	}
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 type dagJSON struct {
@@ -185,9 +226,10 @@ type dagJSON struct {
 func (s *Server) dagsJSON(w http.ResponseWriter, r *http.Request) {
 	res, _ := s.bag.Current()
 	out := struct {
+		Revision string        `json:"revision,omitempty"`
 		DAGs     []dagJSON     `json:"dags"`
 		Problems dags.Problems `json:"import_errors"`
-	}{DAGs: []dagJSON{}, Problems: res.Problems().Errors()}
+	}{Revision: res.Revision, DAGs: []dagJSON{}, Problems: res.Problems().Errors()}
 	for _, d := range res.DAGs {
 		j := dagJSON{ID: d.ID, Schedule: d.Schedule.Summary(), File: d.File, Hash: d.Hash}
 		for _, t := range d.Tasks {

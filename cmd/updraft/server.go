@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"updraft/executor"
 	kubeexec "updraft/executor/kubernetes"
 	"updraft/executor/local"
+	"updraft/gitsync"
 	"updraft/scheduler"
 	"updraft/store"
 	"updraft/web"
@@ -42,6 +44,15 @@ type serverConfig struct {
 	Parallelism int
 	Slots       int
 	Kube        kubeConfig
+	Git         gitConfig
+}
+
+// gitConfig configures the git sync; DAGs come from the branch when URL
+// is set, from the --dags folder otherwise.
+type gitConfig struct {
+	URL, Branch, Path, Root string
+	Interval                time.Duration
+	Auth                    gitsync.Auth
 }
 
 // kubeConfig configures the Kubernetes executor.
@@ -75,12 +86,18 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 			Namespace: m.envOr("UPDRAFT_NAMESPACE", "default"), Image: m.envOr("UPDRAFT_POD_IMAGE", "debian:bookworm-slim"),
 			QPS: 20, Burst: 40, Pods: 256},
 	}
-	if v := m.Env("UPDRAFT_DAGS_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return cfg, fmt.Errorf("UPDRAFT_DAGS_INTERVAL: %w", err)
+	cfg.Git = gitConfig{URL: m.Env("UPDRAFT_GIT_URL"), Branch: m.envOr("UPDRAFT_GIT_BRANCH", "master"),
+		Path: m.Env("UPDRAFT_GIT_PATH"), Root: m.envOr("UPDRAFT_GIT_ROOT", "git-sync"), Interval: 60 * time.Second,
+		Auth: gitsync.Auth{Username: m.Env("UPDRAFT_GIT_USERNAME"), PasswordFile: m.Env("UPDRAFT_GIT_PASSWORD_FILE"),
+			SSHKeyFile: m.Env("UPDRAFT_GIT_SSH_KEY_FILE"), KnownHostsFile: m.Env("UPDRAFT_GIT_KNOWN_HOSTS_FILE")}}
+	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval} {
+		if v := m.Env(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %w", key, err)
+			}
+			*dst = d
 		}
-		cfg.Interval = d
 	}
 	fl := flag.NewFlagSet("server", flag.ContinueOnError)
 	fl.SetOutput(m.Stderr)
@@ -104,14 +121,23 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Kube.PullPolicy, "pod-pull-policy", m.Env("UPDRAFT_POD_PULL_POLICY"), "image pull policy of pods that set none")
 	fl.StringVar(&cfg.Kube.ServiceAccount, "pod-service-account", m.Env("UPDRAFT_POD_SERVICE_ACCOUNT"), "service account of pods that name none")
 	fl.DurationVar(&cfg.Interval, "dags-interval", cfg.Interval, "how often the DAG folder is checked for changes (env UPDRAFT_DAGS_INTERVAL)")
+	fl.StringVar(&cfg.Git.URL, "git-url", cfg.Git.URL, "git repository to take DAGs from instead of --dags (env UPDRAFT_GIT_URL)")
+	fl.StringVar(&cfg.Git.Branch, "git-branch", cfg.Git.Branch, "branch to follow (env UPDRAFT_GIT_BRANCH)")
+	fl.StringVar(&cfg.Git.Path, "git-path", cfg.Git.Path, "folder of the repository holding the DAG files (env UPDRAFT_GIT_PATH)")
+	fl.DurationVar(&cfg.Git.Interval, "git-interval", cfg.Git.Interval, "how often the branch is checked (env UPDRAFT_GIT_INTERVAL)")
+	fl.StringVar(&cfg.Git.Root, "git-root", cfg.Git.Root, "private folder the revisions are checked out in (env UPDRAFT_GIT_ROOT)")
+	fl.StringVar(&cfg.Git.Auth.Username, "git-username", cfg.Git.Auth.Username, "HTTPS user (env UPDRAFT_GIT_USERNAME)")
+	fl.StringVar(&cfg.Git.Auth.PasswordFile, "git-password-file", cfg.Git.Auth.PasswordFile, "file holding the HTTPS password or token, re-read at each sync (env UPDRAFT_GIT_PASSWORD_FILE)")
+	fl.StringVar(&cfg.Git.Auth.SSHKeyFile, "git-ssh-key-file", cfg.Git.Auth.SSHKeyFile, "SSH private key file (env UPDRAFT_GIT_SSH_KEY_FILE)")
+	fl.StringVar(&cfg.Git.Auth.KnownHostsFile, "git-known-hosts-file", cfg.Git.Auth.KnownHostsFile, "SSH known_hosts file, always checked (env UPDRAFT_GIT_KNOWN_HOSTS_FILE)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
 	switch {
-	case cfg.Interval <= 0:
-		return cfg, errors.New("--dags-interval must be positive")
+	case cfg.Interval <= 0 || cfg.Git.Interval <= 0:
+		return cfg, errors.New("--dags-interval and --git-interval must be positive")
 	case cfg.Executor != "local" && cfg.Executor != "kubernetes":
 		return cfg, fmt.Errorf("--executor %q: use local or kubernetes", cfg.Executor)
 	case cfg.Parallelism < 1 || cfg.Slots < 1:
@@ -142,7 +168,15 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 2
 	}
-	if st, err := os.Stat(cfg.DAGs); err != nil || !st.IsDir() {
+	var syncer *gitsync.Syncer
+	if cfg.Git.URL != "" {
+		syncer, err = gitsync.New(gitsync.Options{URL: cfg.Git.URL, Branch: cfg.Git.Branch, Path: cfg.Git.Path,
+			Root: cfg.Git.Root, Interval: cfg.Git.Interval, Auth: cfg.Git.Auth, Log: logger})
+		if err != nil {
+			fmt.Fprintln(m.Stderr, "updraft server:", err)
+			return 2
+		}
+	} else if st, err := os.Stat(cfg.DAGs); err != nil || !st.IsDir() {
 		fmt.Fprintf(m.Stderr, "updraft server: DAG folder %s: not a readable folder\n", cfg.DAGs)
 		return 2
 	}
@@ -157,7 +191,13 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 1
 	}
-	folder := dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
+	var folder *dags.Folder
+	if syncer != nil {
+		folder = dags.NewSourceFolder(gitSource(syncer), cfg.Interval, logger)
+		syncer.OnPublish(func(gitsync.Revision) { folder.Trigger() })
+	} else {
+		folder = dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
+	}
 	folder.Refresh()
 	var exec executor.Executor
 	var runExecutor func(context.Context) error
@@ -179,11 +219,20 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 1
 	}
-	srv := &http.Server{Handler: web.New(folder, st, logger, time.Now), ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", cfg.DAGs, "db", cfg.DB,
+	ui := web.New(folder, st, logger, time.Now)
+	dagsFrom := cfg.DAGs
+	if syncer != nil {
+		ui.WithGit(syncer)
+		dagsFrom = cfg.Git.URL + "#" + cfg.Git.Branch
+	}
+	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", dagsFrom, "db", cfg.DB,
 		"executor", cfg.Executor, "version", version)
 
 	g, ctx := errgroup.WithContext(ctx)
+	if syncer != nil {
+		g.Go(func() error { return syncer.Run(ctx) })
+	}
 	g.Go(func() error { return folder.Run(ctx) })
 	if runExecutor != nil {
 		g.Go(func() error { return runExecutor(ctx) })
@@ -295,4 +344,16 @@ func (c kubeConfig) podDefaults() (kubeexec.Defaults, error) {
 		}
 	}
 	return d, nil
+}
+
+// gitSource loads the published revision: its folder never changes once
+// published, so a load sees exactly one commit.
+func gitSource(sy *gitsync.Syncer) dags.Source {
+	return func() (fs.FS, string, error) {
+		rev, ok := sy.Current()
+		if !ok {
+			return nil, "", errors.New("no git revision synced yet")
+		}
+		return os.DirFS(rev.Dir), rev.Hash, nil
+	}
 }
