@@ -25,7 +25,7 @@ func read(t *testing.T, rev Revision, name string) string {
 	return string(data)
 }
 
-func newSyncer(t *testing.T, opts Options) *Syncer {
+func newSyncer(t testing.TB, opts Options) *Syncer {
 	if opts.Root == "" {
 		opts.Root = t.TempDir()
 	}

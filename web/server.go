@@ -43,15 +43,33 @@ type Server struct {
 	now    func() time.Time
 	pages  *template.Template
 	router chi.Router
-	git    GitStatus
+	git    GitSync
+	gitOpt GitOptions
 }
 
-// GitStatus reports the git sync's state; nil when DAGs come from a
-// local folder.
-type GitStatus interface{ Status() gitsync.Status }
+// GitSync is the git sync as the web server sees it; nil when DAGs come
+// from a local folder.
+type GitSync interface {
+	Status() gitsync.Status
+	Trigger()
+	Branch() string
+}
 
-// WithGit shows the git sync's state in the UI and /health.
-func (s *Server) WithGit(g GitStatus) *Server { s.git = g; return s }
+// GitOptions name the secrets guarding the endpoints that trigger a sync.
+// Files are re-read at each request, so rotating a secret needs no restart.
+type GitOptions struct {
+	TokenFile         string // bearer token of POST /api/v1/git/sync
+	WebhookSecretFile string // secret of POST /api/v1/git/webhook
+}
+
+// WithGit shows the git sync's state in the UI and /health and serves the
+// endpoints that trigger an immediate sync.
+func (s *Server) WithGit(g GitSync, opt GitOptions) *Server {
+	s.git, s.gitOpt = g, opt
+	s.router.Post("/api/v1/git/sync", s.gitSyncNow)
+	s.router.Post("/api/v1/git/webhook", s.gitWebhook)
+	return s
+}
 
 // New builds the server. now is the clock used for "next run" times.
 func New(bag Bag, hist History, log *slog.Logger, now func() time.Time) *Server {

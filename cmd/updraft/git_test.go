@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,32 +35,8 @@ func TestServerFollowsGitBranch(t *testing.T) {
 	first := repo.Commit(map[string]*string{"dags/a.yaml": dagYAML("a", "1"), "dags/b.yaml": dagYAML("b", "1"),
 		"README.md": gittest.S("not a DAG folder")}, "first")
 	daemon := gittest.StartDaemon(t, repo.Base)
-	dir := t.TempDir()
-	var errOut syncBuffer
-	m := Main{Stdout: &syncBuffer{}, Stderr: &errOut, Env: func(k string) string {
-		return map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DB": "sqlite:" + dir + "/u.db",
-			"UPDRAFT_LOGS": dir + "/logs", "UPDRAFT_GIT_URL": daemon.URL(), "UPDRAFT_GIT_PATH": "dags",
-			"UPDRAFT_GIT_ROOT": dir + "/git", "UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h"}[k]
-	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- m.Run(ctx, []string{"server"}) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop")
-		}
-	}()
-	var url string
-	re := regexp.MustCompile(`url=(http://\S+)`)
-	waitFor(t, "the server", 10*time.Second, func() bool {
-		if m := re.FindStringSubmatch(errOut.String()); m != nil {
-			url = m[1]
-		}
-		return url != ""
-	}, &errOut)
+	url, errOut := startInProcess(t, map[string]string{"UPDRAFT_GIT_URL": daemon.URL(), "UPDRAFT_GIT_PATH": "dags",
+		"UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h"})
 	get := func(path string) string {
 		resp, err := http.Get(url + path)
 		if err != nil {
@@ -91,14 +73,14 @@ func TestServerFollowsGitBranch(t *testing.T) {
 	waitFor(t, "the first revision", within, func() bool {
 		b := current()
 		return b.Revision == first && ids(b) == "a,b" && len(b.Errors) == 0
-	}, &errOut)
+	}, errOut)
 	hashA := current().DAGs[0].Hash
 
 	broken := repo.Commit(map[string]*string{"dags/a.yaml": gittest.S("a:\n  tasks: [broken\n")}, "broken")
 	waitFor(t, "the broken revision", within, func() bool {
 		b := current()
 		return b.Revision == broken && ids(b) == "a,b" && len(b.Errors) == 1 && b.Errors[0].File == "a.yaml" && b.Errors[0].Line > 0
-	}, &errOut)
+	}, errOut)
 	if b := current(); b.DAGs[0].Hash != hashA {
 		t.Fatalf("DAG a is not its last good version: %+v", b)
 	}
@@ -111,13 +93,13 @@ func TestServerFollowsGitBranch(t *testing.T) {
 	waitFor(t, "the fixed revision", within, func() bool {
 		b := current()
 		return b.Revision == fixed && ids(b) == "a" && len(b.Errors) == 0 && b.DAGs[0].Hash != hashA
-	}, &errOut)
+	}, errOut)
 
 	daemon.Stop()
 	waitFor(t, "the sync failure in /health", within, func() bool {
 		return strings.Contains(get("/health"), `"git_sync":{"changes":3,"consecutive_failures"`) &&
 			strings.Contains(get("/health"), `"status":"unhealthy"`)
-	}, &errOut)
+	}, errOut)
 	if page := get("/"); !strings.Contains(page, "Git sync failing") || !strings.Contains(page, fixed[:12]) {
 		t.Fatalf("the UI does not show the failing sync:\n%s", page)
 	}
@@ -128,5 +110,131 @@ func TestServerFollowsGitBranch(t *testing.T) {
 	waitFor(t, "recovery", within, func() bool {
 		h := get("/health")
 		return strings.Contains(h, `"consecutive_failures":0`) && !strings.Contains(h, "unhealthy")
-	}, &errOut)
+	}, errOut)
+}
+
+// startInProcess runs "updraft server" in this process on a free port
+// with env on top of a fresh database and log folder, stops it when the
+// test ends, and returns its URL and its log.
+func startInProcess(tb testing.TB, env map[string]string) (string, *syncBuffer) {
+	tb.Helper()
+	dir := tb.TempDir()
+	all := map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DB": "sqlite:" + dir + "/u.db",
+		"UPDRAFT_LOGS": dir + "/logs", "UPDRAFT_GIT_ROOT": dir + "/git"}
+	for k, v := range env {
+		all[k] = v
+	}
+	errOut := &syncBuffer{}
+	m := Main{Stdout: &syncBuffer{}, Stderr: errOut, Env: func(k string) string { return all[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- m.Run(ctx, []string{"server"}) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			tb.Error("server did not stop")
+		}
+	})
+	re := regexp.MustCompile(`url=(http://\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(errOut.String()); m != nil {
+			return m[1], errOut
+		}
+	}
+	tb.Fatalf("server did not start: %s", errOut.String())
+	return "", nil
+}
+
+// webhookServer serves a repository with one DAG and a server that polls
+// it only hourly, so only the webhook can bring a commit in quickly.
+type webhookServer struct {
+	repo   *gittest.Repo
+	url    string
+	secret string
+	log    *syncBuffer
+}
+
+func newWebhookServer(tb testing.TB) *webhookServer {
+	repo := gittest.NewRepo(tb)
+	repo.Commit(map[string]*string{"a.yaml": dagYAML("a", "0")}, "first")
+	daemon := gittest.StartDaemon(tb, repo.Base)
+	secret := filepath.Join(tb.TempDir(), "webhook-secret")
+	if err := os.WriteFile(secret, []byte("hook-secret\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	url, log := startInProcess(tb, map[string]string{"UPDRAFT_GIT_URL": daemon.URL(), "UPDRAFT_GIT_INTERVAL": "1h",
+		"UPDRAFT_DAGS_INTERVAL": "1h", "UPDRAFT_GIT_WEBHOOK_SECRET_FILE": secret})
+	return &webhookServer{repo: repo, url: url, secret: "hook-secret", log: log}
+}
+
+// revision returns the revision the server's DAG bag was loaded from.
+func (w *webhookServer) revision() string {
+	resp, err := http.Get(w.url + "/dags.json")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Revision string `json:"revision"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out.Revision
+}
+
+// push commits a new version of the DAG and sends GitHub's push webhook.
+func (w *webhookServer) push(tb testing.TB, n int) string {
+	hash := w.repo.Commit(map[string]*string{"a.yaml": dagYAML("a", fmt.Sprint(n))}, fmt.Sprint("change ", n))
+	body := fmt.Sprintf(`{"ref":"refs/heads/master","after":%q}`, hash)
+	mac := hmac.New(sha256.New, []byte(w.secret))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest(http.MethodPost, w.url+"/api/v1/git/webhook", strings.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		tb.Fatalf("webhook: %s", resp.Status)
+	}
+	return hash
+}
+
+// A push webhook brings a commit in at once although the branch is only
+// polled hourly.
+func TestServerSyncsOnWebhook(t *testing.T) {
+	w := newWebhookServer(t)
+	waitFor(t, "the first revision", 10*time.Second, func() bool { return w.revision() != "" }, w.log)
+	hash := w.push(t, 1)
+	waitFor(t, "the pushed revision", 10*time.Second, func() bool { return w.revision() == hash }, w.log)
+}
+
+// BenchmarkPushToSchedulable measures the time from a push webhook to the
+// new revision's DAGs being in the scheduler's DAG bag (ns/op per push).
+func BenchmarkPushToSchedulable(b *testing.B) {
+	w := newWebhookServer(b)
+	for deadline := time.Now().Add(10 * time.Second); w.revision() == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("no first revision")
+		}
+	}
+	var worst time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		start := time.Now()
+		b.StartTimer()
+		hash := w.push(b, i+1)
+		for w.revision() != hash {
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("revision %s not live: %s", hash, w.log.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
 }

@@ -53,6 +53,7 @@ type gitConfig struct {
 	URL, Branch, Path, Root string
 	Interval                time.Duration
 	Auth                    gitsync.Auth
+	Endpoints               web.GitOptions
 }
 
 // kubeConfig configures the Kubernetes executor.
@@ -89,7 +90,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	cfg.Git = gitConfig{URL: m.Env("UPDRAFT_GIT_URL"), Branch: m.envOr("UPDRAFT_GIT_BRANCH", "master"),
 		Path: m.Env("UPDRAFT_GIT_PATH"), Root: m.envOr("UPDRAFT_GIT_ROOT", "git-sync"), Interval: 60 * time.Second,
 		Auth: gitsync.Auth{Username: m.Env("UPDRAFT_GIT_USERNAME"), PasswordFile: m.Env("UPDRAFT_GIT_PASSWORD_FILE"),
-			SSHKeyFile: m.Env("UPDRAFT_GIT_SSH_KEY_FILE"), KnownHostsFile: m.Env("UPDRAFT_GIT_KNOWN_HOSTS_FILE")}}
+			SSHKeyFile: m.Env("UPDRAFT_GIT_SSH_KEY_FILE"), KnownHostsFile: m.Env("UPDRAFT_GIT_KNOWN_HOSTS_FILE")},
+		Endpoints: web.GitOptions{TokenFile: m.Env("UPDRAFT_GIT_SYNC_TOKEN_FILE"), WebhookSecretFile: m.Env("UPDRAFT_GIT_WEBHOOK_SECRET_FILE")}}
 	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
@@ -130,6 +132,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Git.Auth.PasswordFile, "git-password-file", cfg.Git.Auth.PasswordFile, "file holding the HTTPS password or token, re-read at each sync (env UPDRAFT_GIT_PASSWORD_FILE)")
 	fl.StringVar(&cfg.Git.Auth.SSHKeyFile, "git-ssh-key-file", cfg.Git.Auth.SSHKeyFile, "SSH private key file (env UPDRAFT_GIT_SSH_KEY_FILE)")
 	fl.StringVar(&cfg.Git.Auth.KnownHostsFile, "git-known-hosts-file", cfg.Git.Auth.KnownHostsFile, "SSH known_hosts file, always checked (env UPDRAFT_GIT_KNOWN_HOSTS_FILE)")
+	fl.StringVar(&cfg.Git.Endpoints.TokenFile, "git-sync-token-file", cfg.Git.Endpoints.TokenFile, "file holding the bearer token of POST /api/v1/git/sync (env UPDRAFT_GIT_SYNC_TOKEN_FILE)")
+	fl.StringVar(&cfg.Git.Endpoints.WebhookSecretFile, "git-webhook-secret-file", cfg.Git.Endpoints.WebhookSecretFile, "file holding the push webhook secret of POST /api/v1/git/webhook (env UPDRAFT_GIT_WEBHOOK_SECRET_FILE)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	if err := fl.Parse(args); err != nil {
@@ -222,7 +226,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	ui := web.New(folder, st, logger, time.Now)
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
-		ui.WithGit(syncer)
+		ui.WithGit(syncer, cfg.Git.Endpoints)
 		dagsFrom = cfg.Git.URL + "#" + cfg.Git.Branch
 	}
 	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}

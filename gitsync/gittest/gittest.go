@@ -16,13 +16,13 @@ import (
 
 // Repo is a bare repository plus a working clone that pushes to it.
 type Repo struct {
-	t    *testing.T
+	t    testing.TB
 	Base string // folder holding repo.git
 	Work string // the working clone
 }
 
 // Git runs git in dir and returns its trimmed output.
-func Git(t *testing.T, dir string, args ...string) string {
+func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -36,7 +36,7 @@ func Git(t *testing.T, dir string, args ...string) string {
 }
 
 // NewRepo creates an empty repository with a master branch.
-func NewRepo(t *testing.T) *Repo {
+func NewRepo(t testing.TB) *Repo {
 	base := t.TempDir()
 	Git(t, base, "init", "-q", "--bare", "-b", "master", "repo.git")
 	Git(t, filepath.Join(base, "repo.git"), "config", "http.receivepack", "true")
@@ -71,13 +71,13 @@ func S(v string) *string { return &v }
 
 // Daemon serves the repository with git daemon on a fixed loopback port.
 type Daemon struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	port int
 	cmd  *exec.Cmd
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func freePort(t *testing.T) int {
 
 // StartDaemon serves base until the test ends; Stop and Start it to
 // take the remote away and bring it back on the same port.
-func StartDaemon(t *testing.T, base string) *Daemon {
+func StartDaemon(t testing.TB, base string) *Daemon {
 	d := &Daemon{t: t, base: base, port: freePort(t)}
 	d.Start()
 	t.Cleanup(d.Stop)
