@@ -21,12 +21,13 @@ run: build
 	mkdir -p .run
 	./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
 
-# deps installs what the tests need: git (git daemon and git-http-backend
-# serve the git sync tests' repositories) from Debian when missing, and the
+# deps installs what the tests need: git and OpenSSH (git daemon,
+# git-http-backend and a throwaway sshd serve the git sync tests'
+# repositories) from Debian when missing, and the
 # test Kubernetes control plane (kube-apiserver, kube-scheduler, etcd, kwok)
 # built from the Go module proxy into .tools/bin, once (several minutes the
 # first time).
-APT_PKGS := git
+APT_PKGS := git openssh-server openssh-client
 deps:
 	@$(GO) version
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -3,9 +3,6 @@ package gitsync
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,27 +116,14 @@ func TestHTTPBasicAuthRotationAndDeletedBranch(t *testing.T) {
 	ctx := context.Background()
 	r := gittest.NewRepo(t)
 	r.Commit(map[string]*string{"a.yaml": gittest.S("a: 1\n")}, "one")
-	var password atomic.Value
-	password.Store("first-secret")
-	backend := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend",
-		Env: []string{"GIT_PROJECT_ROOT=" + r.Base, "GIT_HTTP_EXPORT_ALL=1"}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		user, pass, ok := req.BasicAuth()
-		if !ok || user != "updraft" || pass != password.Load().(string) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, req)
-	}))
-	defer srv.Close()
+	srv := gittest.StartHTTP(t, r.Base, "updraft", "first-secret")
 	secret := filepath.Join(t.TempDir(), "password")
 	os.WriteFile(secret, []byte("first-secret\n"), 0o600)
-	sy := newSyncer(t, Options{URL: srv.URL + "/repo.git", Auth: Auth{Username: "updraft", PasswordFile: secret}})
+	sy := newSyncer(t, Options{URL: srv.URL(), Auth: Auth{Username: "updraft", PasswordFile: secret}})
 	if changed, err := sy.Sync(ctx); err != nil || !changed {
 		t.Fatalf("first sync: %v %v", changed, err)
 	}
-	password.Store("rotated-secret")
+	srv.SetPassword("rotated-secret")
 	second := r.Commit(map[string]*string{"a.yaml": gittest.S("a: 2\n")}, "two")
 	if _, err := sy.Sync(ctx); err == nil || !strings.Contains(strings.ToLower(err.Error()), "auth") {
 		t.Fatalf("stale credential: %v", err)
@@ -262,5 +246,82 @@ func TestOptionsAndRedaction(t *testing.T) {
 	}
 	if got := redact("https://bob:hunter2@example.com/r.git"); strings.Contains(got, "hunter2") {
 		t.Fatalf("redact: %s", got)
+	}
+}
+
+// SSH through a throwaway sshd: key auth with strict known_hosts checking
+// (a wrong host key is refused), a new commit, a rotated key (the key file
+// is re-read at each attempt), and the server going away and coming back.
+func TestSSHKeyAuthAndKnownHosts(t *testing.T) {
+	ctx := context.Background()
+	r := gittest.NewRepo(t)
+	first := r.Commit(map[string]*string{"dags/a.yaml": gittest.S("a: 1\n")}, "one")
+	sshd := gittest.StartSSHD(t, r.Base)
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	copyFile(t, sshd.KeyFile, key)
+	copyFile(t, sshd.KeyFile+".pub", key+".pub")
+	sy := newSyncer(t, Options{URL: sshd.URL(), Path: "dags", Auth: Auth{SSHKeyFile: key, KnownHostsFile: sshd.KnownHosts}})
+	if changed, err := sy.Sync(ctx); err != nil || !changed {
+		t.Fatalf("first sync: %v %v", changed, err)
+	}
+	if rev, _ := sy.Current(); rev.Hash != first || read(t, rev, "a.yaml") != "a: 1\n" {
+		t.Fatalf("revision %+v", rev)
+	}
+
+	// A known_hosts file holding another key for this host is refused.
+	other := filepath.Join(t.TempDir(), "other")
+	gittest.NewKey(t, other)
+	pub, _ := os.ReadFile(other + ".pub")
+	hosts, _ := os.ReadFile(sshd.KnownHosts)
+	wrong := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(wrong, []byte(strings.Fields(string(hosts))[0]+" "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644)
+	impostor := newSyncer(t, Options{URL: sshd.URL(), Auth: Auth{SSHKeyFile: key, KnownHostsFile: wrong}})
+	if _, err := impostor.Sync(ctx); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("a wrong host key was accepted: %v", err)
+	}
+
+	// The server now accepts only a new key: the old one fails until the
+	// key file is replaced, with no new Syncer.
+	second := r.Commit(map[string]*string{"dags/a.yaml": gittest.S("a: 2\n")}, "two")
+	rotated := filepath.Join(t.TempDir(), "rotated")
+	gittest.NewKey(t, rotated)
+	sshd.Authorize(rotated)
+	if _, err := sy.Sync(ctx); err == nil {
+		t.Fatal("the retired key still works")
+	}
+	copyFile(t, rotated, key)
+	if changed, err := sy.Sync(ctx); err != nil || !changed {
+		t.Fatalf("after rotating the key: %v %v", changed, err)
+	}
+	if rev, _ := sy.Current(); rev.Hash != second || read(t, rev, "a.yaml") != "a: 2\n" {
+		t.Fatalf("revision %+v", rev)
+	}
+
+	// The server goes away and comes back; a commit made meanwhile arrives.
+	sshd.Stop()
+	third := r.Commit(map[string]*string{"dags/b.yaml": gittest.S("b: 1\n")}, "three")
+	if _, err := sy.Sync(ctx); err == nil {
+		t.Fatal("no error with sshd gone")
+	}
+	if rev, _ := sy.Current(); rev.Hash != second {
+		t.Fatalf("the last good revision did not keep serving: %+v", rev)
+	}
+	sshd.Start()
+	if changed, err := sy.Sync(ctx); err != nil || !changed {
+		t.Fatalf("sshd back: %v %v", changed, err)
+	}
+	if rev, _ := sy.Current(); rev.Hash != third || read(t, rev, "b.yaml") != "b: 1\n" {
+		t.Fatalf("revision %+v", rev)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

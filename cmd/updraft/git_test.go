@@ -25,18 +25,61 @@ func dagYAML(id, echo string) *string {
 	return gittest.S(strings.ReplaceAll(strings.ReplaceAll(gitDAG, "%s:", id+":"), "echo %s", "echo "+echo))
 }
 
-// The server follows a branch served by git daemon: a new commit is
-// picked up, a broken commit keeps the last good DAG serving with its
-// import error shown (with the revision) until a fix clears it, a deleted
-// file takes its DAG away, and a remote that goes away shows in /health
-// and the UI while the last revision keeps serving.
+// gitRemote is a git server the test can take away and bring back.
+type gitRemote interface {
+	URL() string
+	Stop()
+	Start()
+}
+
+// The server follows a branch served by git daemon, by smart HTTP with
+// basic auth and by sshd with key auth: a new commit is picked up, a
+// broken commit keeps the last good DAG serving with its import error
+// shown (with the revision) until a fix clears it, a deleted file takes
+// its DAG away, a force-push is followed, a remote that goes away shows
+// in /health and the UI while the last revision keeps serving, and a
+// rotated credential works without a restart.
 func TestServerFollowsGitBranch(t *testing.T) {
+	for _, transport := range []string{"git daemon", "smart HTTP", "ssh"} {
+		t.Run(transport, func(t *testing.T) { followBranch(t, transport) })
+	}
+}
+
+func followBranch(t *testing.T, transport string) {
 	repo := gittest.NewRepo(t)
 	first := repo.Commit(map[string]*string{"dags/a.yaml": dagYAML("a", "1"), "dags/b.yaml": dagYAML("b", "1"),
 		"README.md": gittest.S("not a DAG folder")}, "first")
-	daemon := gittest.StartDaemon(t, repo.Base)
-	url, errOut := startInProcess(t, map[string]string{"UPDRAFT_GIT_URL": daemon.URL(), "UPDRAFT_GIT_PATH": "dags",
-		"UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h"})
+	env := map[string]string{"UPDRAFT_GIT_PATH": "dags", "UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h"}
+	secrets := t.TempDir()
+	var remote gitRemote
+	var rotate func() // changes the credential on the server and in its file
+	switch transport {
+	case "git daemon":
+		remote = gittest.StartDaemon(t, repo.Base)
+	case "smart HTTP":
+		h := gittest.StartHTTP(t, repo.Base, "updraft", "password-1")
+		remote = h
+		writeFile(t, secrets+"/password", "password-1\n")
+		env["UPDRAFT_GIT_USERNAME"], env["UPDRAFT_GIT_PASSWORD_FILE"] = "updraft", secrets+"/password"
+		rotate = func() {
+			h.SetPassword("password-2")
+			writeFile(t, secrets+"/password", "password-2\n")
+		}
+	case "ssh":
+		s := gittest.StartSSHD(t, repo.Base)
+		remote = s
+		key, _ := os.ReadFile(s.KeyFile)
+		writeFile(t, secrets+"/key", string(key))
+		env["UPDRAFT_GIT_SSH_KEY_FILE"], env["UPDRAFT_GIT_KNOWN_HOSTS_FILE"] = secrets+"/key", s.KnownHosts
+		rotate = func() {
+			gittest.NewKey(t, secrets+"/new")
+			s.Authorize(secrets + "/new")
+			key, _ := os.ReadFile(secrets + "/new")
+			writeFile(t, secrets+"/key", string(key))
+		}
+	}
+	env["UPDRAFT_GIT_URL"] = remote.URL()
+	url, errOut := startInProcess(t, env)
 	get := func(path string) string {
 		resp, err := http.Get(url + path)
 		if err != nil {
@@ -95,22 +138,45 @@ func TestServerFollowsGitBranch(t *testing.T) {
 		return b.Revision == fixed && ids(b) == "a" && len(b.Errors) == 0 && b.DAGs[0].Hash != hashA
 	}, errOut)
 
-	daemon.Stop()
-	waitFor(t, "the sync failure in /health", within, func() bool {
-		return strings.Contains(get("/health"), `"git_sync":{"changes":3,"consecutive_failures"`) &&
-			strings.Contains(get("/health"), `"status":"unhealthy"`)
+	gittest.Git(t, repo.Work, "reset", "-q", "--hard", first)
+	forced := repo.Commit(map[string]*string{"dags/c.yaml": dagYAML("c", "1")}, "rewritten history")
+	waitFor(t, "the force-pushed revision", within, func() bool {
+		b := current()
+		return b.Revision == forced && ids(b) == "a,b,c" && len(b.Errors) == 0 && b.DAGs[0].Hash == hashA
 	}, errOut)
-	if page := get("/"); !strings.Contains(page, "Git sync failing") || !strings.Contains(page, fixed[:12]) {
+
+	remote.Stop()
+	waitFor(t, "the sync failure in /health", within, func() bool {
+		var h struct {
+			Git struct {
+				Status   string `json:"status"`
+				Failures int    `json:"consecutive_failures"`
+				Revision string `json:"revision"`
+			} `json:"git_sync"`
+		}
+		_ = json.Unmarshal([]byte(get("/health")), &h)
+		return h.Git.Status == "unhealthy" && h.Git.Failures > 0 && h.Git.Revision == forced
+	}, errOut)
+	if page := get("/"); !strings.Contains(page, "Git sync failing") || !strings.Contains(page, forced[:12]) {
 		t.Fatalf("the UI does not show the failing sync:\n%s", page)
 	}
-	if b := current(); b.Revision != fixed || ids(b) != "a" {
+	if b := current(); b.Revision != forced || ids(b) != "a,b,c" {
 		t.Fatalf("the last good revision stopped serving: %+v", b)
 	}
-	daemon.Start()
+	remote.Start()
 	waitFor(t, "recovery", within, func() bool {
 		h := get("/health")
 		return strings.Contains(h, `"consecutive_failures":0`) && !strings.Contains(h, "unhealthy")
 	}, errOut)
+
+	if rotate != nil {
+		rotate()
+		after := repo.Commit(map[string]*string{"dags/c.yaml": nil}, "after the rotation")
+		waitFor(t, "a commit after rotating the credential", within, func() bool {
+			b := current()
+			return b.Revision == after && ids(b) == "a,b"
+		}, errOut)
+	}
 }
 
 // startInProcess runs "updraft server" in this process on a free port

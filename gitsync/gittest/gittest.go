@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Repo is a bare repository plus a working clone that pushes to it.
@@ -104,14 +103,7 @@ func (d *Daemon) Start() {
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", d.port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	d.t.Fatal("git daemon did not start")
+	waitListening(d.t, d.port, "git daemon")
 }
 
 // Stop kills the daemon.
