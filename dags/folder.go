@@ -82,6 +82,9 @@ func (f *Folder) Refresh() bool {
 	}
 	res := Load(fsys, f.opts)
 	res.Revision = rev
+	for _, d := range res.DAGs {
+		d.Revision = rev
+	}
 	keepLastGood(prev, res)
 	f.mu.Lock()
 	f.res, f.loadedAt, f.stamp = res, time.Now(), stamp

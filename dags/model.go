@@ -8,9 +8,12 @@ import (
 // A DAG value is immutable once loaded; a changed file yields a new value
 // with a new Hash.
 type DAG struct {
-	ID          string `json:"dag_id"`
-	File        string `json:"fileloc"` // path relative to the DAG folder
-	Line        int    `json:"line"`    // line of the DAG's key in File
+	ID   string `json:"dag_id"`
+	File string `json:"fileloc"` // path relative to the DAG folder
+	// Revision is the git commit this version was loaded from ("" for a
+	// local folder); a DAG kept from an earlier load keeps its own.
+	Revision    string `json:"git_revision,omitempty"`
+	Line        int    `json:"line"` // line of the DAG's key in File
 	Description string `json:"description,omitempty"`
 	DocMD       string `json:"doc_md,omitempty"`
 	DisplayName string `json:"dag_display_name,omitempty"`

@@ -50,7 +50,7 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 	}
 	r := store.Run{DagID: dagID, RunID: runID, RunType: dags.RunTypeManual, LogicalDate: logical,
 		Interval: d.Schedule.InferManual(logical), Conf: o.Conf, State: dags.RunQueued, QueuedAt: now,
-		DAGVersion: d.Hash, ExternalTrigger: true, Note: o.Note}
+		DAGVersion: d.Hash, GitRevision: d.Revision, ExternalTrigger: true, Note: o.Note}
 	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
 		return store.Run{}, err
 	}

@@ -347,7 +347,7 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	current := map[string]*dags.DAG{}
 	for _, d := range res.DAGs {
 		src, _ := json.Marshal(d)
-		recs = append(recs, store.DAGRecord{ID: d.ID, File: d.File, Version: d.Hash, Source: string(src), PausedUponCreation: d.IsPausedUponCreation})
+		recs = append(recs, store.DAGRecord{ID: d.ID, File: d.File, Version: d.Hash, Source: string(src), GitRevision: d.Revision, PausedUponCreation: d.IsPausedUponCreation})
 		current[d.ID] = d
 		s.versions[d.ID+"@"+d.Hash] = d
 	}
@@ -411,7 +411,7 @@ func (s *Scheduler) createDueRuns(ctx context.Context, st *store.Store, d *dags.
 			return created, info.RunAfter, nil
 		}
 		r := store.Run{DagID: d.ID, RunID: dags.RunID(dags.RunTypeScheduled, info.Interval.Start), RunType: dags.RunTypeScheduled,
-			LogicalDate: info.Interval.Start, Interval: info.Interval, State: dags.RunQueued, QueuedAt: now, DAGVersion: d.Hash}
+			LogicalDate: info.Interval.Start, Interval: info.Interval, State: dags.RunQueued, QueuedAt: now, DAGVersion: d.Hash, GitRevision: d.Revision}
 		err := st.CreateRun(ctx, r, newTaskInstances(d, r))
 		switch {
 		case errors.Is(err, store.ErrConflict):

@@ -260,6 +260,7 @@ type DAGRecord struct {
 	File               string
 	Version            string // dags.DAG.Hash
 	Source             string // the spec as JSON, for history
+	GitRevision        string // the commit the version was first seen in
 	PausedUponCreation bool
 }
 
@@ -279,8 +280,8 @@ type DAGRow struct {
 func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, deactivateMissing bool) error {
 	return s.InTx(ctx, func(tx *Store) error {
 		for _, r := range recs {
-			if _, err := tx.exec(ctx, `INSERT INTO dag_versions (dag_id, version, fileloc, source, created_at)
-				VALUES (?, ?, ?, ?, ?) ON CONFLICT (dag_id, version) DO NOTHING`, r.ID, r.Version, r.File, r.Source, ts(now)); err != nil {
+			if _, err := tx.exec(ctx, `INSERT INTO dag_versions (dag_id, version, fileloc, source, created_at, git_revision)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, version) DO NOTHING`, r.ID, r.Version, r.File, r.Source, ts(now), r.GitRevision); err != nil {
 				return err
 			}
 			if _, err := tx.exec(ctx, `INSERT INTO dags (dag_id, is_paused, is_active, fileloc, current_version, last_parsed_at)
@@ -385,6 +386,7 @@ type Run struct {
 	StartDate       *time.Time
 	EndDate         *time.Time
 	DAGVersion      string
+	GitRevision     string // the commit the run's DAG version came from
 	ExternalTrigger bool
 	Note            string
 }
@@ -424,10 +426,10 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tis []TaskInstance) error 
 	}
 	err = s.InTx(ctx, func(tx *Store) error {
 		if _, err := tx.exec(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, data_interval_start,
-			data_interval_end, conf, state, queued_at, start_date, end_date, dag_version, external_trigger, note)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			data_interval_end, conf, state, queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.DagID, r.RunID, r.RunType, ts(r.LogicalDate), ts(r.Interval.Start), ts(r.Interval.End), string(confJSON),
-			string(r.State), ts(r.QueuedAt), tsPtr(r.StartDate), tsPtr(r.EndDate), r.DAGVersion, r.ExternalTrigger, r.Note); err != nil {
+			string(r.State), ts(r.QueuedAt), tsPtr(r.StartDate), tsPtr(r.EndDate), r.DAGVersion, r.ExternalTrigger, r.Note, r.GitRevision); err != nil {
 			return err
 		}
 		for _, ti := range tis {
@@ -466,14 +468,14 @@ func (s *Store) AddTaskInstances(ctx context.Context, tis []TaskInstance) error 
 }
 
 const runCols = `id, dag_id, run_id, run_type, logical_date, data_interval_start, data_interval_end, conf, state,
-	queued_at, start_date, end_date, dag_version, external_trigger, note`
+	queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var logical, start, end, conf, state, queued string
 	var started, ended sql.NullString
 	err := sc.Scan(&r.ID, &r.DagID, &r.RunID, &r.RunType, &logical, &start, &end, &conf, &state, &queued,
-		&started, &ended, &r.DAGVersion, &r.ExternalTrigger, &r.Note)
+		&started, &ended, &r.DAGVersion, &r.ExternalTrigger, &r.Note, &r.GitRevision)
 	if err != nil {
 		return r, err
 	}

@@ -106,6 +106,10 @@ func TestGitSyncEndpoints(t *testing.T) {
 	if !strings.Contains(body, `"git_sync"`) || !strings.Contains(body, `"consecutive_failures":3`) || !strings.Contains(body, "unhealthy") {
 		t.Fatalf("health: %s", body)
 	}
+	_, metrics := get(t, srv.URL+"/metrics")
+	if !strings.Contains(metrics, "\nupdraft_git_sync_consecutive_failures 3\n") || !strings.Contains(metrics, "# TYPE updraft_git_sync_attempts_total counter") {
+		t.Fatalf("metrics: %s", metrics)
+	}
 	_, page := get(t, srv.URL+"/")
 	if !strings.Contains(page, "Git sync failing") || !strings.Contains(page, "0123456789ab") {
 		t.Fatalf("page: %s", page)

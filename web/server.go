@@ -89,6 +89,7 @@ func New(bag Bag, hist History, log *slog.Logger, now func() time.Time) *Server 
 	r.Get("/", s.home)
 	r.Get("/health", s.health)
 	r.Get("/dags.json", s.dagsJSON)
+	r.Get("/metrics", s.metrics)
 	s.router = r
 	return s
 }
@@ -119,7 +120,7 @@ type runMark struct {
 }
 
 type runRow struct {
-	DagID, RunID, RunType, State, Logical, Started, Ended string
+	DagID, RunID, RunType, State, Logical, Started, Ended, Revision string
 }
 
 type homePage struct {
@@ -189,7 +190,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	if runs, err := s.hist.Runs(ctx, store.RunFilter{Limit: 25}); err == nil {
 		for _, r := range runs {
 			page.Runs = append(page.Runs, runRow{DagID: r.DagID, RunID: r.RunID, RunType: r.RunType, State: string(r.State),
-				Logical: r.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(r.StartDate), Ended: fmtTime(r.EndDate)})
+				Logical: r.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(r.StartDate), Ended: fmtTime(r.EndDate), Revision: r.GitRevision})
 		}
 	}
 	for _, p := range res.Problems() {

@@ -19,7 +19,7 @@ import (
 	"updraft/gitsync/gittest"
 )
 
-const gitDAG = "%s:\n  schedule: null\n  start_date: 2026-01-01\n  tasks:\n    t: {operator: airflow.operators.bash.BashOperator, bash_command: 'echo %s'}\n"
+const gitDAG = "%s:\n  schedule: '@daily'\n  catchup: false\n  is_paused_upon_creation: false\n  start_date: 2026-01-01\n  tasks:\n    t: {operator: airflow.operators.bash.BashOperator, bash_command: 'echo %s'}\n"
 
 func dagYAML(id, echo string) *string {
 	return gittest.S(strings.ReplaceAll(strings.ReplaceAll(gitDAG, "%s:", id+":"), "echo %s", "echo "+echo))
@@ -49,7 +49,9 @@ func followBranch(t *testing.T, transport string) {
 	repo := gittest.NewRepo(t)
 	first := repo.Commit(map[string]*string{"dags/a.yaml": dagYAML("a", "1"), "dags/b.yaml": dagYAML("b", "1"),
 		"README.md": gittest.S("not a DAG folder")}, "first")
-	env := map[string]string{"UPDRAFT_GIT_PATH": "dags", "UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h"}
+	db := t.TempDir()
+	env := map[string]string{"UPDRAFT_GIT_PATH": "dags", "UPDRAFT_GIT_INTERVAL": "100ms", "UPDRAFT_DAGS_INTERVAL": "1h",
+		"UPDRAFT_DB": "sqlite:" + db + "/u.db"}
 	secrets := t.TempDir()
 	var remote gitRemote
 	var rotate func() // changes the credential on the server and in its file
@@ -118,6 +120,10 @@ func followBranch(t *testing.T, transport string) {
 		return b.Revision == first && ids(b) == "a,b" && len(b.Errors) == 0
 	}, errOut)
 	hashA := current().DAGs[0].Hash
+	// The run the schedule creates records the commit and the DAG version.
+	waitFor(t, "a run of a with its git revision", within, func() bool {
+		return query(t, db, `SELECT git_revision || ' ' || dag_version FROM dag_runs WHERE dag_id = 'a'`) == first+" "+hashA
+	}, errOut)
 
 	broken := repo.Commit(map[string]*string{"dags/a.yaml": gittest.S("a:\n  tasks: [broken\n")}, "broken")
 	waitFor(t, "the broken revision", within, func() bool {

@@ -94,6 +94,7 @@ func tis(r store.Run, ids ...string) []store.TaskInstance {
 func testRuns(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	r1, r2, m := newRun("d", 0, "scheduled"), newRun("d", 1, "scheduled"), newRun("d", 5, "manual")
+	r2.GitRevision = "9c7a0f62d7c89e26dda67bcaafadc49ef8c6fccb"
 	must(t, s.CreateRun(ctx, r1, tis(r1, "x", "y")))
 	must(t, s.CreateRun(ctx, r2, tis(r2, "x", "y")))
 	must(t, s.CreateRun(ctx, m, nil))
@@ -108,7 +109,8 @@ func testRuns(t *testing.T, s *store.Store) {
 	}
 	got, err := s.Run(ctx, "d", r2.RunID)
 	must(t, err)
-	if !got.LogicalDate.Equal(r2.LogicalDate) || got.Conf["n"] != int64(1) || got.State != dags.RunQueued || !got.Interval.End.Equal(r2.Interval.End) {
+	if !got.LogicalDate.Equal(r2.LogicalDate) || got.Conf["n"] != int64(1) || got.State != dags.RunQueued || !got.Interval.End.Equal(r2.Interval.End) ||
+		got.DAGVersion != "v1" || got.GitRevision != r2.GitRevision {
 		t.Fatalf("run = %+v", got)
 	}
 	runs, err := s.Runs(ctx, store.RunFilter{DagID: "d"})
