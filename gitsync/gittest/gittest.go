@@ -4,13 +4,16 @@
 package gittest
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Repo is a bare repository plus a working clone that pushes to it.
@@ -74,6 +77,7 @@ type Daemon struct {
 	base string
 	port int
 	cmd  *exec.Cmd
+	proc *server
 }
 
 func freePort(t testing.TB) int {
@@ -98,22 +102,72 @@ func StartDaemon(t testing.TB, base string) *Daemon {
 func (d *Daemon) Start() {
 	// git-daemon itself, not the git wrapper: killing the wrapper would
 	// leave the daemon listening.
-	d.cmd = exec.Command(filepath.Join(Git(d.t, d.base, "--exec-path"), "git-daemon"), "--reuseaddr", "--export-all", "--base-path="+d.base, "--listen=127.0.0.1",
-		fmt.Sprintf("--port=%d", d.port), d.base)
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	waitListening(d.t, d.port, "git daemon")
+	d.cmd = exec.Command(filepath.Join(Git(d.t, d.base, "--exec-path"), "git-daemon"), "--verbose", "--reuseaddr",
+		"--export-all", "--base-path="+d.base, "--listen=127.0.0.1", fmt.Sprintf("--port=%d", d.port), d.base)
+	d.proc = startServer(d.t, d.cmd, "Ready to rumble")
 }
 
 // Stop kills the daemon.
 func (d *Daemon) Stop() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-		d.cmd = nil
-	}
+	d.proc.stop()
 }
 
 // URL is the repository's git:// address.
 func (d *Daemon) URL() string { return fmt.Sprintf("git://127.0.0.1:%d/repo.git", d.port) }
+
+// server is a started server process and its log.
+type server struct {
+	cmd    *exec.Cmd
+	log    *lockedBuffer
+	exited chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServer starts cmd and waits until its log says ready. A server that
+// exits first (its port taken by another process, say) fails the test with
+// its log, rather than letting the test talk to whatever holds the port.
+func startServer(tb testing.TB, cmd *exec.Cmd, ready string) *server {
+	tb.Helper()
+	s := &server{cmd: cmd, log: &lockedBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = s.log
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(s.exited) }()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(s.log.String(), ready) {
+		select {
+		case <-s.exited:
+			tb.Fatalf("%s exited:\n%s", filepath.Base(cmd.Path), s.log.String())
+		case <-deadline:
+			s.stop()
+			tb.Fatalf("%s did not start:\n%s", filepath.Base(cmd.Path), s.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return s
+}
+
+func (s *server) stop() {
+	if s == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+}

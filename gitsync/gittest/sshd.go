@@ -1,16 +1,13 @@
 package gittest
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // SSHD is a throwaway OpenSSH server on loopback that serves the
@@ -20,9 +17,8 @@ type SSHD struct {
 	dir     string
 	port    int
 	base    string
-	cmd     *exec.Cmd
-	log     bytes.Buffer // sshd's log, shown when the test fails
-	KeyFile string       // the client's private key, authorised by the server
+	proc    *server
+	KeyFile string // the client's private key, authorised by the server
 	// KnownHosts holds the server's host key, for strict checking.
 	KnownHosts string
 }
@@ -73,10 +69,10 @@ UsePAM no
 	_ = os.MkdirAll("/run/sshd", 0o755)
 	s.Start()
 	tb.Cleanup(func() {
-		s.Stop()
-		if tb.Failed() {
-			tb.Logf("sshd log:\n%s", s.log.String())
+		if tb.Failed() && s.proc != nil {
+			tb.Logf("sshd log:\n%s", s.proc.log.String())
 		}
+		s.Stop()
 	})
 	return s
 }
@@ -95,21 +91,13 @@ func (s *SSHD) Authorize(keyFile string) {
 
 // Start starts sshd.
 func (s *SSHD) Start() {
-	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(s.dir, "sshd_config"))
-	s.cmd.Stderr = &s.log
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatal(err)
-	}
-	waitListening(s.tb, s.port, "sshd")
+	s.proc = startServer(s.tb, exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(s.dir, "sshd_config")),
+		"Server listening on")
 }
 
 // Stop kills sshd.
 func (s *SSHD) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
+	s.proc.stop()
 }
 
 // URL is the ssh:// address of base/repo.git for the current user.
@@ -119,15 +107,4 @@ func (s *SSHD) URL() string {
 		name = u.Username
 	}
 	return fmt.Sprintf("ssh://%s@127.0.0.1:%d%s/repo.git", name, s.port, s.base)
-}
-
-func waitListening(tb testing.TB, port int, what string) {
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("%s did not start", what)
 }
