@@ -62,6 +62,9 @@ bench:
 	$(GO) test -run '^$$' -bench 'Throughput|HandoffLatency' -benchtime 1x -count 3 ./scheduler
 	$(GO) test -run '^$$' -bench ServerRSS -benchtime 1x -count 2 ./cmd/updraft
 	UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench 'PodCreation|PodHandoff' -benchtime 1x -count 2 ./executor/kubernetes
+	$(GO) test -run '^$$' -bench PushToSchedulable -benchtime 50x -count 3 ./cmd/updraft
+	$(GO) test -run '^$$' -bench Sync1000Files -benchtime 10x -count 3 ./gitsync
+	$(GO) test -run '^$$' -bench RSSAfterSyncs -benchtime 1000x -count 1 ./gitsync
 
 clean:
 	rm -rf bin .tools .cache
