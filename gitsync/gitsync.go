@@ -205,7 +205,11 @@ func (s *Syncer) sync(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if cur, ok := s.Current(); ok && cur.Hash == head.String() {
-		return false, nil
+		if _, err := os.Stat(cur.Dir); err == nil {
+			return false, nil
+		}
+		// The published folder was removed behind our back: fetch it again.
+		s.log.Warn("published revision is missing on disk; fetching it again", "revision", short(cur.Hash), "dir", cur.Dir)
 	}
 	// A fresh shallow clone into memory per change keeps memory and disk
 	// flat (go-git never garbage-collects a long-lived store) and makes

@@ -101,6 +101,16 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("revisions on disk: %v", entries)
 	}
+	// A published folder removed behind the syncer's back is fetched again.
+	if err := os.RemoveAll(filepath.Join(sy.opts.Root, "rev-"+forced)); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := sy.Sync(ctx); err != nil || !changed {
+		t.Fatalf("after losing the published folder: %v %v", changed, err)
+	}
+	if rev, _ := sy.Current(); rev.Hash != forced || read(t, rev, "c.yaml") != "c: 1\n" {
+		t.Fatalf("after losing the published folder: %+v", rev)
+	}
 	// A restarted syncer serves the published revision at once.
 	again := newSyncer(t, Options{URL: d.URL(), Path: "dags", Root: sy.opts.Root})
 	if rev, ok := again.Current(); !ok || rev.Hash != forced || read(t, rev, "c.yaml") != "c: 1\n" {
