@@ -27,20 +27,28 @@ func dagFiles(n, v int) map[string]*string {
 // repository holding 1,000 DAG files: head check, shallow fetch, export,
 // publish (ns/op per sync).
 func BenchmarkSync1000Files(b *testing.B) {
-	ctx := context.Background()
-	r := gittest.NewRepo(b)
-	r.Commit(dagFiles(1000, 0), "v0")
-	d := gittest.StartDaemon(b, r.Base)
-	sy := newSyncer(b, Options{URL: d.URL(), Path: "dags"})
-	if _, err := sy.Sync(ctx); err != nil {
+	sy, next := benchRepo(b, 1000)
+	if _, err := sy.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		next(i)
+	}
+}
+
+// benchRepo serves a repository of n DAG files and returns a Syncer on it
+// and a step that commits change i (untimed) and syncs it (timed).
+func benchRepo(b *testing.B, n int) (*Syncer, func(i int)) {
+	r := gittest.NewRepo(b)
+	r.Commit(dagFiles(n, 0), "v0")
+	d := gittest.StartDaemon(b, r.Base)
+	sy := newSyncer(b, Options{URL: d.URL(), Path: "dags"})
+	return sy, func(i int) {
 		b.StopTimer()
 		r.Commit(map[string]*string{"dags/team00/dag_0000.yaml": gittest.S(fmt.Sprintf("# version %d\n", i))}, "change")
 		b.StartTimer()
-		if changed, err := sy.Sync(ctx); err != nil || !changed {
+		if changed, err := sy.Sync(context.Background()); err != nil || !changed {
 			b.Fatal(changed, err)
 		}
 	}
@@ -52,11 +60,7 @@ func BenchmarkSync1000Files(b *testing.B) {
 // change is a fresh shallow clone into memory and old revisions are
 // removed.
 func BenchmarkRSSAfterSyncs(b *testing.B) {
-	ctx := context.Background()
-	r := gittest.NewRepo(b)
-	r.Commit(dagFiles(100, 0), "v0")
-	d := gittest.StartDaemon(b, r.Base)
-	sy := newSyncer(b, Options{URL: d.URL(), Path: "dags"})
+	sy, next := benchRepo(b, 100)
 	rss := func() float64 {
 		runtime.GC()
 		data, _ := os.ReadFile("/proc/self/status")
@@ -70,12 +74,7 @@ func BenchmarkRSSAfterSyncs(b *testing.B) {
 	}
 	var first float64
 	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		r.Commit(map[string]*string{"dags/team00/dag_0000.yaml": gittest.S(fmt.Sprintf("# version %d\n", i))}, "change")
-		b.StartTimer()
-		if changed, err := sy.Sync(ctx); err != nil || !changed {
-			b.Fatal(changed, err)
-		}
+		next(i)
 		if i == 9 {
 			first = rss()
 		}
