@@ -3,6 +3,7 @@ package gitsync
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -99,19 +100,36 @@ func New(opts Options) (*Syncer, error) {
 		return nil, err
 	}
 	opts.Root = root
+	opts.Path = strings.Trim(path.Clean("/"+filepath.ToSlash(opts.Path)), "/")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("gitsync: %w", err)
 	}
 	s := &Syncer{opts: opts, log: opts.Log, trigger: make(chan struct{}, 1)}
-	// A revision published by an earlier process keeps serving.
+	// A revision published by an earlier process keeps serving, if it was
+	// published for the same folder of the repository.
 	if target, err := os.Readlink(s.Link()); err == nil {
-		hash := strings.TrimPrefix(target, "rev-")
-		s.status.Current = Revision{Hash: hash, Dir: filepath.Join(root, target)}
-		if fi, err := os.Lstat(s.Link()); err == nil {
-			s.status.Current.At = fi.ModTime()
+		hash := strings.TrimSuffix(strings.TrimPrefix(target, "rev-"), s.pathSuffix())
+		if _, err := hex.DecodeString(hash); err == nil && target == s.revName(hash) {
+			s.status.Current = Revision{Hash: hash, Dir: filepath.Join(root, target)}
+			if fi, err := os.Lstat(s.Link()); err == nil {
+				s.status.Current.At = fi.ModTime()
+			}
 		}
 	}
 	return s, nil
+}
+
+// revName names the folder a revision is published in. It carries a
+// digest of Options.Path, so a restart with another path never serves a
+// tree exported for the old one.
+func (s *Syncer) revName(hash string) string { return "rev-" + hash + s.pathSuffix() }
+
+func (s *Syncer) pathSuffix() string {
+	if s.opts.Path == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(s.opts.Path))
+	return "-" + hex.EncodeToString(sum[:4])
 }
 
 // Link is the symlink readers follow: it always points at a complete tree.
@@ -233,7 +251,7 @@ func (s *Syncer) sync(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("commit %s: %w", ref.Hash(), err)
 	}
-	if p := strings.Trim(s.opts.Path, "/"); p != "" {
+	if p := s.opts.Path; p != "" {
 		if tree, err = tree.Tree(p); err != nil {
 			return false, fmt.Errorf("revision %s has no folder %q: %w", short(ref.Hash().String()), p, err)
 		}
@@ -276,7 +294,7 @@ func (s *Syncer) remoteHead(ctx context.Context, auth transport.AuthMethod) (plu
 // publish writes the tree to rev-<hash> (under a temporary name first)
 // and points the link at it with an atomic rename.
 func (s *Syncer) publish(hash string, tree *object.Tree) (Revision, error) {
-	name := "rev-" + hash
+	name := s.revName(hash)
 	final := filepath.Join(s.opts.Root, name)
 	if _, err := os.Stat(final); err != nil {
 		tmp := filepath.Join(s.opts.Root, ".tmp-"+hash[:12]+"-"+randomSuffix())
@@ -353,7 +371,7 @@ func (s *Syncer) cleanup(current string) {
 		switch {
 		case strings.HasPrefix(e.Name(), ".tmp-"):
 			os.RemoveAll(filepath.Join(s.opts.Root, e.Name()))
-		case strings.HasPrefix(e.Name(), "rev-") && e.Name() != "rev-"+current:
+		case strings.HasPrefix(e.Name(), "rev-") && e.Name() != s.revName(current):
 			if info, err := e.Info(); err == nil {
 				olds = append(olds, old{e.Name(), info.ModTime()})
 			}

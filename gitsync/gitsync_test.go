@@ -52,7 +52,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 	if rev.Hash != first || read(t, rev, "a.yaml") != "a: 1\n" || read(t, rev, "README") != "<missing>" {
 		t.Fatalf("revision %+v", rev)
 	}
-	if target, _ := filepath.EvalSymlinks(sy.Link()); !strings.HasSuffix(target, "rev-"+first) {
+	if target, _ := filepath.EvalSymlinks(sy.Link()); filepath.Base(target) != sy.revName(first) {
 		t.Fatalf("link points at %s", target)
 	}
 	if changed, err := sy.Sync(ctx); err != nil || changed {
@@ -102,7 +102,7 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 		t.Fatalf("revisions on disk: %v", entries)
 	}
 	// A published folder removed behind the syncer's back is fetched again.
-	if err := os.RemoveAll(filepath.Join(sy.opts.Root, "rev-"+forced)); err != nil {
+	if err := os.RemoveAll(filepath.Join(sy.opts.Root, sy.revName(forced))); err != nil {
 		t.Fatal(err)
 	}
 	if changed, err := sy.Sync(ctx); err != nil || !changed {
@@ -115,6 +115,18 @@ func TestFollowsBranchOverGitDaemon(t *testing.T) {
 	again := newSyncer(t, Options{URL: d.URL(), Path: "dags", Root: sy.opts.Root})
 	if rev, ok := again.Current(); !ok || rev.Hash != forced || read(t, rev, "c.yaml") != "c: 1\n" {
 		t.Fatalf("after a restart: %+v %v", rev, ok)
+	}
+	// A restart with another folder of the repository does not serve the
+	// tree exported for the old one; its first sync exports the new one.
+	moved := newSyncer(t, Options{URL: d.URL(), Root: sy.opts.Root})
+	if rev, ok := moved.Current(); ok {
+		t.Fatalf("served a tree of another path: %+v", rev)
+	}
+	if changed, err := moved.Sync(ctx); err != nil || !changed {
+		t.Fatalf("first sync with another path: %v %v", changed, err)
+	}
+	if rev, _ := moved.Current(); rev.Hash != forced || read(t, rev, "dags/c.yaml") != "c: 1\n" || read(t, rev, "README") != "not published" {
+		t.Fatalf("with the whole repository: %+v", rev)
 	}
 }
 
