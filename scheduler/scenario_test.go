@@ -670,3 +670,51 @@ v:
 		t.Fatalf("%d versions kept after the run finished", len(h.s.versions))
 	}
 }
+
+// When a run ends, a queued run of the same DAG waiting for the
+// max_active_runs slot starts on the very next step: the step that ends
+// the run asks for another one now, instead of sleeping until the next due
+// time (up to a minute with nothing due).
+func TestQueuedRunStartsWhenARunEnds(t *testing.T) {
+	h := newHarness(t, `
+one_at_a_time:
+  start_date: 2024-01-01
+  schedule: null
+  max_active_runs: 1
+  is_paused_upon_creation: false
+  tasks: [{task_id: t, operator: BashOperator, bash_command: "true"}]
+`, utc("2024-05-05T10:00:00Z"), succeed)
+	var ids []string
+	for _, day := range []string{"2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"} {
+		logical := utc(day)
+		r, err := h.s.Trigger(h.ctx, "one_at_a_time", TriggerOptions{LogicalDate: &logical})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.RunID)
+	}
+	state := func(id string) dags.RunState {
+		r, err := h.st.Run(h.ctx, "one_at_a_time", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
+	for i := 0; i < 100; i++ {
+		next, err := h.s.Tick(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state(ids[0]) == dags.RunSuccess && state(ids[1]) == dags.RunQueued {
+			if next.IsZero() || next.After(h.clock.Now()) {
+				t.Fatalf("the first run ended with the second queued, and the next step is at %v (now %v)", next, h.clock.Now())
+			}
+			h.settle()
+			if got := state(ids[1]); got != dags.RunSuccess {
+				t.Fatalf("second run %s", got)
+			}
+			return
+		}
+	}
+	t.Fatalf("runs: %s, %s", state(ids[0]), state(ids[1]))
+}

@@ -68,6 +68,7 @@ type Scheduler struct {
 	dirty    map[string]bool      // run key -> needs a look
 	runDue   map[string]time.Time // run key -> when it next needs a look
 	allDirty bool
+	runEnded bool // a run ended in this step: step again at once
 	hostname string
 	cache    tiCache
 }
@@ -321,6 +322,12 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 			s.runDue[key] = due
 			soon(due)
 		}
+	}
+	// A run that ended may free a max_active_runs slot a queued run is
+	// waiting for: look again at once rather than at the next due time.
+	if s.runEnded {
+		s.runEnded = false
+		soon(now)
 	}
 	var starts []pendingStart
 	if len(ready) > 0 {
@@ -644,6 +651,7 @@ func (s *Scheduler) finishRun(ctx context.Context, st *store.Store, r store.Run,
 	ok, err := st.SetRunState(ctx, r.DagID, r.RunID, dags.RunRunning, state, now)
 	if err == nil && ok {
 		s.log.Info("run finished", "dag_id", r.DagID, "run_id", r.RunID, "state", state, "reason", reason)
+		s.runEnded = true
 	}
 	return err
 }

@@ -66,6 +66,13 @@ func TestExamplesRunOnPods(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			for _, r := range runs {
+				t.Logf("run %s of %s: %s, queued %s, started %v, ended %v", r.RunID, r.DagID, r.State, r.QueuedAt.Format(time.TimeOnly), r.StartDate, r.EndDate)
+				if r.State != dags.RunSuccess {
+					tis, _ := st.TaskInstances(ctx, r.DagID, r.RunID)
+					t.Errorf("run %s of %s is %s: %+v", r.RunID, r.DagID, r.State, tis)
+				}
+			}
 			t.Fatalf("%d of %d runs finished", finished, len(runs))
 		}
 		time.Sleep(200 * time.Millisecond)
