@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -12,7 +13,7 @@ import (
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	metric := func(name, kind, help string, v float64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", name, help, name, kind, name, v)
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, kind, name, strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	res, at := s.bag.Current()
 	metric("updraft_dags", "gauge", "DAGs loaded.", float64(len(res.DAGs)))
