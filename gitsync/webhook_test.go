@@ -1,19 +1,14 @@
 package gitsync
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"testing"
+
+	"updraft/gitsync/gittest"
 )
 
-func sign(body, secret []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
-}
+func sign(body, secret []byte) string { return gittest.Signature(body, string(secret)) }
 
 func TestVerifyWebhook(t *testing.T) {
 	secret := []byte("s3cret")

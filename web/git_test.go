@@ -1,9 +1,6 @@
 package web
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +13,7 @@ import (
 
 	"updraft/dags"
 	"updraft/gitsync"
+	"updraft/gitsync/gittest"
 )
 
 // countingSync records triggers; the real Syncer behind these endpoints
@@ -52,11 +50,7 @@ func TestGitSyncEndpoints(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	sign := func(body, secret string) string {
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(body))
-		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	}
+	sign := func(body, secret string) string { return "sha256=" + gittest.Signature([]byte(body), secret) }
 	push := `{"ref":"refs/heads/master"}`
 	steps := []struct {
 		name     string

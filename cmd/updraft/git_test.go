@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -259,11 +256,9 @@ func (w *webhookServer) revision() string {
 func (w *webhookServer) push(tb testing.TB, n int) string {
 	hash := w.repo.Commit(map[string]*string{"a.yaml": dagYAML("a", fmt.Sprint(n))}, fmt.Sprint("change ", n))
 	body := fmt.Sprintf(`{"ref":"refs/heads/master","after":%q}`, hash)
-	mac := hmac.New(sha256.New, []byte(w.secret))
-	mac.Write([]byte(body))
 	req, _ := http.NewRequest(http.MethodPost, w.url+"/api/v1/git/webhook", strings.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+gittest.Signature([]byte(body), w.secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
