@@ -32,13 +32,14 @@ type operatorKind struct {
 	aliases []string // other class names (DummyOperator for EmptyOperator)
 	fields  []string // operator-specific keys
 	decode  func(d *taskDecoder) OperatorSpec
+	zero    OperatorSpec // the spec type, for reading stored versions back
 }
 
 // operators is the operator set. Entries are plain data; see operatorKind.
 var operators = []*operatorKind{
-	{class: "EmptyOperator", aliases: []string{"DummyOperator"}, decode: decodeEmpty},
-	{class: "BashOperator", fields: bashFields, decode: decodeBash},
-	{class: "KubernetesPodOperator", fields: podFields, decode: decodePod},
+	{class: "EmptyOperator", aliases: []string{"DummyOperator"}, decode: decodeEmpty, zero: EmptySpec{}},
+	{class: "BashOperator", fields: bashFields, decode: decodeBash, zero: BashSpec{}},
+	{class: "KubernetesPodOperator", fields: podFields, decode: decodePod, zero: PodSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.

@@ -671,6 +671,63 @@ v:
 	}
 }
 
+// A run keeps its version across a restart too: the new process reads the
+// version back from the store, although its DAG folder says something else.
+func TestRunKeepsItsVersionAcrossRestart(t *testing.T) {
+	file := func(cmd string) string {
+		return `
+v:
+  start_date: 2024-01-01
+  schedule: "@daily"
+  catchup: false
+  timezone: Europe/Amsterdam
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "echo ` + cmd + `"}
+    - {task_id: b, operator: BashOperator, bash_command: "echo ` + cmd + ` {{ ds }}", dependencies: [a]}
+`
+	}
+	h := newHarness(t, file("v1"), utc("2024-03-05T12:00:00Z"), func(k executor.TryKey) (executor.State, int) {
+		if k.TaskID == "a" {
+			return "", 0
+		}
+		return executor.Succeeded, 0
+	})
+	r, _ := h.s.Trigger(h.ctx, "v", TriggerOptions{})
+	h.settle()
+	// The file changes while the server is down; a new process starts.
+	h.load(file("v2"))
+	h.s = New(h.st, h.ex, h.bag, Options{Clock: h.clock, LogDir: t.TempDir()})
+	if err := h.s.Recover(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.ex.release(h.ex.runningKeys()[0], executor.Succeeded, 0)
+	h.settle()
+	var bs []string
+	for _, tr := range h.ex.started {
+		if tr.Key.TaskID == "b" {
+			bs = append(bs, tr.Key.RunID+": "+tr.Spec.(dags.BashSpec).Command)
+		}
+	}
+	if len(bs) == 0 || bs[0] != r.RunID+": echo v1 2024-03-05" {
+		t.Fatalf("b ran %q, want the version its run started with", bs)
+	}
+	if r, _ = h.st.Run(h.ctx, "v", r.RunID); r.State != dags.RunSuccess {
+		t.Fatalf("run %s", r.State)
+	}
+	// A new run takes the current version.
+	h.clock.Set(utc("2024-03-05T13:00:00Z"))
+	r2, err := h.s.Trigger(h.ctx, "v", TriggerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if got := h.ex.started[len(h.ex.started)-1]; got.Key.RunID != r2.RunID || got.Spec.(dags.BashSpec).Command != "echo v2" {
+		t.Fatalf("new run ran %s %q", got.Key.RunID, got.Spec.(dags.BashSpec).Command)
+	}
+}
+
 // When a run ends, a queued run of the same DAG waiting for the
 // max_active_runs slot starts on the very next step: the step that ends
 // the run asks for another one now, instead of sleeping until the next due

@@ -353,7 +353,10 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	var recs []store.DAGRecord
 	current := map[string]*dags.DAG{}
 	for _, d := range res.DAGs {
-		src, _ := json.Marshal(d)
+		src, err := dags.EncodeVersion(d)
+		if err != nil {
+			return err
+		}
 		recs = append(recs, store.DAGRecord{ID: d.ID, File: d.File, Version: d.Hash, Source: string(src), GitRevision: d.Revision, PausedUponCreation: d.IsPausedUponCreation})
 		current[d.ID] = d
 		s.versions[d.ID+"@"+d.Hash] = d
@@ -365,7 +368,7 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	for _, f := range res.Files {
 		files[f.Path] = f.Problems
 	}
-	if err := st.ReplaceImportErrors(ctx, now, "", files); err != nil {
+	if err := st.ReplaceImportErrors(ctx, now, res.Revision, files); err != nil {
 		return err
 	}
 	// Keep the versions unfinished runs were created with, and drop the
@@ -376,7 +379,11 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	}
 	keep := map[string]bool{}
 	for _, r := range active {
-		keep[r.DagID+"@"+r.DAGVersion] = true
+		key := r.DagID + "@" + r.DAGVersion
+		keep[key] = true
+		if s.versions[key] == nil && r.DAGVersion != "" {
+			s.restoreVersion(ctx, st, r.DagID, r.DAGVersion)
+		}
 	}
 	for key, d := range s.versions {
 		if !keep[key] && current[d.ID] != d {
@@ -386,6 +393,22 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	s.current, s.loadedAt = current, at
 	s.allDirty = true
 	return nil
+}
+
+// restoreVersion reads a DAG version an unfinished run was created with
+// back from the store: after a restart the file may say something else
+// already. A version that cannot be read leaves the run on the current one,
+// with a warning.
+func (s *Scheduler) restoreVersion(ctx context.Context, st *store.Store, id, version string) {
+	src, err := st.DAGVersionSource(ctx, id, version)
+	if err == nil {
+		var d *dags.DAG
+		if d, err = dags.DecodeVersion([]byte(src)); err == nil {
+			s.versions[id+"@"+version] = d
+			return
+		}
+	}
+	s.log.Warn("dag version of an unfinished run not readable; it continues on the current version", "dag_id", id, "version", version, "err", err)
 }
 
 // dagFor returns the DAG version a run was created with, falling back to

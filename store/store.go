@@ -259,7 +259,7 @@ type DAGRecord struct {
 	ID                 string
 	File               string
 	Version            string // dags.DAG.Hash
-	Source             string // the spec as JSON, for history
+	Source             string // dags.EncodeVersion: the version, readable back
 	GitRevision        string // the commit the version was first seen in
 	PausedUponCreation bool
 }
@@ -281,7 +281,7 @@ func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, d
 	return s.InTx(ctx, func(tx *Store) error {
 		for _, r := range recs {
 			if _, err := tx.exec(ctx, `INSERT INTO dag_versions (dag_id, version, fileloc, source, created_at, git_revision)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, version) DO NOTHING`, r.ID, r.Version, r.File, r.Source, ts(now), r.GitRevision); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, version) DO UPDATE SET source = excluded.source`, r.ID, r.Version, r.File, r.Source, ts(now), r.GitRevision); err != nil {
 				return err
 			}
 			if _, err := tx.exec(ctx, `INSERT INTO dags (dag_id, is_paused, is_active, fileloc, current_version, last_parsed_at)
@@ -322,6 +322,17 @@ func (s *Store) SyncDAGs(ctx context.Context, now time.Time, recs []DAGRecord, d
 		}
 		return nil
 	})
+}
+
+// DAGVersionSource returns the stored source of one DAG version, or
+// ErrNotFound.
+func (s *Store) DAGVersionSource(ctx context.Context, id, version string) (string, error) {
+	var src string
+	err := s.queryRow(ctx, `SELECT source FROM dag_versions WHERE dag_id = ? AND version = ?`, id, version).Scan(&src)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("dag %q version %q: %w", id, version, ErrNotFound)
+	}
+	return src, err
 }
 
 const dagCols = `dag_id, is_paused, is_active, fileloc, current_version, last_parsed_at`

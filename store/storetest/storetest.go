@@ -68,6 +68,13 @@ func testDAGs(t *testing.T, s *store.Store) {
 	if err := s.SetPaused(ctx, "nope", true); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("pause missing DAG: %v", err)
 	}
+	// Every version stays readable, by DAG and version.
+	if src, err := s.DAGVersionSource(ctx, "a", "v1"); err != nil || src != "{}" {
+		t.Fatalf("version v1 of a: %q, %v", src, err)
+	}
+	if _, err := s.DAGVersionSource(ctx, "a", "v9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
 	all, err := s.DAGs(ctx)
 	must(t, err)
 	if len(all) != 2 || all[0].ID != "a" {
