@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"updraft/dags"
@@ -129,38 +130,47 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 	return out, rows.Err()
 }
 
-// ReplaceImportErrors sets the import errors of the given files (all their
-// previous errors are replaced; a file with none is cleared).
+// ReplaceImportErrors sets the import errors of the given files: a file
+// with errors gets one row listing them (its id and timestamp stay while
+// its errors stay the same), a file without errors is cleared.
 func (s *Store) ReplaceImportErrors(ctx context.Context, at time.Time, revision string, files map[string]dags.Problems) error {
 	return s.InTx(ctx, func(tx *Store) error {
 		for file, probs := range files {
-			if _, err := tx.exec(ctx, `DELETE FROM import_errors WHERE filename = ?`, file); err != nil {
-				return err
-			}
+			var lines []string
 			for _, p := range probs.Errors() {
-				if _, err := tx.exec(ctx, `INSERT INTO import_errors (filename, line, col, dag_id, message, revision, timestamp)
-					VALUES (?, ?, ?, ?, ?, ?, ?)`, file, p.Line, p.Col, p.DAG, p.Subject()+p.Msg, revision, ts(at)); err != nil {
+				lines = append(lines, p.String())
+			}
+			if len(lines) == 0 {
+				if _, err := tx.exec(ctx, `DELETE FROM import_errors WHERE filename = ?`, file); err != nil {
 					return err
 				}
+				continue
+			}
+			trace := strings.Join(lines, "\n")
+			if _, err := tx.exec(ctx, `INSERT INTO import_errors (filename, stack_trace, revision, timestamp) VALUES (?, ?, ?, ?)
+				ON CONFLICT (filename) DO UPDATE SET stack_trace = excluded.stack_trace, revision = excluded.revision,
+					timestamp = excluded.timestamp WHERE import_errors.stack_trace <> excluded.stack_trace`,
+				file, trace, revision, ts(at)); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 }
 
-// ImportError is a problem that kept a DAG file (or DAG) from loading.
+// ImportError is the set of problems that kept a DAG file (or some of its
+// DAGs) from loading, as Airflow's import_error row.
 type ImportError struct {
-	File      string
-	Line, Col int
-	DagID     string
-	Message   string
-	Revision  string
-	Timestamp time.Time
+	ID         int64
+	File       string
+	StackTrace string // one "file:line:col: message" per line
+	Revision   string // the git commit the errors were seen in
+	Timestamp  time.Time
 }
 
-// ImportErrors returns every recorded import error by file and line.
+// ImportErrors returns every file's import errors, by id.
 func (s *Store) ImportErrors(ctx context.Context) ([]ImportError, error) {
-	rows, err := s.query(ctx, `SELECT filename, line, col, dag_id, message, revision, timestamp FROM import_errors ORDER BY filename, line, col`)
+	rows, err := s.query(ctx, `SELECT id, filename, stack_trace, revision, timestamp FROM import_errors ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +179,7 @@ func (s *Store) ImportErrors(ctx context.Context) ([]ImportError, error) {
 	for rows.Next() {
 		var e ImportError
 		var at string
-		if err := rows.Scan(&e.File, &e.Line, &e.Col, &e.DagID, &e.Message, &e.Revision, &at); err != nil {
+		if err := rows.Scan(&e.ID, &e.File, &e.StackTrace, &e.Revision, &at); err != nil {
 			return nil, err
 		}
 		e.Timestamp = parseTS(at)

@@ -23,6 +23,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrInvalidFilter marks a query the store cannot run as asked (an
+	// unknown order_by field).
+	ErrInvalidFilter = errors.New("invalid filter")
 )
 
 //go:embed migrations/*.sql
@@ -514,34 +517,130 @@ func (s *Store) Run(ctx context.Context, dagID, runID string) (Run, error) {
 // RunFilter selects runs. Zero fields do not filter. Limit 0 means all.
 type RunFilter struct {
 	DagID   string
+	DagIDs  []string
 	States  []dags.RunState
 	RunType string
-	Limit   int
+	// Time ranges, inclusive; nil leaves that side open.
+	LogicalGTE, LogicalLTE *time.Time
+	StartGTE, StartLTE     *time.Time
+	EndGTE, EndLTE         *time.Time
+	// OrderBy is one of RunOrderColumns, "-" in front for descending;
+	// "" means newest logical date first.
+	OrderBy       string
+	Limit, Offset int
 }
 
-// Runs returns runs newest logical date first.
-func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
-	q := `SELECT ` + runCols + ` FROM dag_runs WHERE 1 = 1`
-	var args []any
+// RunOrderColumns are the fields runs can be ordered by (API names).
+var RunOrderColumns = map[string]string{
+	"id": "id", "dag_id": "dag_id", "dag_run_id": "run_id", "run_id": "run_id", "state": "state",
+	"logical_date": "logical_date", "execution_date": "logical_date", "start_date": "start_date",
+	"end_date": "end_date", "run_type": "run_type", "data_interval_start": "data_interval_start",
+	"data_interval_end": "data_interval_end",
+}
+
+// where builds a WHERE clause from conditions and their arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) in(col string, vals []string) {
+	if len(vals) == 0 {
+		return
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	w.add(col+` IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+`)`, args...)
+}
+
+func (w *where) between(col string, gte, lte *time.Time) {
+	if gte != nil {
+		w.add(col+` >= ?`, ts(*gte))
+	}
+	if lte != nil {
+		w.add(col+` <= ?`, ts(*lte))
+	}
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return ` WHERE ` + strings.Join(w.conds, ` AND `)
+}
+
+// orderBy returns an ORDER BY clause for an API order_by value, or an
+// error naming the allowed fields.
+func orderBy(v string, cols map[string]string, tie string) (string, error) {
+	desc := strings.HasPrefix(v, "-")
+	col, ok := cols[strings.TrimPrefix(v, "-")]
+	if !ok {
+		names := make([]string, 0, len(cols))
+		for k := range cols {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("cannot order by %q; use one of %s: %w", v, strings.Join(names, ", "), ErrInvalidFilter)
+	}
+	dir := ` ASC`
+	if desc {
+		dir = ` DESC`
+	}
+	return ` ORDER BY ` + col + dir + `, ` + tie + dir, nil
+}
+
+func (f RunFilter) where() *where {
+	w := &where{}
 	if f.DagID != "" {
-		q += ` AND dag_id = ?`
-		args = append(args, f.DagID)
+		w.add(`dag_id = ?`, f.DagID)
 	}
+	w.in(`dag_id`, f.DagIDs)
 	if f.RunType != "" {
-		q += ` AND run_type = ?`
-		args = append(args, f.RunType)
+		w.add(`run_type = ?`, f.RunType)
 	}
-	if len(f.States) > 0 {
-		q += ` AND state IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(f.States)), ", ") + `)`
-		for _, st := range f.States {
-			args = append(args, string(st))
+	states := make([]string, len(f.States))
+	for i, st := range f.States {
+		states[i] = string(st)
+	}
+	w.in(`state`, states)
+	w.between(`logical_date`, f.LogicalGTE, f.LogicalLTE)
+	w.between(`start_date`, f.StartGTE, f.StartLTE)
+	w.between(`end_date`, f.EndGTE, f.EndLTE)
+	return w
+}
+
+func limitOffset(limit, offset int) string {
+	q := ""
+	if limit > 0 {
+		q += ` LIMIT ` + strconv.Itoa(limit)
+	} else if offset > 0 {
+		q += ` LIMIT -1` // SQLite needs a limit before an offset
+	}
+	if offset > 0 {
+		q += ` OFFSET ` + strconv.Itoa(offset)
+	}
+	return q
+}
+
+// Runs returns the selected runs, newest logical date first unless
+// f.OrderBy says otherwise.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	w := f.where()
+	order := ` ORDER BY logical_date DESC, id DESC`
+	if f.OrderBy != "" {
+		var err error
+		if order, err = orderBy(f.OrderBy, RunOrderColumns, "id"); err != nil {
+			return nil, err
 		}
 	}
-	q += ` ORDER BY logical_date DESC, id DESC`
-	if f.Limit > 0 {
-		q += ` LIMIT ` + strconv.Itoa(f.Limit)
-	}
-	rows, err := s.query(ctx, q, args...)
+	rows, err := s.query(ctx, `SELECT `+runCols+` FROM dag_runs`+w.String()+order+limitOffset(f.Limit, f.Offset), w.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -555,6 +654,77 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// CountRuns returns how many runs f selects, ignoring its limit and offset.
+func (s *Store) CountRuns(ctx context.Context, f RunFilter) (int, error) {
+	w := f.where()
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM dag_runs`+w.String(), w.args...).Scan(&n)
+	return n, err
+}
+
+// TIFilter selects task instances across runs. Zero fields do not filter.
+type TIFilter struct {
+	DagIDs   []string
+	RunID    string
+	TaskIDs  []string
+	States   []dags.TaskState
+	Pools    []string
+	StartGTE *time.Time
+	StartLTE *time.Time
+	EndGTE   *time.Time
+	EndLTE   *time.Time
+	// Logical date range of the task instances' runs.
+	LogicalGTE, LogicalLTE *time.Time
+	Limit, Offset          int
+}
+
+func (f TIFilter) where() *where {
+	w := &where{}
+	w.in(`ti.dag_id`, f.DagIDs)
+	if f.RunID != "" {
+		w.add(`ti.run_id = ?`, f.RunID)
+	}
+	w.in(`ti.task_id`, f.TaskIDs)
+	states := make([]string, len(f.States))
+	for i, st := range f.States {
+		states[i] = string(st)
+	}
+	w.in(`ti.state`, states)
+	w.in(`ti.pool`, f.Pools)
+	w.between(`ti.start_date`, f.StartGTE, f.StartLTE)
+	w.between(`ti.end_date`, f.EndGTE, f.EndLTE)
+	w.between(`r.logical_date`, f.LogicalGTE, f.LogicalLTE)
+	return w
+}
+
+const tiJoin = ` FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id`
+
+// FindTaskInstances returns the selected task instances ordered by DAG,
+// run logical date and task, with how many there are in all.
+func (s *Store) FindTaskInstances(ctx context.Context, f TIFilter) ([]TaskInstance, int, error) {
+	w := f.where()
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*)`+tiJoin+w.String(), w.args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	cols := `ti.` + strings.ReplaceAll(strings.Join(strings.Fields(tiCols), " "), ", ", ", ti.")
+	rows, err := s.query(ctx, `SELECT `+cols+tiJoin+w.String()+
+		` ORDER BY ti.dag_id, r.logical_date, ti.task_id`+limitOffset(f.Limit, f.Offset), w.args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []TaskInstance
+	for rows.Next() {
+		ti, err := scanTI(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, ti)
+	}
+	return out, total, rows.Err()
 }
 
 // LastScheduledRun returns the DAG's latest scheduled or backfill run, the

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"ConcurrentCAS":     testConcurrentCAS,
 		"VariablesAudit":    testVariablesAudit,
 		"ImportErrorsPools": testImportErrorsPools,
+		"UsersSessions":     testUsersSessions,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -140,6 +142,34 @@ func testRuns(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.Run(ctx, "d", "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing run: %v", err)
+	}
+	// Filters, order, paging and counts, as the REST API asks for them.
+	other := newRun("e", 2, "scheduled")
+	must(t, s.CreateRun(ctx, other, tis(other, "x")))
+	day1, day2 := t0.AddDate(0, 0, 1), t0.AddDate(0, 0, 2)
+	f := store.RunFilter{DagIDs: []string{"d", "e"}, LogicalGTE: &day1, OrderBy: "logical_date", Limit: 2}
+	page, err := s.Runs(ctx, f)
+	must(t, err)
+	if n, _ := s.CountRuns(ctx, f); n != 3 || len(page) != 2 || page[0].RunID != r2.RunID || page[1].RunID != other.RunID {
+		t.Fatalf("page 1 of %d: %+v", n, page)
+	}
+	f.Offset = 2
+	if page, _ = s.Runs(ctx, f); len(page) != 1 || page[0].RunID != m.RunID {
+		t.Fatalf("page 2: %+v", page)
+	}
+	if page, _ = s.Runs(ctx, store.RunFilter{LogicalLTE: &day2, OrderBy: "-dag_run_id", Offset: 1}); len(page) != 2 || page[0].RunID != r2.RunID {
+		t.Fatalf("open limit with offset: %+v", page)
+	}
+	if _, err := s.Runs(ctx, store.RunFilter{OrderBy: "conf; DROP TABLE dag_runs"}); !errors.Is(err, store.ErrInvalidFilter) {
+		t.Fatalf("order by an unknown field: %v", err)
+	}
+	found, total, err := s.FindTaskInstances(ctx, store.TIFilter{TaskIDs: []string{"x"}, LogicalGTE: &day1, Limit: 1})
+	must(t, err)
+	if total != 2 || len(found) != 1 || found[0].RunID != r2.RunID {
+		t.Fatalf("task instances %d: %+v", total, found)
+	}
+	if found, total, _ = s.FindTaskInstances(ctx, store.TIFilter{DagIDs: []string{"d"}, RunID: r1.RunID, States: []dags.TaskState{dags.StateNone}, Pools: []string{"default_pool"}}); total != 2 || len(found) != 2 {
+		t.Fatalf("task instances of r1: %d %+v", total, found)
 	}
 }
 
@@ -294,10 +324,21 @@ func testVariablesAudit(t *testing.T, s *store.Store) {
 func testImportErrorsPools(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	probs := dags.Problems{{File: "a.yaml", Line: 3, Col: 5, DAG: "a", Msg: "bad cron"}, {File: "a.yaml", Line: 4, Severity: dags.SeverityWarning, Msg: "w"}}
-	must(t, s.ReplaceImportErrors(ctx, t0, "abc123", map[string]dags.Problems{"a.yaml": probs}))
+	must(t, s.ReplaceImportErrors(ctx, t0, "abc123", map[string]dags.Problems{"a.yaml": probs, "b.yaml": nil}))
 	errs, _ := s.ImportErrors(ctx)
-	if len(errs) != 1 || errs[0].Line != 3 || errs[0].Message != `dag "a": bad cron` || errs[0].Revision != "abc123" {
+	if len(errs) != 1 || errs[0].File != "a.yaml" || errs[0].StackTrace != `a.yaml:3:5: dag "a": bad cron` || errs[0].Revision != "abc123" || errs[0].ID == 0 {
 		t.Fatalf("import errors = %+v", errs)
+	}
+	// The same errors in a later load keep their id and first timestamp;
+	// changed errors keep the id and take the new time and revision.
+	must(t, s.ReplaceImportErrors(ctx, t0.Add(time.Minute), "abc124", map[string]dags.Problems{"a.yaml": probs}))
+	if again, _ := s.ImportErrors(ctx); len(again) != 1 || again[0].ID != errs[0].ID || !again[0].Timestamp.Equal(t0) || again[0].Revision != "abc123" {
+		t.Fatalf("unchanged errors rewritten: %+v", again)
+	}
+	probs[0].Msg = "worse cron"
+	must(t, s.ReplaceImportErrors(ctx, t0.Add(2*time.Minute), "abc125", map[string]dags.Problems{"a.yaml": probs}))
+	if again, _ := s.ImportErrors(ctx); len(again) != 1 || again[0].ID != errs[0].ID || !strings.Contains(again[0].StackTrace, "worse") || again[0].Revision != "abc125" {
+		t.Fatalf("changed errors: %+v", again)
 	}
 	must(t, s.ReplaceImportErrors(ctx, t0, "def", map[string]dags.Problems{"a.yaml": nil}))
 	if errs, _ := s.ImportErrors(ctx); len(errs) != 0 {
@@ -310,5 +351,52 @@ func testImportErrorsPools(t *testing.T, s *store.Store) {
 	must(t, s.SetPool(ctx, store.Pool{Name: "snowflake", Slots: 2}))
 	if pools, _ := s.Pools(ctx); len(pools) != 2 {
 		t.Fatalf("pools = %+v", pools)
+	}
+}
+
+func testUsersSessions(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, store.User{Username: "ada", PasswordHash: "h1", Role: "Op", Email: "ada@example.com", CreatedAt: t0}))
+	must(t, s.CreateUser(ctx, store.User{Username: "bob", PasswordHash: "h2", Role: "Viewer", CreatedAt: t0}))
+	if err := s.CreateUser(ctx, store.User{Username: "ada", PasswordHash: "x", Role: "Admin", CreatedAt: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate user: %v", err)
+	}
+	se := store.Session{TokenHash: "th1", Username: "ada", CSRFToken: "c1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, s.CreateSession(ctx, se))
+	got, err := s.Session(ctx, "th1", t0.Add(time.Minute))
+	must(t, err)
+	if got.Username != "ada" || got.CSRFToken != "c1" {
+		t.Fatalf("session = %+v", got)
+	}
+	if u, _ := s.User(ctx, "ada"); u.LastLogin == nil || !u.LastLogin.Equal(t0) || u.Email != "ada@example.com" {
+		t.Fatalf("user after login = %+v", u)
+	}
+	if _, err := s.Session(ctx, "th1", t0.Add(time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired session: %v", err)
+	}
+	// A new role ends the user's sessions; a name change does not.
+	must(t, s.UpdateUser(ctx, store.User{Username: "ada", PasswordHash: "h1", Role: "Op", FirstName: "Ada"}))
+	if _, err := s.Session(ctx, "th1", t0); err != nil {
+		t.Fatalf("session ended by a name change: %v", err)
+	}
+	must(t, s.UpdateUser(ctx, store.User{Username: "ada", PasswordHash: "h1", Role: "Viewer"}))
+	if _, err := s.Session(ctx, "th1", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session survived a role change: %v", err)
+	}
+	must(t, s.CreateSession(ctx, store.Session{TokenHash: "th2", Username: "bob", CSRFToken: "c2", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(t, s.DeleteUser(ctx, "bob"))
+	if _, err := s.Session(ctx, "th2", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session of a deleted user: %v", err)
+	}
+	if err := s.DeleteUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	must(t, s.CreateSession(ctx, store.Session{TokenHash: "th3", Username: "ada", CSRFToken: "c3", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(t, s.DeleteSession(ctx, "th3"))
+	must(t, s.DeleteExpiredSessions(ctx, t0.Add(2*time.Hour)))
+	users, err := s.Users(ctx)
+	must(t, err)
+	if len(users) != 1 || users[0].Username != "ada" || users[0].Role != "Viewer" {
+		t.Fatalf("users = %+v", users)
 	}
 }
