@@ -194,11 +194,12 @@ func expand(d *dags.DAG, taskIDs []string, upstream, downstream bool) (map[strin
 	return out, nil
 }
 
-// Mark sets a task instance's state to success or failed by hand. A
-// running try is killed. As in Airflow, marking sends no failure alert.
+// Mark sets a task instance's state to success, failed or skipped by
+// hand. A running try is killed. As in Airflow, marking sends no failure
+// alert.
 func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskState, actor string) (store.TaskInstance, error) {
-	if state != dags.StateSuccess && state != dags.StateFailed && state != dags.StateSkipped {
-		return store.TaskInstance{}, fmt.Errorf("a task instance can be marked success, failed or skipped, not %q: %w", state, ErrInvalid)
+	if err := checkMarkState(state); err != nil {
+		return store.TaskInstance{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,11 +207,29 @@ func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskStat
 	if err != nil {
 		return ti, err
 	}
+	upd, err := s.markLocked(ctx, ti, state)
+	if err != nil || upd.State == ti.State {
+		return upd, err
+	}
+	s.afterMark(ctx, k.DagID, k.RunID)
+	s.audit(ctx, actor, "mark_"+string(state), k.DagID, k.RunID, k.TaskID, "from "+string(ti.State))
+	return upd, nil
+}
+
+func checkMarkState(state dags.TaskState) error {
+	if state != dags.StateSuccess && state != dags.StateFailed && state != dags.StateSkipped {
+		return fmt.Errorf("a task instance can be marked success, failed or skipped, not %q: %w", state, ErrInvalid)
+	}
+	return nil
+}
+
+// markLocked changes one task instance's state; the caller holds s.mu.
+func (s *Scheduler) markLocked(ctx context.Context, ti store.TaskInstance, state dags.TaskState) (store.TaskInstance, error) {
 	if ti.State == state {
 		return ti, nil
 	}
 	if !dags.CanTransition(ti.State, state) {
-		return ti, fmt.Errorf("task instance %s is %s: %w", k, ti.State, ErrInvalid)
+		return ti, fmt.Errorf("task instance %s is %s: %w", ti.Key(), ti.State, ErrInvalid)
 	}
 	now := s.clock.Now()
 	upd := ti
@@ -220,22 +239,139 @@ func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskStat
 		return ti, err
 	}
 	if !ok {
-		return ti, fmt.Errorf("task instance %s changed meanwhile; try again: %w", k, store.ErrConflict)
+		return ti, fmt.Errorf("task instance %s changed meanwhile; try again: %w", ti.Key(), store.ErrConflict)
 	}
 	if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
 		_ = s.exec.Kill(ctx, tryKey(ti), "killed: marked "+string(state))
 	}
-	if r, err := s.st.Run(ctx, k.DagID, k.RunID); err == nil && r.State.Finished() {
-		// A finished run is re-evaluated: a marked task can change its outcome.
-		if _, err := s.st.SetRunState(ctx, k.DagID, k.RunID, r.State, dags.RunRunning, now); err != nil {
-			return upd, err
+	return upd, nil
+}
+
+// afterMark re-evaluates a run whose task instances were marked: a finished
+// run can change its outcome.
+func (s *Scheduler) afterMark(ctx context.Context, dagID, runID string) {
+	if r, err := s.st.Run(ctx, dagID, runID); err == nil && r.State.Finished() {
+		if _, err := s.st.SetRunState(ctx, dagID, runID, r.State, dags.RunRunning, s.clock.Now()); err != nil {
+			s.log.Error("re-open run after marking", "dag_id", dagID, "run_id", runID, "err", err)
 		}
 	}
-	s.markDirty(k.DagID, k.RunID)
-	s.cache.drop(k.DagID, k.RunID)
-	s.audit(ctx, actor, "mark_"+string(state), k.DagID, k.RunID, k.TaskID, "from "+string(ti.State))
+	s.markDirty(dagID, runID)
+	s.cache.drop(dagID, runID)
 	s.Notify()
-	return upd, nil
+}
+
+// MarkOptions select what MarkTasks changes besides the named tasks.
+type MarkOptions struct {
+	Upstream, Downstream bool
+	DryRun               bool
+	Actor                string
+}
+
+// MarkTasks marks the named tasks of a run (and, on request, their
+// upstream or downstream tasks) success, failed or skipped, as Airflow's
+// "mark success/failed" with relatives. Task instances already in that
+// state are left alone. It returns the task instances changed (or, dry,
+// to be changed).
+func (s *Scheduler) MarkTasks(ctx context.Context, dagID, runID string, taskIDs []string, state dags.TaskState, o MarkOptions) ([]store.TaskInstance, error) {
+	if err := checkMarkState(state); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.st.Run(ctx, dagID, runID)
+	if err != nil {
+		return nil, err
+	}
+	d := s.dagFor(dagID, r.DAGVersion)
+	if d == nil {
+		return nil, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
+	}
+	selected, err := expand(d, taskIDs, o.Upstream, o.Downstream)
+	if err != nil {
+		return nil, err
+	}
+	tis, err := s.st.TaskInstances(ctx, dagID, runID)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.TaskInstance
+	for _, ti := range tis {
+		if !selected[ti.TaskID] || ti.State == state || !dags.CanTransition(ti.State, state) {
+			continue
+		}
+		if o.DryRun {
+			out = append(out, ti)
+			continue
+		}
+		upd, err := s.markLocked(ctx, ti, state)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, upd)
+	}
+	if o.DryRun || len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i, ti := range out {
+		ids[i] = ti.TaskID
+	}
+	s.afterMark(ctx, dagID, runID)
+	s.audit(ctx, o.Actor, "mark_"+string(state), dagID, runID, strings.Join(ids, ","), fmt.Sprintf("upstream=%v downstream=%v", o.Upstream, o.Downstream))
+	return out, nil
+}
+
+// SetRunState sets a run's state by hand, as Airflow's "mark run as":
+// success marks every unfinished task instance success; failed fails the
+// running and queued ones and skips the rest not yet finished; queued only
+// queues the run again. Running tries are killed.
+func (s *Scheduler) SetRunState(ctx context.Context, dagID, runID string, state dags.RunState, actor string) (store.Run, error) {
+	if state != dags.RunSuccess && state != dags.RunFailed && state != dags.RunQueued {
+		return store.Run{}, fmt.Errorf("a run can be set to success, failed or queued, not %q: %w", state, ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.st.Run(ctx, dagID, runID)
+	if err != nil {
+		return r, err
+	}
+	if state != dags.RunQueued {
+		tis, err := s.st.TaskInstances(ctx, dagID, runID)
+		if err != nil {
+			return r, err
+		}
+		for _, ti := range tis {
+			if ti.State.Finished() {
+				continue
+			}
+			to := dags.StateSuccess
+			if state == dags.RunFailed {
+				to = dags.StateSkipped
+				if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
+					to = dags.StateFailed
+				}
+			}
+			if !dags.CanTransition(ti.State, to) {
+				to = dags.StateFailed // e.g. restarting cannot be skipped
+			}
+			if _, err := s.markLocked(ctx, ti, to); err != nil && !errors.Is(err, store.ErrConflict) {
+				return r, err
+			}
+		}
+	}
+	if r.State != state {
+		if _, err := s.st.SetRunState(ctx, dagID, runID, r.State, state, s.clock.Now()); err != nil {
+			return r, err
+		}
+	}
+	s.markDirty(dagID, runID)
+	s.cache.drop(dagID, runID)
+	s.audit(ctx, actor, "set_run_"+string(state), dagID, runID, "", "from "+string(r.State))
+	s.Notify()
+	return s.st.Run(ctx, dagID, runID)
 }
 
 func (s *Scheduler) audit(ctx context.Context, actor, action, dagID, runID, taskID, detail string) {

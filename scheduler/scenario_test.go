@@ -426,6 +426,70 @@ cm:
 	}
 }
 
+// Marking with relatives and setting a run's state, as the UI's and the
+// API's "mark success/failed" do.
+func TestMarkTasksAndSetRunState(t *testing.T) {
+	h := newHarness(t, `
+ms:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "x"}
+    - {task_id: b, operator: BashOperator, bash_command: "y", dependencies: [a]}
+    - {task_id: c, operator: BashOperator, bash_command: "z", dependencies: [b]}
+`, utc("2024-01-01T00:00:00Z"), func(k executor.TryKey) (executor.State, int) { return "", 0 })
+	r, _ := h.s.Trigger(h.ctx, "ms", TriggerOptions{})
+	h.settle()
+	if got := h.states(r); got != "a=running b=none c=none" {
+		t.Fatal(got)
+	}
+	dry, err := h.s.MarkTasks(h.ctx, "ms", r.RunID, []string{"b"}, dags.StateSuccess, MarkOptions{Upstream: true, DryRun: true})
+	if err != nil || len(dry) != 2 || h.states(r) != "a=running b=none c=none" {
+		t.Fatalf("dry run: %v %v %s", dry, err, h.states(r))
+	}
+	done, err := h.s.MarkTasks(h.ctx, "ms", r.RunID, []string{"b"}, dags.StateSuccess, MarkOptions{Upstream: true, Actor: "ann"})
+	if err != nil || len(done) != 2 || len(h.ex.killed) != 1 {
+		t.Fatalf("mark b and upstream: %v %v killed %v", done, err, h.ex.killed)
+	}
+	h.settle()
+	if got := h.states(r); got != "a=success b=success c=running" {
+		t.Fatalf("after marking: %s", got)
+	}
+	if _, err := h.s.MarkTasks(h.ctx, "ms", r.RunID, []string{"nope"}, dags.StateSuccess, MarkOptions{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown task: %v", err)
+	}
+	// Failing the run fails what runs and skips what has not started.
+	got, err := h.s.SetRunState(h.ctx, "ms", r.RunID, dags.RunFailed, "ann")
+	if err != nil || got.State != dags.RunFailed {
+		t.Fatalf("set failed: %+v %v", got, err)
+	}
+	h.settle()
+	if got := h.states(r); got != "a=success b=success c=failed" {
+		t.Fatalf("after failing the run: %s", got)
+	}
+	if r, _ = h.st.Run(h.ctx, "ms", r.RunID); r.State != dags.RunFailed {
+		t.Fatalf("run %s after settling", r.State)
+	}
+	// Success marks every unfinished task instance; then the run stays.
+	h.clock.Set(utc("2024-01-01T01:00:00Z"))
+	r2, err := h.s.Trigger(h.ctx, "ms", TriggerOptions{RunID: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if got, err := h.s.SetRunState(h.ctx, "ms", r2.RunID, dags.RunSuccess, "ann"); err != nil || got.State != dags.RunSuccess {
+		t.Fatalf("set success: %+v %v", got, err)
+	}
+	h.settle()
+	if got := h.states(r2); got != "a=success b=success c=success" {
+		t.Fatalf("after marking the run success: %s", got)
+	}
+	if _, err := h.s.SetRunState(h.ctx, "ms", r2.RunID, dags.RunRunning, "ann"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("set running: %v", err)
+	}
+}
+
 // Clearing a running task kills it; it then starts over with a new try.
 func TestClearRunningTask(t *testing.T) {
 	h := newHarness(t, `

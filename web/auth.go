@@ -1,0 +1,467 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"updraft/store"
+)
+
+// Role is one of Airflow's roles. Each role can do what the one before it
+// can, and more.
+type Role string
+
+const (
+	RoleViewer Role = "Viewer" // reads everything but secret values
+	RoleUser   Role = "User"   // and triggers, clears, marks, pauses
+	RoleOp     Role = "Op"     // as User (Airflow's Op also manages connections)
+	RoleAdmin  Role = "Admin"  // and manages variables and users
+)
+
+// Roles lists the roles from least to most allowed.
+var Roles = []Role{RoleViewer, RoleUser, RoleOp, RoleAdmin}
+
+// ParseRole accepts a role name in any letter case.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if strings.EqualFold(s, string(r)) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q; use one of Viewer, User, Op, Admin", s)
+}
+
+// perm is what a route needs.
+type perm int
+
+const (
+	permRead  perm = iota // Viewer and above
+	permAct               // trigger, clear, mark, pause: User and above
+	permAdmin             // variables, users: Admin
+)
+
+func (r Role) can(p perm) bool {
+	switch p {
+	case permRead:
+		return r == RoleViewer || r == RoleUser || r == RoleOp || r == RoleAdmin
+	case permAct:
+		return r == RoleUser || r == RoleOp || r == RoleAdmin
+	case permAdmin:
+		return r == RoleAdmin
+	}
+	return false
+}
+
+// bcryptCost is the work factor of password hashes (about 0.1 s here).
+const bcryptCost = 11
+
+// HashPassword returns the bcrypt hash of a password; passwords shorter than
+// 8 bytes are refused (and bcrypt refuses more than 72).
+func HashPassword(password string) (string, error) {
+	if len(password) < 8 {
+		return "", errors.New("password too short: use at least 8 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// CreateUser validates and adds a user.
+func CreateUser(ctx context.Context, st *store.Store, username, password string, role Role, now time.Time) error {
+	if !validUsername(username) {
+		return fmt.Errorf("username %q: use 1-64 letters, digits, '.', '_', '-' or '@'", username)
+	}
+	if _, err := ParseRole(string(role)); err != nil {
+		return err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return st.CreateUser(ctx, store.User{Username: username, PasswordHash: hash, Role: string(role), CreatedAt: now})
+}
+
+func validUsername(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-@", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// EnsureAdmin creates the bootstrap admin when it does not exist yet. An
+// existing user is left alone: its password may have been changed since.
+// It reports whether it created the user.
+func EnsureAdmin(ctx context.Context, st *store.Store, username, password string, now time.Time) (bool, error) {
+	if _, err := st.User(ctx, username); err == nil {
+		return false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	err := CreateUser(ctx, st, username, password, RoleAdmin, now)
+	if errors.Is(err, store.ErrConflict) { // another replica was first
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AuthOptions configure how requests are authenticated.
+type AuthOptions struct {
+	// SessionTTL is how long a browser login lasts (default 12 h).
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure even on plain HTTP (set it when
+	// TLS ends at a proxy). Requests that arrive over TLS always get them.
+	SecureCookies bool
+	// ProxyHeader names a header carrying the user name set by an
+	// authenticating proxy (e.g. X-Forwarded-User from oauth2-proxy). It is
+	// trusted only from ProxyFrom; unknown users are created with ProxyRole.
+	ProxyHeader string
+	ProxyFrom   []netip.Prefix
+	ProxyRole   Role
+}
+
+// principal is the authenticated caller of a request.
+type principal struct {
+	user    store.User
+	role    Role
+	session *store.Session // nil for basic auth
+}
+
+type ctxKey struct{}
+
+func principalOf(r *http.Request) *principal {
+	p, _ := r.Context().Value(ctxKey{}).(*principal)
+	return p
+}
+
+// actor names the caller in the audit log.
+func actor(r *http.Request) string {
+	if p := principalOf(r); p != nil {
+		return p.user.Username
+	}
+	return "anonymous"
+}
+
+const sessionCookie = "updraft_session"
+
+// auth authenticates requests: a session cookie, HTTP basic auth (for API
+// clients), or a trusted proxy's header. It is safe for concurrent use.
+type auth struct {
+	st      *store.Store
+	opt     AuthOptions
+	now     func() time.Time
+	limiter *loginLimiter
+	basic   *basicCache
+}
+
+func newAuth(st *store.Store, opt AuthOptions, now func() time.Time) *auth {
+	if opt.SessionTTL <= 0 {
+		opt.SessionTTL = 12 * time.Hour
+	}
+	if opt.ProxyRole == "" {
+		opt.ProxyRole = RoleViewer
+	}
+	return &auth{st: st, opt: opt, now: now, limiter: newLoginLimiter(), basic: &basicCache{m: map[[32]byte]basicEntry{}}}
+}
+
+var errBadCredentials = errors.New("wrong username or password")
+
+// errTooMany carries how long a client must wait before trying again.
+type errTooMany struct{ wait time.Duration }
+
+func (e errTooMany) Error() string {
+	return fmt.Sprintf("too many failed logins; try again in %s", e.wait.Round(time.Second))
+}
+
+// check verifies a username and password, counting failures per user and
+// per client address.
+func (a *auth) check(ctx context.Context, username, password, client string) (store.User, error) {
+	now := a.now()
+	if wait := a.limiter.blocked(now, username, client); wait > 0 {
+		return store.User{}, errTooMany{wait}
+	}
+	u, err := a.st.User(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	if err == nil && a.basic.ok(u, password, now) {
+		return u, nil
+	}
+	hash := []byte(u.PasswordHash)
+	if err != nil {
+		hash = dummyHash // same work for unknown users: no user enumeration by timing
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
+		a.limiter.fail(now, username, client)
+		return store.User{}, errBadCredentials
+	}
+	a.limiter.reset(username)
+	a.basic.remember(u, password, now)
+	return u, nil
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcryptCost)
+
+// identify returns the caller of r, nil when there is none. Wrong basic
+// credentials are an error (the request must not go on as anonymous).
+func (a *auth) identify(r *http.Request) (*principal, error) {
+	ctx := r.Context()
+	if a.opt.ProxyHeader != "" {
+		if name := r.Header.Get(a.opt.ProxyHeader); name != "" && a.fromProxy(r) {
+			return a.proxyUser(ctx, name)
+		}
+	}
+	if username, password, ok := r.BasicAuth(); ok {
+		u, err := a.check(ctx, username, password, clientIP(r))
+		if err != nil {
+			return nil, err
+		}
+		return &principal{user: u, role: Role(u.Role)}, nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	se, err := a.st.Session(ctx, tokenHash(c.Value), a.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.st.User(ctx, se.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{user: u, role: Role(u.Role), session: &se}, nil
+}
+
+func (a *auth) fromProxy(r *http.Request) bool {
+	addr, err := netip.ParseAddr(clientIP(r))
+	if err != nil {
+		return false
+	}
+	for _, p := range a.opt.ProxyFrom {
+		if p.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyUser returns the user a trusted proxy named, creating it with the
+// proxy role on first sight (it has no password: it can only come in
+// through the proxy).
+func (a *auth) proxyUser(ctx context.Context, name string) (*principal, error) {
+	u, err := a.st.User(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		if !validUsername(name) {
+			return nil, errBadCredentials
+		}
+		u = store.User{Username: name, PasswordHash: "!proxy", Role: string(a.opt.ProxyRole), CreatedAt: a.now()}
+		if err := a.st.CreateUser(ctx, u); err != nil && !errors.Is(err, store.ErrConflict) {
+			return nil, err
+		}
+		u, err = a.st.User(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{user: u, role: Role(u.Role)}, nil
+}
+
+// login starts a session and sets its cookie.
+func (a *auth) login(w http.ResponseWriter, r *http.Request, u store.User) error {
+	token, csrf := randomToken(), randomToken()
+	now := a.now()
+	se := store.Session{TokenHash: tokenHash(token), Username: u.Username, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(a.opt.SessionTTL)}
+	if err := a.st.CreateSession(r.Context(), se); err != nil {
+		return err
+	}
+	_ = a.st.DeleteExpiredSessions(r.Context(), now)
+	http.SetCookie(w, a.cookie(r, token, se.ExpiresAt))
+	return nil
+}
+
+func (a *auth) cookie(r *http.Request, value string, expires time.Time) *http.Cookie {
+	c := &http.Cookie{Name: sessionCookie, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: a.opt.SecureCookies || r.TLS != nil}
+	if value == "" {
+		c.MaxAge = -1
+	} else {
+		c.Expires = expires
+	}
+	return c
+}
+
+// logout ends the request's session and clears its cookie.
+func (a *auth) logout(w http.ResponseWriter, r *http.Request) error {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := a.st.DeleteSession(r.Context(), tokenHash(c.Value)); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, a.cookie(r, "", time.Time{}))
+	return nil
+}
+
+// csrfOK checks the CSRF token of a state-changing request made with a
+// session cookie: the X-CSRF-Token header (scripts) or the csrf_token form
+// field (forms). Basic auth and proxy requests carry no ambient browser
+// credential of ours, so they need none.
+func csrfOK(r *http.Request, p *principal) bool {
+	if p == nil || p.session == nil {
+		return true
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf_token")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.session.CSRFToken)) == 1
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// clientIP is the address the request came from (the proxy's, behind one).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// basicCache remembers verified basic-auth credentials for a few minutes so
+// API clients, which send them with every request, do not pay for a
+// bcrypt comparison each time. An entry is tied to the password hash it
+// was checked against: a changed password invalidates it at once.
+type basicCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]basicEntry
+}
+
+type basicEntry struct {
+	hash  string
+	until time.Time
+}
+
+const basicCacheTTL = 5 * time.Minute
+
+func basicKey(u store.User, password string) [32]byte {
+	return sha256.Sum256([]byte(u.Username + "\x00" + password + "\x00" + u.PasswordHash))
+}
+
+func (c *basicCache) ok(u store.User, password string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, found := c.m[basicKey(u, password)]
+	return found && e.hash == u.PasswordHash && now.Before(e.until)
+}
+
+func (c *basicCache) remember(u store.User, password string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= 10_000 {
+		clear(c.m)
+	}
+	c.m[basicKey(u, password)] = basicEntry{hash: u.PasswordHash, until: now.Add(basicCacheTTL)}
+}
+
+// loginLimiter slows password guessing: after maxUserFailures failed
+// logins for one user name, or maxIPFailures from one address, within
+// failureWindow, further attempts are refused until the window ends.
+type loginLimiter struct {
+	mu sync.Mutex
+	m  map[string]*failures
+}
+
+type failures struct {
+	n     int
+	first time.Time
+}
+
+const (
+	maxUserFailures = 5
+	maxIPFailures   = 20
+	failureWindow   = 5 * time.Minute
+)
+
+func newLoginLimiter() *loginLimiter { return &loginLimiter{m: map[string]*failures{}} }
+
+func (l *loginLimiter) blocked(now time.Time, username, ip string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for key, limit := range map[string]int{"u:" + strings.ToLower(username): maxUserFailures, "ip:" + ip: maxIPFailures} {
+		f := l.m[key]
+		if f == nil {
+			continue
+		}
+		if now.Sub(f.first) >= failureWindow {
+			delete(l.m, key)
+			continue
+		}
+		if f.n >= limit {
+			wait = max(wait, f.first.Add(failureWindow).Sub(now))
+		}
+	}
+	return wait
+}
+
+func (l *loginLimiter) fail(now time.Time, username, ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) >= 100_000 {
+		clear(l.m)
+	}
+	for _, key := range []string{"u:" + strings.ToLower(username), "ip:" + ip} {
+		f := l.m[key]
+		if f == nil || now.Sub(f.first) >= failureWindow {
+			f = &failures{first: now}
+			l.m[key] = f
+		}
+		f.n++
+	}
+}
+
+func (l *loginLimiter) reset(username string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, "u:"+strings.ToLower(username))
+}
