@@ -64,3 +64,17 @@ func TestDecodeVersionRejectsJunk(t *testing.T) {
 		}
 	}
 }
+
+func TestSensitiveNamesAndVariableKeys(t *testing.T) {
+	for key, want := range map[string]bool{"snowflake_password": true, "API_KEY": true, "mattermost_webhook_token": true,
+		"table": false, "bizops_channel": false} {
+		if got := SensitiveName(key); got != want {
+			t.Errorf("SensitiveName(%q) = %v", key, got)
+		}
+	}
+	for key, want := range map[string]bool{"a.b-c_d": true, "": false, "<script>": false, strings.Repeat("k", 251): false} {
+		if got := ValidVariableKey(key); got != want {
+			t.Errorf("ValidVariableKey(%q) = %v", key, got)
+		}
+	}
+}

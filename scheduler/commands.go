@@ -84,6 +84,7 @@ func (s *Scheduler) SetPaused(ctx context.Context, dagID string, paused bool, ac
 type ClearOptions struct {
 	Upstream, Downstream bool // add every upstream / downstream task
 	OnlyFailed           bool // only failed and upstream_failed task instances
+	OnlyRunning          bool // only running task instances
 	DryRun               bool // report what would be cleared, change nothing
 	Actor                string
 }
@@ -113,7 +114,8 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 	}
 	var out []store.TaskInstance
 	for _, ti := range tis {
-		if !selected[ti.TaskID] || (o.OnlyFailed && ti.State != dags.StateFailed && ti.State != dags.StateUpstreamFailed) {
+		if !selected[ti.TaskID] || (o.OnlyFailed && ti.State != dags.StateFailed && ti.State != dags.StateUpstreamFailed) ||
+			(o.OnlyRunning && ti.State != dags.StateRunning) {
 			continue
 		}
 		if ti.State == dags.StateNone || ti.State == dags.StateRestarting {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"updraft/dags"
@@ -71,6 +72,19 @@ type Scheduler struct {
 	runEnded bool // a run ended in this step: step again at once
 	hostname string
 	cache    tiCache
+
+	beat atomic.Int64 // unix nanos of the loop's last sign of life
+}
+
+// Heartbeat returns when the scheduling loop last showed it is alive (zero
+// before it started). The loop beats after every step and at every poll
+// (each second), so a heartbeat older than a few seconds means it is stuck.
+func (s *Scheduler) Heartbeat() time.Time {
+	n := s.beat.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 func runKey(dagID, runID string) string { return dagID + "\x00" + runID }
@@ -131,6 +145,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	lastAudit, _ := s.st.LastAuditID(ctx)
 	for {
 		next, err := s.Tick(ctx)
+		s.beat.Store(time.Now().UnixNano())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -173,6 +188,7 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 		case <-timer.C:
 			return true
 		case <-poll:
+			s.beat.Store(time.Now().UnixNano())
 			// Commands given by other processes (the CLI) are seen through
 			// the audit log; without a new entry there is nothing to do.
 			if id, err := s.st.LastAuditID(ctx); err == nil && id != *lastAudit {

@@ -149,6 +149,10 @@ type principal struct {
 
 type ctxKey struct{}
 
+func contextWith(r *http.Request, p *principal) context.Context {
+	return context.WithValue(r.Context(), ctxKey{}, p)
+}
+
 func principalOf(r *http.Request) *principal {
 	p, _ := r.Context().Value(ctxKey{}).(*principal)
 	return p

@@ -17,13 +17,6 @@ import (
 // to a DAG repository is far smaller).
 const maxWebhookBody = 5 << 20
 
-// problem writes an API error in the shape of Airflow's API errors.
-func problem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": detail, "type": "about:blank"})
-}
-
 func accepted(w http.ResponseWriter, status string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -49,6 +42,21 @@ func readSecret(path string) ([]byte, error) {
 // gitSyncNow is POST /api/v1/git/sync: an authenticated request for an
 // immediate sync (Authorization: Bearer <token>).
 func (s *Server) gitSyncNow(w http.ResponseWriter, r *http.Request) {
+	if s.git == nil {
+		problem(w, http.StatusNotFound, "DAGs come from a local folder, not git")
+		return
+	}
+	// A user allowed to trigger runs may also ask for a sync.
+	if p := principalOf(r); p != nil && p.role.can(permAct) {
+		if !csrfOK(r, p) {
+			problem(w, http.StatusForbidden, "CSRF token missing or wrong")
+			return
+		}
+		s.git.Trigger()
+		s.log.Info("git sync requested through the API", "user", p.user.Username)
+		accepted(w, "sync requested")
+		return
+	}
 	token, err := readSecret(s.gitOpt.TokenFile)
 	if err != nil {
 		s.log.Warn("git sync request refused: no usable token", "err", err)
@@ -58,7 +66,7 @@ func (s *Server) gitSyncNow(w http.ResponseWriter, r *http.Request) {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="updraft"`)
-		problem(w, http.StatusUnauthorized, "a valid bearer token is required")
+		problem(w, http.StatusUnauthorized, "a user allowed to trigger runs, or a valid bearer token, is required")
 		return
 	}
 	s.git.Trigger()
@@ -70,6 +78,10 @@ func (s *Server) gitSyncNow(w http.ResponseWriter, r *http.Request) {
 // GitLab or Gitea, verified against the shared secret. A push to another
 // branch is acknowledged and ignored.
 func (s *Server) gitWebhook(w http.ResponseWriter, r *http.Request) {
+	if s.git == nil {
+		problem(w, http.StatusNotFound, "DAGs come from a local folder, not git")
+		return
+	}
 	secret, err := readSecret(s.gitOpt.WebhookSecretFile)
 	if err != nil {
 		s.log.Warn("git webhook refused: no usable secret", "err", err)

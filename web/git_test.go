@@ -1,9 +1,7 @@
 package web
 
 import (
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,12 +32,11 @@ func TestGitSyncEndpoints(t *testing.T) {
 	os.WriteFile(secretFile, []byte("hook-1\n"), 0o600)
 	gs := &countingSync{status: gitsync.Status{LastError: "list git://x: connection refused", ConsecutiveFailures: 3,
 		Current: gitsync.Revision{Hash: "0123456789abcdef0123456789abcdef01234567"}}}
-	srv := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Now()}, emptyHistory{}, slog.New(slog.DiscardHandler), time.Now).
-		WithGit(gs, GitOptions{TokenFile: tokenFile, WebhookSecretFile: secretFile}))
-	defer srv.Close()
+	e := newEnv(t, fixedBag{&dags.Result{}, time.Now()})
+	e.web.WithGit(gs, GitOptions{TokenFile: tokenFile, WebhookSecretFile: secretFile})
 	post := func(path string, body string, hdr ...string) int {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(body))
 		for i := 0; i < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -82,7 +79,7 @@ func TestGitSyncEndpoints(t *testing.T) {
 			return post("/api/v1/git/webhook", push, "X-Hub-Signature-256", sign(push, "hook-2"))
 		}},
 		{"GET is not allowed", 405, 4, func() int {
-			resp, err := http.Get(srv.URL + "/api/v1/git/sync")
+			resp, err := http.Get(e.srv.URL + "/api/v1/git/sync")
 			if err != nil {
 				return -1
 			}
@@ -96,15 +93,15 @@ func TestGitSyncEndpoints(t *testing.T) {
 		}
 	}
 	// Health and the UI show the failing sync; the secrets never appear.
-	_, body := get(t, srv.URL+"/health")
+	_, body := get(t, e, "/health")
 	if !strings.Contains(body, `"git_sync"`) || !strings.Contains(body, `"consecutive_failures":3`) || !strings.Contains(body, "unhealthy") {
 		t.Fatalf("health: %s", body)
 	}
-	_, metrics := get(t, srv.URL+"/metrics")
+	_, metrics := get(t, e, "/metrics")
 	if !strings.Contains(metrics, "\nupdraft_git_sync_consecutive_failures 3\n") || !strings.Contains(metrics, "# TYPE updraft_git_sync_attempts_total counter") {
 		t.Fatalf("metrics: %s", metrics)
 	}
-	_, page := get(t, srv.URL+"/")
+	_, page := get(t, e, "/")
 	if !strings.Contains(page, "Git sync failing") || !strings.Contains(page, "0123456789ab") {
 		t.Fatalf("page: %s", page)
 	}
@@ -114,11 +111,10 @@ func TestGitSyncEndpoints(t *testing.T) {
 		}
 	}
 	// Without secret files the endpoints refuse.
-	bare := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Now()}, emptyHistory{}, slog.New(slog.DiscardHandler), time.Now).
-		WithGit(gs, GitOptions{}))
-	defer bare.Close()
+	bare := newEnv(t, fixedBag{&dags.Result{}, time.Now()})
+	bare.web.WithGit(gs, GitOptions{})
 	for _, path := range []string{"/api/v1/git/sync", "/api/v1/git/webhook"} {
-		resp, err := http.Post(bare.URL+path, "application/json", strings.NewReader(push))
+		resp, err := http.Post(bare.srv.URL+path, "application/json", strings.NewReader(push))
 		if err != nil || resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("%s without a secret: %v %v", path, resp, err)
 		}

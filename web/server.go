@@ -16,6 +16,7 @@ import (
 
 	"updraft/dags"
 	"updraft/gitsync"
+	"updraft/scheduler"
 	"updraft/store"
 )
 
@@ -29,22 +30,44 @@ type Bag interface {
 	Current() (*dags.Result, time.Time)
 }
 
-// History is the run history the pages show.
-type History interface {
-	DAGs(ctx context.Context) ([]store.DAGRow, error)
-	Runs(ctx context.Context, f store.RunFilter) ([]store.Run, error)
+// Commands are the scheduler's commands: every manual change to runs and
+// task instances goes through them, so the scheduler sees it at once and
+// audits it. Implementations must be safe for concurrent use.
+type Commands interface {
+	Trigger(ctx context.Context, dagID string, o scheduler.TriggerOptions) (store.Run, error)
+	SetPaused(ctx context.Context, dagID string, paused bool, actor string) error
+	Clear(ctx context.Context, dagID, runID string, taskIDs []string, o scheduler.ClearOptions) ([]store.TaskInstance, error)
+	MarkTasks(ctx context.Context, dagID, runID string, taskIDs []string, state dags.TaskState, o scheduler.MarkOptions) ([]store.TaskInstance, error)
+	SetRunState(ctx context.Context, dagID, runID string, state dags.RunState, actor string) (store.Run, error)
 }
 
-// Server is the HTTP handler for the UI.
+// Options configure the web server.
+type Options struct {
+	Bag      Bag          // the DAGs as loaded
+	Store    *store.Store // history, users, variables
+	Commands Commands
+	Log      *slog.Logger
+	Now      func() time.Time // clock for "next run" times and sessions; time.Now if nil
+	Auth     AuthOptions
+	Version  string
+	// Heartbeat reports when the scheduler loop last ran (for /health).
+	Heartbeat func() time.Time
+}
+
+// Server is the HTTP handler for the UI and the REST API.
 type Server struct {
-	bag    Bag
-	hist   History
-	log    *slog.Logger
-	now    func() time.Time
-	pages  *template.Template
-	router chi.Router
-	git    GitSync
-	gitOpt GitOptions
+	bag     Bag
+	st      *store.Store
+	cmd     Commands
+	log     *slog.Logger
+	now     func() time.Time
+	pages   *template.Template
+	router  chi.Router
+	handler http.Handler
+	auth    *auth
+	opt     Options
+	git     GitSync
+	gitOpt  GitOptions
 }
 
 // GitSync is the git sync as the web server sees it; nil when DAGs come
@@ -66,40 +89,64 @@ type GitOptions struct {
 // endpoints that trigger an immediate sync.
 func (s *Server) WithGit(g GitSync, opt GitOptions) *Server {
 	s.git, s.gitOpt = g, opt
-	s.router.Post("/api/v1/git/sync", s.gitSyncNow)
-	s.router.Post("/api/v1/git/webhook", s.gitWebhook)
 	return s
 }
 
-// New builds the server. now is the clock used for "next run" times.
-func New(bag Bag, hist History, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{bag: bag, hist: hist, log: log, now: now}
-	s.pages = template.Must(template.New("").Funcs(template.FuncMap{
-		"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
-		"short": func(hash string) string {
-			if len(hash) > 12 {
-				return hash[:12]
-			}
-			return hash
-		},
-	}).ParseFS(templateFS, "templates/*.html"))
+// New builds the server.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Heartbeat == nil {
+		o.Heartbeat = func() time.Time { return time.Time{} }
+	}
+	s := &Server{bag: o.Bag, st: o.Store, cmd: o.Commands, log: o.Log, now: o.Now, opt: o,
+		auth: newAuth(o.Store, o.Auth, o.Now)}
+	s.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html"))
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(securityHeaders)
-	r.Get("/", s.home)
+	// Public: probes, metrics, the login form.
 	r.Get("/health", s.health)
-	r.Get("/dags.json", s.dagsJSON)
 	r.Get("/metrics", s.metrics)
+	r.Get("/api/v1/health", s.apiHealth)
+	r.Get("/api/v1/version", s.apiVersion)
+	r.Get("/login", s.loginPage)
+	r.Post("/login", s.loginSubmit)
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/logout", s.logoutSubmit)
+		r.With(s.need(permRead)).Get("/", s.home)
+		r.With(s.need(permRead)).Get("/dags.json", s.dagsJSON)
+		r.Route("/api/v1", s.apiRoutes)
+	})
 	s.router = r
+	// Browsers say where a request comes from: a state-changing request
+	// from another site is refused before any handler runs, on top of the
+	// CSRF tokens that session requests must carry.
+	s.handler = http.NewCrossOriginProtection().Handler(r)
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+var templateFuncs = template.FuncMap{
+	"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
+	"short": func(hash string) string {
+		if len(hash) > 12 {
+			return hash[:12]
+		}
+		return hash
+	},
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
@@ -132,6 +179,29 @@ type homePage struct {
 	LoadedAt time.Time
 	Revision string
 	Git      *gitsync.Status
+	Session
+}
+
+// Session is what every page knows about its viewer: who they are, what
+// they may do, and the CSRF token their forms and scripts send back.
+type Session struct {
+	User   string
+	Role   Role
+	CanAct bool
+	Admin  bool
+	CSRF   string
+}
+
+func sessionOf(r *http.Request) Session {
+	p := principalOf(r)
+	if p == nil {
+		return Session{}
+	}
+	out := Session{User: p.user.Username, Role: p.role, CanAct: p.role.can(permAct), Admin: p.role.can(permAdmin)}
+	if p.session != nil {
+		out.CSRF = p.session.CSRFToken
+	}
+	return out
 }
 
 func fmtTime(t *time.Time) string {
@@ -143,7 +213,7 @@ func fmtTime(t *time.Time) string {
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	res, at := s.bag.Current()
-	page := homePage{LoadedAt: at, Revision: res.Revision}
+	page := homePage{LoadedAt: at, Revision: res.Revision, Session: sessionOf(r)}
 	if s.git != nil {
 		st := s.git.Status()
 		page.Git = &st
@@ -155,7 +225,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	ctx := r.Context()
 	paused := map[string]bool{}
-	if rows, err := s.hist.DAGs(ctx); err == nil {
+	if rows, err := s.st.DAGs(ctx); err == nil {
 		for _, d := range rows {
 			paused[d.ID] = d.Paused
 		}
@@ -168,7 +238,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		}
 		row := dagRow{ID: d.ID, Description: d.Description, Schedule: d.Schedule.Summary(), File: d.File,
 			Tasks: len(d.Tasks), Tags: d.Tags, NextRun: "manual only", Paused: paused[d.ID]}
-		runs, err := s.hist.Runs(ctx, store.RunFilter{DagID: d.ID, Limit: 10})
+		runs, err := s.st.Runs(ctx, store.RunFilter{DagID: d.ID, Limit: 10})
 		if err != nil {
 			s.log.Error("read runs", "dag_id", d.ID, "err", err)
 		}
@@ -187,7 +257,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		}
 		page.DAGs = append(page.DAGs, row)
 	}
-	if runs, err := s.hist.Runs(ctx, store.RunFilter{Limit: 25}); err == nil {
+	if runs, err := s.st.Runs(ctx, store.RunFilter{Limit: 25}); err == nil {
 		for _, r := range runs {
 			page.Runs = append(page.Runs, runRow{DagID: r.DagID, RunID: r.RunID, RunType: r.RunType, State: string(r.State),
 				Logical: r.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(r.StartDate), Ended: fmtTime(r.EndDate), Revision: r.GitRevision})

@@ -1,12 +1,9 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -15,22 +12,9 @@ import (
 	"go.uber.org/goleak"
 
 	"updraft/dags"
-	"updraft/store"
 )
 
-type fixedBag struct {
-	res *dags.Result
-	at  time.Time
-}
-
-func (b fixedBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
-
-type emptyHistory struct{}
-
-func (emptyHistory) DAGs(context.Context) ([]store.DAGRow, error)               { return nil, nil }
-func (emptyHistory) Runs(context.Context, store.RunFilter) ([]store.Run, error) { return nil, nil }
-
-func hostileServer(t *testing.T) *httptest.Server {
+func hostileServer(t *testing.T) *env {
 	t.Helper()
 	fsys := fstest.MapFS{
 		"ok.yaml": {Data: []byte(`hostile:
@@ -44,14 +28,15 @@ func hostileServer(t *testing.T) *httptest.Server {
 	}
 	res := dags.Load(fsys, dags.Options{})
 	now := func() time.Time { return time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC) }
-	srv := httptest.NewServer(New(fixedBag{res, now()}, emptyHistory{}, slog.New(slog.DiscardHandler), now))
-	t.Cleanup(srv.Close)
-	return srv
+	return newEnv(t, fixedBag{res, now()}, func(o *Options) { o.Now = now })
 }
 
-func get(t *testing.T, url string) (*http.Response, string) {
+// get fetches a page as the viewer.
+func get(t *testing.T, e *env, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+	req.SetBasicAuth("viewer", "viewer-password")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +49,7 @@ func get(t *testing.T, url string) (*http.Response, string) {
 // a catchup DAG without history is its first interval's end.
 func TestHomeEscapesHostileStrings(t *testing.T) {
 	srv := hostileServer(t)
-	resp, body := get(t, srv.URL+"/")
+	resp, body := get(t, srv, "/")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -81,7 +66,7 @@ func TestHomeEscapesHostileStrings(t *testing.T) {
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
 		t.Errorf("CSP = %q", csp)
 	}
-	_, body = get(t, srv.URL+"/?q=nomatch")
+	_, body = get(t, srv, "/?q=nomatch")
 	if !strings.Contains(body, "No DAGs loaded") {
 		t.Error("search does not filter")
 	}
@@ -89,11 +74,11 @@ func TestHomeEscapesHostileStrings(t *testing.T) {
 
 func TestHealthAndJSON(t *testing.T) {
 	srv := hostileServer(t)
-	resp, body := get(t, srv.URL+"/health")
+	resp, body := get(t, srv, "/health")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"healthy"`) {
 		t.Fatalf("health: %d %s", resp.StatusCode, body)
 	}
-	_, body = get(t, srv.URL+"/dags.json")
+	_, body = get(t, srv, "/dags.json")
 	var out struct {
 		DAGs []struct {
 			ID    string   `json:"dag_id"`
@@ -108,9 +93,8 @@ func TestHealthAndJSON(t *testing.T) {
 		t.Fatalf("dags.json = %s", body)
 	}
 	// Before the first load the server is not healthy.
-	empty := httptest.NewServer(New(fixedBag{&dags.Result{}, time.Time{}}, emptyHistory{}, slog.New(slog.DiscardHandler), time.Now))
-	defer empty.Close()
-	if resp, _ := get(t, empty.URL+"/health"); resp.StatusCode != http.StatusServiceUnavailable {
+	empty := newEnv(t, fixedBag{&dags.Result{}, time.Time{}})
+	if resp, _ := get(t, empty, "/health"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("health before load: %d", resp.StatusCode)
 	}
 }

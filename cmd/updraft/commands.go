@@ -390,7 +390,7 @@ func (m Main) variables(ctx context.Context, args []string) int {
 		}
 		fmt.Fprintln(m.Stdout, v.Value)
 	case args[0] == "set" && len(pos) == 2:
-		if err := st.SetVariable(ctx, store.Variable{Key: pos[0], Value: pos[1], Secret: *secret, Description: *desc, UpdatedAt: time.Now()}); err != nil {
+		if err := st.SetVariable(ctx, store.Variable{Key: pos[0], Value: pos[1], Secret: *secret || dags.SensitiveName(pos[0]), Description: *desc, UpdatedAt: time.Now()}); err != nil {
 			return fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "variable_set", Detail: pos[0]})

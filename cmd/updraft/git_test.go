@@ -80,7 +80,7 @@ func followBranch(t *testing.T, transport string) {
 	env["UPDRAFT_GIT_URL"] = remote.URL()
 	url, errOut := startInProcess(t, env)
 	get := func(path string) string {
-		resp, err := http.Get(url + path)
+		resp, err := adminGet(url + path)
 		if err != nil {
 			return ""
 		}
@@ -189,7 +189,8 @@ func startInProcess(tb testing.TB, env map[string]string) (string, *syncBuffer) 
 	tb.Helper()
 	dir := tb.TempDir()
 	all := map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DB": "sqlite:" + dir + "/u.db",
-		"UPDRAFT_LOGS": dir + "/logs", "UPDRAFT_GIT_ROOT": dir + "/git"}
+		"UPDRAFT_LOGS": dir + "/logs", "UPDRAFT_GIT_ROOT": dir + "/git",
+		"UPDRAFT_ADMIN_USER": "admin", "UPDRAFT_ADMIN_PASSWORD": adminPassword}
 	for k, v := range env {
 		all[k] = v
 	}
@@ -216,6 +217,19 @@ func startInProcess(tb testing.TB, env map[string]string) (string, *syncBuffer) 
 	return "", nil
 }
 
+// adminPassword is the bootstrap admin's password of in-process servers.
+const adminPassword = "admin-password"
+
+// adminGet fetches a page as the bootstrap admin.
+func adminGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth("admin", adminPassword)
+	return http.DefaultClient.Do(req)
+}
+
 // webhookServer serves a repository with one DAG and a server that polls
 // it only hourly, so only the webhook can bring a commit in quickly.
 type webhookServer struct {
@@ -240,7 +254,7 @@ func newWebhookServer(tb testing.TB) *webhookServer {
 
 // revision returns the revision the server's DAG bag was loaded from.
 func (w *webhookServer) revision() string {
-	resp, err := http.Get(w.url + "/dags.json")
+	resp, err := adminGet(w.url + "/dags.json")
 	if err != nil {
 		return ""
 	}

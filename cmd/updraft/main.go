@@ -18,7 +18,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Main{Stdout: os.Stdout, Stderr: os.Stderr, Env: os.Getenv}.Run(ctx, os.Args[1:])
+	code := Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.Getenv}.Run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -26,6 +26,7 @@ func main() {
 // Main runs one updraft command. Its fields are the process's outside
 // world, so tests can run commands in-process.
 type Main struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Env            func(string) string
 }
@@ -45,11 +46,17 @@ Usage:
   updraft tasks render PATH DAG TASK DATE [--conf JSON] [--var K=V]...
                                      print a task's fields rendered for a run
   updraft variables list | get KEY | set KEY VALUE [--secret] | delete KEY
+  updraft users create USER --role ROLE (--password-file F | --password-stdin)
+  updraft users set-password USER (--password-file F | --password-stdin)
+  updraft users delete USER | list
+                                     people and scripts allowed in; roles Viewer, User, Op, Admin
   updraft db migrate                 create or upgrade the database
   updraft version                    print the version
 
 Commands that read DAGs or the database take --dags DIR (env UPDRAFT_DAGS,
 default "dags") and --db sqlite:PATH (env UPDRAFT_DB, default sqlite:updraft.db).
+On first start, the server creates an Admin from UPDRAFT_ADMIN_USER and
+UPDRAFT_ADMIN_PASSWORD when that user does not exist yet.
 `
 
 // Run executes args and returns the process exit code.
@@ -90,6 +97,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 		}
 	case "variables":
 		return m.variables(ctx, args[1:])
+	case "users":
+		return m.users(ctx, args[1:])
 	case "db":
 		if len(args) >= 2 && args[1] == "migrate" {
 			return m.dbMigrate(ctx, args[2:])

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -72,6 +71,7 @@ func BenchmarkServerRSS(b *testing.B) {
 		var out syncBuffer
 		cmd := osexec.Command(bin, "server", "--dags", dagDir, "--db", "sqlite:"+filepath.Join(dir, "u.db"), "--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0")
 		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Env = append(os.Environ(), "UPDRAFT_ADMIN_USER=admin", "UPDRAFT_ADMIN_PASSWORD="+adminPassword)
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func BenchmarkServerRSS(b *testing.B) {
 			b.Fatalf("server did not start:\n%s", out.String())
 		}
 		time.Sleep(2 * time.Second) // first scheduling steps
-		resp, err := http.Get(url + "/")
+		resp, err := adminGet(url + "/")
 		if err != nil {
 			b.Fatal(err)
 		}

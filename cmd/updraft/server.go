@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,45 @@ type serverConfig struct {
 	Slots       int
 	Kube        kubeConfig
 	Git         gitConfig
+	Auth        authConfig
+}
+
+// authConfig configures users and sessions.
+type authConfig struct {
+	AdminUser, AdminPassword string // bootstrap admin, created once
+	SecureCookies            bool
+	SessionTTL               time.Duration
+	ProxyHeader, ProxyFrom   string // trusted authenticating proxy
+	ProxyRole                string
+}
+
+// options turns the flags into the web server's auth options.
+func (c authConfig) options() (web.AuthOptions, error) {
+	o := web.AuthOptions{SessionTTL: c.SessionTTL, SecureCookies: c.SecureCookies, ProxyHeader: c.ProxyHeader}
+	if c.ProxyHeader != "" {
+		if c.ProxyFrom == "" {
+			return o, errors.New("--auth-proxy-header needs --auth-proxy-from: the addresses of the proxy")
+		}
+		for _, part := range strings.Split(c.ProxyFrom, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.Contains(part, "/") {
+				if a, err := netip.ParseAddr(part); err == nil {
+					part = netip.PrefixFrom(a, a.BitLen()).String()
+				}
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return o, fmt.Errorf("--auth-proxy-from %q: %w", part, err)
+			}
+			o.ProxyFrom = append(o.ProxyFrom, p.Masked())
+		}
+		role, err := web.ParseRole(c.ProxyRole)
+		if err != nil {
+			return o, fmt.Errorf("--auth-proxy-role: %w", err)
+		}
+		o.ProxyRole = role
+	}
+	return o, nil
 }
 
 // gitConfig configures the git sync; DAGs come from the branch when URL
@@ -92,7 +132,10 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		Auth: gitsync.Auth{Username: m.Env("UPDRAFT_GIT_USERNAME"), PasswordFile: m.Env("UPDRAFT_GIT_PASSWORD_FILE"),
 			SSHKeyFile: m.Env("UPDRAFT_GIT_SSH_KEY_FILE"), KnownHostsFile: m.Env("UPDRAFT_GIT_KNOWN_HOSTS_FILE")},
 		Endpoints: web.GitOptions{TokenFile: m.Env("UPDRAFT_GIT_SYNC_TOKEN_FILE"), WebhookSecretFile: m.Env("UPDRAFT_GIT_WEBHOOK_SECRET_FILE")}}
-	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval} {
+	cfg.Auth = authConfig{AdminUser: m.Env("UPDRAFT_ADMIN_USER"), AdminPassword: m.Env("UPDRAFT_ADMIN_PASSWORD"),
+		SecureCookies: m.Env("UPDRAFT_SECURE_COOKIES") == "true", SessionTTL: 12 * time.Hour,
+		ProxyHeader: m.Env("UPDRAFT_AUTH_PROXY_HEADER"), ProxyFrom: m.Env("UPDRAFT_AUTH_PROXY_FROM"), ProxyRole: m.envOr("UPDRAFT_AUTH_PROXY_ROLE", "Viewer")}
+	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -134,6 +177,11 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Git.Auth.KnownHostsFile, "git-known-hosts-file", cfg.Git.Auth.KnownHostsFile, "SSH known_hosts file, always checked (env UPDRAFT_GIT_KNOWN_HOSTS_FILE)")
 	fl.StringVar(&cfg.Git.Endpoints.TokenFile, "git-sync-token-file", cfg.Git.Endpoints.TokenFile, "file holding the bearer token of POST /api/v1/git/sync (env UPDRAFT_GIT_SYNC_TOKEN_FILE)")
 	fl.StringVar(&cfg.Git.Endpoints.WebhookSecretFile, "git-webhook-secret-file", cfg.Git.Endpoints.WebhookSecretFile, "file holding the push webhook secret of POST /api/v1/git/webhook (env UPDRAFT_GIT_WEBHOOK_SECRET_FILE)")
+	fl.BoolVar(&cfg.Auth.SecureCookies, "secure-cookies", cfg.Auth.SecureCookies, "mark session cookies Secure on plain HTTP too, when TLS ends at a proxy (env UPDRAFT_SECURE_COOKIES=true)")
+	fl.DurationVar(&cfg.Auth.SessionTTL, "session-ttl", cfg.Auth.SessionTTL, "how long a browser login lasts (env UPDRAFT_SESSION_TTL)")
+	fl.StringVar(&cfg.Auth.ProxyHeader, "auth-proxy-header", cfg.Auth.ProxyHeader, "header naming the user, set by an authenticating proxy, e.g. X-Forwarded-User (env UPDRAFT_AUTH_PROXY_HEADER)")
+	fl.StringVar(&cfg.Auth.ProxyFrom, "auth-proxy-from", cfg.Auth.ProxyFrom, "addresses or CIDRs the proxy header is trusted from, comma-separated (env UPDRAFT_AUTH_PROXY_FROM)")
+	fl.StringVar(&cfg.Auth.ProxyRole, "auth-proxy-role", cfg.Auth.ProxyRole, "role of users first seen through the proxy (env UPDRAFT_AUTH_PROXY_ROLE)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	if err := fl.Parse(args); err != nil {
@@ -146,6 +194,13 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		return cfg, fmt.Errorf("--executor %q: use local or kubernetes", cfg.Executor)
 	case cfg.Parallelism < 1 || cfg.Slots < 1:
 		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
+	case cfg.Auth.SessionTTL <= 0:
+		return cfg, errors.New("--session-ttl must be positive")
+	case (cfg.Auth.AdminUser == "") != (cfg.Auth.AdminPassword == ""):
+		return cfg, errors.New("UPDRAFT_ADMIN_USER and UPDRAFT_ADMIN_PASSWORD go together")
+	}
+	if _, err := cfg.Auth.options(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -223,7 +278,13 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 1
 	}
-	ui := web.New(folder, st, logger, time.Now)
+	authOpts, _ := cfg.Auth.options()
+	if err := bootstrapAdmin(ctx, st, cfg.Auth, logger); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server:", err)
+		return 1
+	}
+	ui := web.New(web.Options{Bag: folder, Store: st, Commands: sched, Log: logger, Auth: authOpts,
+		Version: version, Heartbeat: sched.Heartbeat})
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
 		ui.WithGit(syncer, cfg.Git.Endpoints)
@@ -260,6 +321,28 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	logger.Info("updraft server stopped")
 	return 0
+}
+
+// bootstrapAdmin creates the admin named by UPDRAFT_ADMIN_USER on first
+// start, and warns when nobody could log in.
+func bootstrapAdmin(ctx context.Context, st *store.Store, c authConfig, logger *slog.Logger) error {
+	if c.AdminUser != "" {
+		created, err := web.EnsureAdmin(ctx, st, c.AdminUser, c.AdminPassword, time.Now())
+		if err != nil {
+			return fmt.Errorf("bootstrap admin %q: %w", c.AdminUser, err)
+		}
+		if created {
+			logger.Info("bootstrap admin created", "user", c.AdminUser)
+		}
+	}
+	users, err := st.Users(ctx)
+	if err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		logger.Warn("no users yet: nobody can log in; create one with `updraft users create` or set UPDRAFT_ADMIN_USER and UPDRAFT_ADMIN_PASSWORD")
+	}
+	return nil
 }
 
 // newKubeExecutor connects to the cluster (a kubeconfig file and context,

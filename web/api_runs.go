@@ -1,0 +1,852 @@
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"updraft/dags"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+// --- DAG runs ---
+
+func apiRun(r store.Run) map[string]any {
+	conf := r.Conf
+	if conf == nil {
+		conf = map[string]any{}
+	}
+	return map[string]any{
+		"dag_run_id": r.RunID, "dag_id": r.DagID, "logical_date": apiTime(r.LogicalDate), "execution_date": apiTime(r.LogicalDate),
+		"start_date": apiTimePtr(r.StartDate), "end_date": apiTimePtr(r.EndDate),
+		"data_interval_start": apiTime(r.Interval.Start), "data_interval_end": apiTime(r.Interval.End),
+		"last_scheduling_decision": nil, "run_type": r.RunType, "state": string(r.State),
+		"external_trigger": r.ExternalTrigger, "conf": conf, "note": nullable(r.Note),
+	}
+}
+
+// runFilterFromQuery reads the list filters of GET .../dagRuns.
+func runFilterFromQuery(r *http.Request, dagID string) (store.RunFilter, error) {
+	f := store.RunFilter{OrderBy: r.URL.Query().Get("order_by")}
+	if f.OrderBy == "" {
+		f.OrderBy = "id" // Airflow's default order
+	}
+	if dagID != "~" {
+		f.DagID = dagID
+	}
+	var err error
+	if f.LogicalGTE, f.LogicalLTE, err = timeRange(r, "execution_date"); err != nil {
+		return f, err
+	}
+	if f.StartGTE, f.StartLTE, err = timeRange(r, "start_date"); err != nil {
+		return f, err
+	}
+	if f.EndGTE, f.EndLTE, err = timeRange(r, "end_date"); err != nil {
+		return f, err
+	}
+	for _, st := range multi(r, "state") {
+		f.States = append(f.States, dags.RunState(st))
+	}
+	return f, nil
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, f store.RunFilter, p page) {
+	f.Limit, f.Offset = p.limit, p.offset
+	runs, err := s.st.Runs(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	total, err := s.st.CountRuns(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := []map[string]any{}
+	for _, run := range runs {
+		out = append(out, apiRun(run))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dag_runs": out, "total_entries": total})
+}
+
+func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
+	p, err := pageOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f, err := runFilterFromQuery(r, chi.URLParam(r, "dag_id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.listRuns(w, r, f, p)
+}
+
+// apiListRunsBatch is POST /dags/~/dagRuns/list (ListDagRunsForm).
+func (s *Server) apiListRunsBatch(w http.ResponseWriter, r *http.Request) {
+	var form struct {
+		OrderBy          string     `json:"order_by"`
+		PageOffset       *int       `json:"page_offset"`
+		PageLimit        *int       `json:"page_limit"`
+		DagIDs           []string   `json:"dag_ids"`
+		States           []string   `json:"states"`
+		ExecutionDateGTE *time.Time `json:"execution_date_gte"`
+		ExecutionDateLTE *time.Time `json:"execution_date_lte"`
+		StartDateGTE     *time.Time `json:"start_date_gte"`
+		StartDateLTE     *time.Time `json:"start_date_lte"`
+		EndDateGTE       *time.Time `json:"end_date_gte"`
+		EndDateLTE       *time.Time `json:"end_date_lte"`
+	}
+	if err := readJSON(r, &form); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p := page{limit: defaultPageLimit}
+	if form.PageLimit != nil {
+		if *form.PageLimit < 1 {
+			s.fail(w, r, badRequest("page_limit must be positive"))
+			return
+		}
+		p.limit = min(*form.PageLimit, maxPageLimit)
+	}
+	if form.PageOffset != nil {
+		if *form.PageOffset < 0 {
+			s.fail(w, r, badRequest("page_offset must not be negative"))
+			return
+		}
+		p.offset = *form.PageOffset
+	}
+	f := store.RunFilter{DagIDs: form.DagIDs, OrderBy: form.OrderBy, LogicalGTE: form.ExecutionDateGTE, LogicalLTE: form.ExecutionDateLTE,
+		StartGTE: form.StartDateGTE, StartLTE: form.StartDateLTE, EndGTE: form.EndDateGTE, EndLTE: form.EndDateLTE}
+	if f.OrderBy == "" {
+		f.OrderBy = "id"
+	}
+	for _, st := range form.States {
+		f.States = append(f.States, dags.RunState(st))
+	}
+	s.listRuns(w, r, f, p)
+}
+
+func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.st.Run(r.Context(), chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiRun(run))
+}
+
+// apiTrigger is POST /dags/{dag_id}/dagRuns: a manual run.
+func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RunID         *string         `json:"dag_run_id"`
+		LogicalDate   *string         `json:"logical_date"`
+		ExecutionDate *string         `json:"execution_date"`
+		Conf          json.RawMessage `json:"conf"`
+		Note          *string         `json:"note"`
+		State         *string         `json:"state"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var o scheduler.TriggerOptions
+	o.Actor = actor(r)
+	if body.RunID != nil {
+		o.RunID = *body.RunID
+	}
+	if body.Note != nil {
+		o.Note = *body.Note
+	}
+	if body.State != nil && *body.State != "queued" {
+		s.fail(w, r, badRequest("a new run can only be queued, not %q", *body.State))
+		return
+	}
+	var logical, exec *time.Time
+	var err error
+	if body.LogicalDate != nil {
+		if logical, err = parseAPITime("logical_date", *body.LogicalDate); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if body.ExecutionDate != nil {
+		if exec, err = parseAPITime("execution_date", *body.ExecutionDate); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	switch {
+	case logical != nil && exec != nil && !logical.Equal(*exec):
+		s.fail(w, r, badRequest("logical_date and execution_date differ; send one of them"))
+		return
+	case logical != nil:
+		o.LogicalDate = logical
+	case exec != nil:
+		o.LogicalDate = exec
+	}
+	if len(body.Conf) > 0 && string(body.Conf) != "null" {
+		conf, err := decodeConf(body.Conf)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		o.Conf = conf
+	}
+	run, err := s.cmd.Trigger(r.Context(), chi.URLParam(r, "dag_id"), o)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiRun(run))
+}
+
+// decodeConf reads a run's conf: a JSON object, numbers kept exact.
+func decodeConf(raw json.RawMessage) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, badRequest("conf: %v", err)
+	}
+	m, ok := dags.JSONNumbers(v).(map[string]any)
+	if !ok {
+		return nil, badRequest("conf must be a JSON object")
+	}
+	return m, nil
+}
+
+func (s *Server) apiPatchRun(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		State string `json:"state"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	run, err := s.cmd.SetRunState(r.Context(), chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id"), dags.RunState(body.State), actor(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiRun(run))
+}
+
+// apiClearRun is POST .../dagRuns/{run_id}/clear: every task instance of
+// the run runs again. A dry run (the default) lists them instead.
+func (s *Server) apiClearRun(w http.ResponseWriter, r *http.Request) {
+	dagID, runID := chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id")
+	body := struct {
+		DryRun *bool `json:"dry_run"`
+	}{}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	dry := body.DryRun == nil || *body.DryRun
+	tis, err := s.st.TaskInstances(r.Context(), dagID, runID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	run, err := s.st.Run(r.Context(), dagID, runID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ids := make([]string, len(tis))
+	for i, ti := range tis {
+		ids[i] = ti.TaskID
+	}
+	cleared, err := s.cmd.Clear(r.Context(), dagID, runID, ids, scheduler.ClearOptions{DryRun: dry, Actor: actor(r)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if dry {
+		out := []map[string]any{}
+		for _, ti := range cleared {
+			out = append(out, s.apiTI(ti, run, nil))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"task_instances": out, "total_entries": len(out)})
+		return
+	}
+	if run, err = s.st.Run(r.Context(), dagID, runID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiRun(run))
+}
+
+// --- task instances ---
+
+// apiTI is Airflow's TaskInstance object; last is the latest try, if known.
+func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) map[string]any {
+	state := string(ti.State)
+	if state == "" {
+		state = "none"
+	}
+	m := map[string]any{
+		"task_id": ti.TaskID, "dag_id": ti.DagID, "dag_run_id": ti.RunID, "execution_date": apiTime(run.LogicalDate),
+		"start_date": apiTimePtr(ti.StartDate), "end_date": apiTimePtr(ti.EndDate), "duration": nil, "state": state,
+		"try_number": ti.TryNumber, "map_index": -1, "max_tries": ti.MaxTries, "hostname": "", "unixname": "updraft",
+		"pool": ti.Pool, "pool_slots": ti.PoolSlots, "queue": "default", "priority_weight": ti.PriorityWeight,
+		"operator": ti.Operator, "queued_when": apiTimePtr(ti.QueuedAt), "pid": nil, "executor_config": "{}",
+		"rendered_fields": map[string]any{}, "note": nil,
+	}
+	if ti.StartDate != nil && ti.EndDate != nil {
+		m["duration"] = ti.EndDate.Sub(*ti.StartDate).Seconds()
+	}
+	if d, err := s.currentDAG(ti.DagID); err == nil {
+		if t := d.Task(ti.TaskID); t != nil {
+			m["queue"] = t.Queue
+		}
+	}
+	if last != nil {
+		m["hostname"] = last.Hostname
+		if last.Rendered != "" {
+			var rendered map[string]any
+			if json.Unmarshal([]byte(last.Rendered), &rendered) == nil && rendered != nil {
+				m["rendered_fields"] = s.maskValue(rendered)
+			}
+		}
+		if pid, err := strconv.Atoi(last.Handle); err == nil && last.Executor == "local" {
+			m["pid"] = pid
+		}
+	}
+	return m
+}
+
+// tiFilterFromQuery reads the list filters of GET .../taskInstances.
+func tiFilterFromQuery(r *http.Request) (store.TIFilter, error) {
+	var f store.TIFilter
+	var err error
+	if f.LogicalGTE, f.LogicalLTE, err = timeRange(r, "execution_date"); err != nil {
+		return f, err
+	}
+	if f.StartGTE, f.StartLTE, err = timeRange(r, "start_date"); err != nil {
+		return f, err
+	}
+	if f.EndGTE, f.EndLTE, err = timeRange(r, "end_date"); err != nil {
+		return f, err
+	}
+	for _, st := range multi(r, "state") {
+		if st == "none" {
+			st = ""
+		}
+		f.States = append(f.States, dags.TaskState(st))
+	}
+	f.Pools = multi(r, "pool")
+	return f, nil
+}
+
+func (s *Server) listTIs(w http.ResponseWriter, r *http.Request, f store.TIFilter, p page) {
+	f.Limit, f.Offset = p.limit, p.offset
+	tis, total, err := s.st.FindTaskInstances(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	runs := map[string]store.Run{}
+	out := []map[string]any{}
+	for _, ti := range tis {
+		key := ti.DagID + "\x00" + ti.RunID
+		run, ok := runs[key]
+		if !ok {
+			if run, err = s.st.Run(r.Context(), ti.DagID, ti.RunID); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			runs[key] = run
+		}
+		out = append(out, s.apiTI(ti, run, nil))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"task_instances": out, "total_entries": total})
+}
+
+func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
+	p, err := pageOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f, err := tiFilterFromQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if id := chi.URLParam(r, "dag_id"); id != "~" {
+		f.DagIDs = []string{id}
+	}
+	if id := chi.URLParam(r, "run_id"); id != "~" {
+		f.RunID = id
+	}
+	s.listTIs(w, r, f, p)
+}
+
+// apiListTIsBatch is POST /dags/~/dagRuns/~/taskInstances/list.
+func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
+	var form struct {
+		DagIDs           []string   `json:"dag_ids"`
+		ExecutionDateGTE *time.Time `json:"execution_date_gte"`
+		ExecutionDateLTE *time.Time `json:"execution_date_lte"`
+		StartDateGTE     *time.Time `json:"start_date_gte"`
+		StartDateLTE     *time.Time `json:"start_date_lte"`
+		EndDateGTE       *time.Time `json:"end_date_gte"`
+		EndDateLTE       *time.Time `json:"end_date_lte"`
+		State            []string   `json:"state"`
+		Pool             []string   `json:"pool"`
+	}
+	if err := readJSON(r, &form); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f := store.TIFilter{DagIDs: form.DagIDs, LogicalGTE: form.ExecutionDateGTE, LogicalLTE: form.ExecutionDateLTE,
+		StartGTE: form.StartDateGTE, StartLTE: form.StartDateLTE, EndGTE: form.EndDateGTE, EndLTE: form.EndDateLTE, Pools: form.Pool}
+	for _, st := range form.State {
+		if st == "none" {
+			st = ""
+		}
+		f.States = append(f.States, dags.TaskState(st))
+	}
+	s.listTIs(w, r, f, page{limit: defaultPageLimit})
+}
+
+func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
+	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
+	ti, err := s.st.TaskInstance(r.Context(), k)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	run, err := s.st.Run(r.Context(), k.DagID, k.RunID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var last *store.Try
+	if tries, err := s.st.Tries(r.Context(), k); err == nil && len(tries) > 0 {
+		last = &tries[len(tries)-1]
+	}
+	writeJSON(w, http.StatusOK, s.apiTI(ti, run, last))
+}
+
+func tiRef(ti store.TaskInstance, run store.Run) map[string]any {
+	return map[string]any{"task_id": ti.TaskID, "dag_id": ti.DagID, "execution_date": apiTime(run.LogicalDate), "dag_run_id": ti.RunID}
+}
+
+// apiPatchTI is PATCH .../taskInstances/{task_id}: mark success or failed.
+func (s *Server) apiPatchTI(w http.ResponseWriter, r *http.Request) {
+	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
+	var body struct {
+		DryRun   bool   `json:"dry_run"`
+		NewState string `json:"new_state"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.NewState != "success" && body.NewState != "failed" {
+		s.fail(w, r, badRequest("new_state must be success or failed"))
+		return
+	}
+	ti, err := s.st.TaskInstance(r.Context(), k)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	run, err := s.st.Run(r.Context(), k.DagID, k.RunID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.cmd.MarkTasks(r.Context(), k.DagID, k.RunID, []string{k.TaskID}, dags.TaskState(body.NewState),
+		scheduler.MarkOptions{DryRun: body.DryRun, Actor: actor(r)}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tiRef(ti, run))
+}
+
+// runsFor selects the runs a clear or a mark over several runs works on:
+// one run (with the runs before and after it on request), or a logical
+// date range.
+func (s *Server) runsFor(ctx context.Context, dagID, runID string, from, to *time.Time, past, future bool) ([]store.Run, error) {
+	if runID != "" {
+		run, err := s.st.Run(ctx, dagID, runID)
+		if err != nil {
+			return nil, err
+		}
+		f := store.RunFilter{DagID: dagID}
+		if !past {
+			f.LogicalGTE = &run.LogicalDate
+		}
+		if !future {
+			f.LogicalLTE = &run.LogicalDate
+		}
+		return s.st.Runs(ctx, f)
+	}
+	if _, err := s.dagView(ctx, dagID); err != nil {
+		return nil, err
+	}
+	return s.st.Runs(ctx, store.RunFilter{DagID: dagID, LogicalGTE: from, LogicalLTE: to})
+}
+
+// apiClearTIs is POST /dags/{dag_id}/clearTaskInstances.
+func (s *Server) apiClearTIs(w http.ResponseWriter, r *http.Request) {
+	dagID := chi.URLParam(r, "dag_id")
+	var body struct {
+		DryRun            *bool    `json:"dry_run"`
+		TaskIDs           []string `json:"task_ids"`
+		StartDate         *string  `json:"start_date"`
+		EndDate           *string  `json:"end_date"`
+		OnlyFailed        *bool    `json:"only_failed"`
+		OnlyRunning       bool     `json:"only_running"`
+		IncludeSubdags    bool     `json:"include_subdags"`
+		IncludeParentdag  bool     `json:"include_parentdag"`
+		ResetDagRuns      bool     `json:"reset_dag_runs"`
+		DagRunID          *string  `json:"dag_run_id"`
+		IncludeUpstream   bool     `json:"include_upstream"`
+		IncludeDownstream bool     `json:"include_downstream"`
+		IncludeFuture     bool     `json:"include_future"`
+		IncludePast       bool     `json:"include_past"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var from, to *time.Time
+	var err error
+	if body.StartDate != nil {
+		if from, err = parseAPITime("start_date", *body.StartDate); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if body.EndDate != nil {
+		if to, err = parseAPITime("end_date", *body.EndDate); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	runID := ""
+	if body.DagRunID != nil {
+		runID = *body.DagRunID
+	}
+	runs, err := s.runsFor(r.Context(), dagID, runID, from, to, body.IncludePast, body.IncludeFuture)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o := scheduler.ClearOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
+		OnlyFailed: body.OnlyFailed == nil || *body.OnlyFailed, OnlyRunning: body.OnlyRunning,
+		DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}
+	refs := []map[string]any{}
+	for _, run := range runs {
+		ids := body.TaskIDs
+		if len(ids) == 0 {
+			tis, err := s.st.TaskInstances(r.Context(), dagID, run.RunID)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			for _, ti := range tis {
+				ids = append(ids, ti.TaskID)
+			}
+		}
+		ids = presentTasks(s, r.Context(), run, ids)
+		if len(ids) == 0 {
+			continue
+		}
+		cleared, err := s.cmd.Clear(r.Context(), dagID, run.RunID, ids, o)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, ti := range cleared {
+			refs = append(refs, tiRef(ti, run))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"task_instances": refs})
+}
+
+// presentTasks keeps the task ids a run has task instances for: a task
+// added to the DAG later is not in older runs.
+func presentTasks(s *Server, ctx context.Context, run store.Run, ids []string) []string {
+	tis, err := s.st.TaskInstances(ctx, run.DagID, run.RunID)
+	if err != nil {
+		return ids
+	}
+	have := map[string]bool{}
+	for _, ti := range tis {
+		have[ti.TaskID] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if have[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// apiUpdateTIsState is POST /dags/{dag_id}/updateTaskInstancesState.
+func (s *Server) apiUpdateTIsState(w http.ResponseWriter, r *http.Request) {
+	dagID := chi.URLParam(r, "dag_id")
+	var body struct {
+		DryRun            *bool   `json:"dry_run"`
+		TaskID            string  `json:"task_id"`
+		ExecutionDate     *string `json:"execution_date"`
+		DagRunID          *string `json:"dag_run_id"`
+		IncludeUpstream   bool    `json:"include_upstream"`
+		IncludeDownstream bool    `json:"include_downstream"`
+		IncludeFuture     bool    `json:"include_future"`
+		IncludePast       bool    `json:"include_past"`
+		NewState          string  `json:"new_state"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.NewState != "success" && body.NewState != "failed" {
+		s.fail(w, r, badRequest("new_state must be success or failed"))
+		return
+	}
+	if body.TaskID == "" {
+		s.fail(w, r, badRequest("task_id is required"))
+		return
+	}
+	if (body.ExecutionDate == nil) == (body.DagRunID == nil) {
+		s.fail(w, r, badRequest("send either execution_date or dag_run_id"))
+		return
+	}
+	runID := ""
+	if body.DagRunID != nil {
+		runID = *body.DagRunID
+	} else {
+		at, err := parseAPITime("execution_date", *body.ExecutionDate)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		runs, err := s.st.Runs(r.Context(), store.RunFilter{DagID: dagID, LogicalGTE: at, LogicalLTE: at})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if len(runs) == 0 {
+			s.fail(w, r, fmt.Errorf("dag %q has no run at %s: %w", dagID, apiTime(*at), store.ErrNotFound))
+			return
+		}
+		runID = runs[0].RunID
+	}
+	runs, err := s.runsFor(r.Context(), dagID, runID, nil, nil, body.IncludePast, body.IncludeFuture)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o := scheduler.MarkOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
+		DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}
+	refs := []map[string]any{}
+	for _, run := range runs {
+		if len(presentTasks(s, r.Context(), run, []string{body.TaskID})) == 0 {
+			continue
+		}
+		marked, err := s.cmd.MarkTasks(r.Context(), dagID, run.RunID, []string{body.TaskID}, dags.TaskState(body.NewState), o)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, ti := range marked {
+			refs = append(refs, tiRef(ti, run))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"task_instances": refs})
+}
+
+// --- logs ---
+
+// logChunk bounds one log response; a client follows with the
+// continuation token.
+const logChunk = 1 << 20
+
+// apiLog is GET .../taskInstances/{task_id}/logs/{try}: the try's log from
+// the start, or from where a continuation token says the last read ended.
+// Values of secret variables are masked. Accept: text/plain gets the text
+// alone (the token is then in the Continuation-Token header).
+func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
+	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
+	try, err := strconv.Atoi(chi.URLParam(r, "try"))
+	if err != nil || try < 1 {
+		s.fail(w, r, badRequest("task_try_number must be a positive integer"))
+		return
+	}
+	full, err := boolParam(r, "full_content", false)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var offset int64
+	if tok := r.URL.Query().Get("token"); tok != "" && !full {
+		if offset, err = parseLogToken(tok); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	content, next, err := s.readLog(r.Context(), k, try, offset, full)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	token := logToken(next)
+	if strings.Contains(r.Header.Get("Accept"), "text/plain") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Continuation-Token", token)
+		_, _ = io.WriteString(w, content)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"continuation_token": token, "content": content})
+}
+
+// readLog returns a try's log from offset (all of it when full) and the
+// offset to continue from. The end of a chunk that may hold the start of a
+// secret is kept for the next read, so masking never sees half a secret.
+func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int64, full bool) (string, int64, error) {
+	tries, err := s.st.Tries(ctx, k)
+	if err != nil {
+		return "", 0, err
+	}
+	var t *store.Try
+	for i := range tries {
+		if tries[i].TryNumber == try {
+			t = &tries[i]
+		}
+	}
+	if t == nil {
+		return "", 0, fmt.Errorf("task instance %s has no try %d: %w", k, try, store.ErrNotFound)
+	}
+	f, err := os.Open(t.LogPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", 0, nil // the try has not written anything yet
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	size := info.Size()
+	if offset > size {
+		offset = size
+	}
+	end := size
+	if !full && end-offset > logChunk {
+		end = offset + logChunk
+	}
+	secrets := s.secretValues(ctx)
+	if end < size && !full {
+		hold := int64(longest(secrets))
+		if end-hold > offset {
+			end -= hold
+		}
+	}
+	buf := make([]byte, end-offset)
+	if _, err := f.ReadAt(buf, offset); err != nil && !errors.Is(err, io.EOF) {
+		return "", 0, err
+	}
+	return mask(string(buf), secrets), end, nil
+}
+
+func logToken(offset int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.FormatInt(offset, 10)))
+}
+
+func parseLogToken(tok string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil {
+		if v, ok := strings.CutPrefix(string(b), "offset:"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				return n, nil
+			}
+		}
+	}
+	return 0, badRequest("token is not a continuation token of this server")
+}
+
+// secretValues are the values the UI and API never show: secret variables'
+// (explicitly secret, or named like a secret). Very short values are not
+// masked: masking "1" would make every log unreadable and hide nothing.
+func (s *Server) secretValues(ctx context.Context) []string {
+	vars, err := s.st.Variables(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range vars {
+		if (v.Secret || dags.SensitiveName(v.Key)) && len(v.Value) >= 4 {
+			out = append(out, v.Value)
+		}
+	}
+	// Longest first, so a secret containing another is masked whole.
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+func longest(ss []string) int {
+	n := 0
+	for _, s := range ss {
+		n = max(n, len(s))
+	}
+	return n
+}
+
+func mask(text string, secrets []string) string {
+	for _, sec := range secrets {
+		text = strings.ReplaceAll(text, sec, secretMask)
+	}
+	return text
+}
+
+// maskValue masks secrets in every string of a decoded JSON value.
+func (s *Server) maskValue(v map[string]any) map[string]any {
+	secrets := s.secretValues(context.Background())
+	if len(secrets) == 0 {
+		return v
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case string:
+			return mask(t, secrets)
+		case map[string]any:
+			out := make(map[string]any, len(t))
+			for k, e := range t {
+				out[k] = walk(e)
+			}
+			return out
+		case []any:
+			out := make([]any, len(t))
+			for i, e := range t {
+				out[i] = walk(e)
+			}
+			return out
+		}
+		return x
+	}
+	return walk(v).(map[string]any)
+}

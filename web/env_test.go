@@ -1,0 +1,155 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"updraft/dags"
+	"updraft/executor/local"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+type fixedBag struct {
+	res *dags.Result
+	at  time.Time
+}
+
+func (b fixedBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
+
+// env is a web server on a real SQLite store and a real scheduler (with
+// the local executor; tests step it with Tick instead of running it), with
+// one user per role: "viewer", "user", "op" and "admin", each with the
+// password name+"-password".
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	st    *store.Store
+	sched *scheduler.Scheduler
+	web   *Server
+	srv   *httptest.Server
+}
+
+var roleUsers = map[string]Role{"viewer": RoleViewer, "user": RoleUser, "op": RoleOp, "admin": RoleAdmin}
+
+func newEnv(t *testing.T, bag Bag, tweak ...func(*Options)) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, role := range roleUsers {
+		if err := CreateUser(ctx, st, name, name+"-password", role, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	sched := scheduler.New(st, local.New(2, log), bag, scheduler.Options{LogDir: t.TempDir(), Log: log, ExecutorName: "local"})
+	if _, err := sched.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Bag: bag, Store: st, Commands: sched, Log: log, Heartbeat: sched.Heartbeat}
+	for _, f := range tweak {
+		f(&o)
+	}
+	w := New(o)
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return &env{t: t, ctx: ctx, st: st, sched: sched, web: w, srv: srv}
+}
+
+// call makes a request as a user through basic auth ("" for anonymous)
+// and returns the status and body.
+func (e *env) call(method, path, body, user string, hdr ...string) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if user != "" {
+		req.SetBasicAuth(user, user+"-password")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// browser is a logged-in browser session: a cookie jar and the page's
+// CSRF token.
+type browser struct {
+	e      *env
+	client *http.Client
+	csrf   string
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
+
+func (e *env) login(user, password string) (*browser, int) {
+	e.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &browser{e: e, client: &http.Client{Jar: jar, CheckRedirect: noRedirect.CheckRedirect}}
+	resp, err := b.client.PostForm(e.srv.URL+"/login", url.Values{"username": {user}, "password": {password}, "next": {"/"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return nil, resp.StatusCode
+	}
+	status, page := b.do("GET", "/", "", false)
+	m := csrfMeta.FindStringSubmatch(page)
+	if status != 200 || m == nil {
+		e.t.Fatalf("home after login: %d, csrf meta found: %v", status, m != nil)
+	}
+	b.csrf = m[1]
+	return b, resp.StatusCode
+}
+
+// do makes a request in the session, with the CSRF header when withCSRF.
+func (b *browser) do(method, path, body string, withCSRF bool, hdr ...string) (int, string) {
+	b.e.t.Helper()
+	req, _ := http.NewRequest(method, b.e.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if withCSRF {
+		req.Header.Set("X-CSRF-Token", b.csrf)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
