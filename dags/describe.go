@@ -32,7 +32,7 @@ var presetWords = map[string]string{
 	"@hourly": "At the start of every hour", "@daily": "At 00:00", "@midnight": "At 00:00",
 	"@weekly": "At 00:00, only on Sunday", "@monthly": "At 00:00, on day 1 of the month",
 	"@quarterly": "At 00:00, on day 1 of January, April, July and October",
-	"@yearly": "At 00:00, on 1 January", "@annually": "At 00:00, on 1 January", "@continuous": "Continuously",
+	"@yearly":    "At 00:00, on 1 January", "@annually": "At 00:00, on 1 January", "@continuous": "Continuously",
 }
 
 var weekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
