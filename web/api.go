@@ -75,7 +75,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 
 // problem writes an RFC 7807 error as Airflow does.
 func problem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Type", "application/json") // as Airflow's OpenAPI document declares for errors
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": detail,
 		"type": "https://airflow.apache.org/docs/apache-airflow/2.5.1/stable-rest-api-ref.html#section/Errors/" + errorType(status)})

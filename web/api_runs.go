@@ -712,7 +712,7 @@ func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := logToken(next)
-	if strings.Contains(r.Header.Get("Accept"), "text/plain") {
+	if prefersText(r.Header.Get("Accept")) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Continuation-Token", token)
 		_, _ = io.WriteString(w, content)
@@ -770,6 +770,20 @@ func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int
 		return "", 0, err
 	}
 	return mask(string(buf), secrets), end, nil
+}
+
+// prefersText reports whether an Accept header asks for text/plain before
+// (or instead of) JSON.
+func prefersText(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		switch strings.TrimSpace(strings.SplitN(part, ";", 2)[0]) {
+		case "text/plain":
+			return true
+		case "application/json", "*/*":
+			return false
+		}
+	}
+	return false
 }
 
 func logToken(offset int64) string {

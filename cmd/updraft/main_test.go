@@ -17,8 +17,13 @@ import (
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return runWithInput(t, env, "", args...)
+}
+
+func runWithInput(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	m := Main{Stdout: &out, Stderr: &errOut, Env: func(k string) string { return env[k] }}
+	m := Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Env: func(k string) string { return env[k] }}
 	code := m.Run(context.Background(), args)
 	return code, out.String(), errOut.String()
 }
