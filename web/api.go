@@ -420,7 +420,7 @@ func (s *Server) apiGetVariable(w http.ResponseWriter, r *http.Request) {
 
 func toAPIVariable(v store.Variable) apiVariable {
 	value := v.Value
-	if v.Secret {
+	if v.Secret || dags.SensitiveName(v.Key) {
 		value = secretMask
 	}
 	return apiVariable{Key: v.Key, Value: value, Description: nullable(v.Description)}

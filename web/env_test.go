@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"updraft/dags"
 	"updraft/executor/local"
 	"updraft/scheduler"
@@ -53,8 +55,15 @@ func newEnv(t *testing.T, bag Bag, tweak ...func(*Options)) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Hashes of the cheapest cost keep the tests fast (the race detector
+	// makes bcrypt very slow); a hash's cost travels with it, so checking
+	// these is cheap too. HashPassword's own cost is tested on its own.
 	for name, role := range roleUsers {
-		if err := CreateUser(ctx, st, name, name+"-password", role, time.Now()); err != nil {
+		h, err := bcrypt.GenerateFromPassword([]byte(name+"-password"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateUser(ctx, store.User{Username: name, PasswordHash: string(h), Role: string(role), CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -47,7 +47,11 @@ func (s *Server) gitSyncNow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A user allowed to trigger runs may also ask for a sync.
-	if p := principalOf(r); p != nil && p.role.can(permAct) {
+	if p := principalOf(r); p != nil {
+		if !p.role.can(permAct) {
+			problem(w, http.StatusForbidden, "your role ("+string(p.role)+") may not do this")
+			return
+		}
 		if !csrfOK(r, p) {
 			problem(w, http.StatusForbidden, "CSRF token missing or wrong")
 			return
@@ -55,6 +59,10 @@ func (s *Server) gitSyncNow(w http.ResponseWriter, r *http.Request) {
 		s.git.Trigger()
 		s.log.Info("git sync requested through the API", "user", p.user.Username)
 		accepted(w, "sync requested")
+		return
+	}
+	if r.Header.Get("Authorization") == "" {
+		problem(w, http.StatusUnauthorized, "authentication required: a user allowed to trigger runs, or the sync bearer token")
 		return
 	}
 	token, err := readSecret(s.gitOpt.TokenFile)

@@ -114,7 +114,9 @@ func TestGitSyncEndpoints(t *testing.T) {
 	bare := newEnv(t, fixedBag{&dags.Result{}, time.Now()})
 	bare.web.WithGit(gs, GitOptions{})
 	for _, path := range []string{"/api/v1/git/sync", "/api/v1/git/webhook"} {
-		resp, err := http.Post(bare.srv.URL+path, "application/json", strings.NewReader(push))
+		req, _ := http.NewRequest("POST", bare.srv.URL+path, strings.NewReader(push))
+		req.Header.Set("Authorization", "Bearer tok-1")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("%s without a secret: %v %v", path, resp, err)
 		}

@@ -1,0 +1,384 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"updraft/dags"
+	"updraft/scheduler"
+	"updraft/store"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// secDAG is the DAG the security tests act on.
+const secDAG = `
+sec:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "echo a"}
+    - {task_id: b, operator: BashOperator, bash_command: "echo b", dependencies: [a]}
+`
+
+func secEnv(t *testing.T, tweak ...func(*Options)) *env {
+	res := dags.Load(fstest.MapFS{"sec.yaml": {Data: []byte(secDAG)}}, dags.Options{})
+	if len(res.DAGs) != 1 {
+		t.Fatalf("fixture: %v", res.Problems())
+	}
+	return newEnv(t, fixedBag{res, time.Now()}, tweak...)
+}
+
+// Every state-changing route, for every role: anonymous callers get 401,
+// roles without the permission 403, the others get through (whatever the
+// handler then says).
+func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
+	e := secEnv(t)
+	e.web.WithGit(&countingSync{}, GitOptions{})
+	run, err := e.sched.Trigger(e.ctx, "sec", scheduler.TriggerOptions{RunID: "r1", Actor: "setup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "v", Value: "1", UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ti := "/api/v1/dags/sec/dagRuns/" + run.RunID + "/taskInstances/a"
+	routes := []struct {
+		method, path, body string
+		need               perm
+	}{
+		{"PATCH", "/api/v1/dags/sec", `{"is_paused": true}`, permAct},
+		{"PATCH", "/api/v1/dags?dag_id_pattern=sec", `{"is_paused": false}`, permAct},
+		{"POST", "/api/v1/dags/sec/dagRuns", `{"conf": {}}`, permAct},
+		{"PATCH", "/api/v1/dags/sec/dagRuns/r1", `{"state": "queued"}`, permAct},
+		{"POST", "/api/v1/dags/sec/dagRuns/r1/clear", `{"dry_run": true}`, permAct},
+		{"PATCH", ti, `{"new_state": "success", "dry_run": true}`, permAct},
+		{"POST", "/api/v1/dags/sec/clearTaskInstances", `{"dry_run": true}`, permAct},
+		{"POST", "/api/v1/dags/sec/updateTaskInstancesState", `{"dry_run": true, "task_id": "a", "dag_run_id": "r1", "new_state": "failed"}`, permAct},
+		{"POST", "/api/v1/git/sync", ``, permAct},
+		{"POST", "/api/v1/variables", `{"key": "w", "value": "2"}`, permAdmin},
+		{"PATCH", "/api/v1/variables/v", `{"key": "v", "value": "3"}`, permAdmin},
+		{"DELETE", "/api/v1/variables/w", ``, permAdmin},
+		{"GET", "/api/v1/variables", ``, permAdmin},
+	}
+	for _, rt := range routes {
+		for _, user := range []string{"", "viewer", "user", "op", "admin"} {
+			status, body := e.call(rt.method, rt.path, rt.body, user)
+			var want string
+			switch {
+			case user == "":
+				want = "401"
+			case !roleUsers[user].can(rt.need):
+				want = "403"
+			default:
+				want = "allowed"
+			}
+			got := "allowed"
+			if status == 401 || status == 403 {
+				got = map[int]string{401: "401", 403: "403"}[status]
+			}
+			if got != want {
+				t.Errorf("%s %s as %q: %d (%s), want %s", rt.method, rt.path, user, status, strings.TrimSpace(body), want)
+			}
+		}
+	}
+	// Reads are open to every role, closed to anonymous callers.
+	for _, path := range []string{"/api/v1/dags", "/api/v1/dags/sec/dagRuns", "/api/v1/importErrors", "/api/v1/eventLogs", "/", "/dags.json"} {
+		if status, _ := e.call("GET", path, "", "viewer"); status != 200 {
+			t.Errorf("viewer GET %s: %d", path, status)
+		}
+		if status, _ := e.call("GET", path, "", ""); status != 401 && status != http.StatusSeeOther {
+			t.Errorf("anonymous GET %s: %d", path, status)
+		}
+	}
+	// Every action is audited with its user.
+	log, _ := e.st.AuditLog(e.ctx, 100)
+	actors := map[string]bool{}
+	for _, entry := range log {
+		actors[entry.Actor] = true
+	}
+	if !actors["user"] || !actors["op"] || !actors["admin"] || actors["viewer"] || actors["anonymous"] {
+		t.Errorf("audit actors: %v", actors)
+	}
+}
+
+// A browser session must send its CSRF token with every state-changing
+// request; a cross-site request is refused even with it.
+func TestSessionsAndCSRF(t *testing.T) {
+	e := secEnv(t)
+	// Anonymous pages go to the login form, keeping where they were going.
+	status, _ := e.call("GET", "/?q=sec", "", "")
+	if status != http.StatusSeeOther {
+		t.Fatalf("anonymous home: %d", status)
+	}
+	if _, status := e.login("op", "wrong"); status != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", status)
+	}
+	b, _ := e.login("op", "op-password")
+	u, _ := url.Parse(e.srv.URL)
+	cookies := b.client.Jar.Cookies(u)
+	if len(cookies) != 1 || cookies[0].Name != sessionCookie {
+		t.Fatalf("cookies: %v", cookies)
+	}
+	// The cookie's attributes are not visible through the jar: check them
+	// on a fresh login response.
+	resp, err := noRedirect.PostForm(e.srv.URL+"/login", url.Values{"username": {"op"}, "password": {"op-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	set := resp.Header.Get("Set-Cookie")
+	for _, attr := range []string{"HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(set, attr) {
+			t.Errorf("session cookie lacks %s: %s", attr, set)
+		}
+	}
+	trigger := `{"dag_run_id": "from_browser"}`
+	if status, body := b.do("POST", "/api/v1/dags/sec/dagRuns", trigger, false); status != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+		t.Fatalf("without a CSRF token: %d %s", status, body)
+	}
+	if status, _ := b.do("POST", "/api/v1/dags/sec/dagRuns", trigger, false, "X-CSRF-Token", "forged"); status != http.StatusForbidden {
+		t.Fatalf("with a wrong CSRF token: %d", status)
+	}
+	if status, _ := b.do("POST", "/api/v1/dags/sec/dagRuns", trigger, true, "Sec-Fetch-Site", "cross-site"); status != http.StatusForbidden {
+		t.Fatalf("cross-site with the token: %d", status)
+	}
+	if status, body := b.do("POST", "/api/v1/dags/sec/dagRuns", trigger, true); status != 200 {
+		t.Fatalf("with the token: %d %s", status, body)
+	}
+	if log, _ := e.st.AuditLog(e.ctx, 1); len(log) != 1 || log[0].Actor != "op" || log[0].Action != "trigger" {
+		t.Fatalf("audit: %+v", log)
+	}
+	// The login form itself refuses cross-site posts (login CSRF).
+	req, _ := http.NewRequest("POST", e.srv.URL+"/login", strings.NewReader("username=op&password=op-password"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site login: %d", resp.StatusCode)
+	}
+	// Logging out needs the token too, and ends the session.
+	if status, _ := b.do("POST", "/logout", "", false); status != http.StatusForbidden {
+		t.Fatalf("logout without token: %d", status)
+	}
+	if status, _ := b.do("POST", "/logout", "", true); status != http.StatusSeeOther {
+		t.Fatalf("logout: %d", status)
+	}
+	if status, _ := b.do("GET", "/api/v1/dags", "", false); status != http.StatusUnauthorized {
+		t.Fatalf("after logout: %d", status)
+	}
+	// A changed role ends every session of the user.
+	b2, _ := e.login("user", "user-password")
+	usr, _ := e.st.User(e.ctx, "user")
+	usr.Role = string(RoleViewer)
+	if err := e.st.UpdateUser(e.ctx, usr); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := b2.do("GET", "/api/v1/dags", "", false); status != http.StatusUnauthorized {
+		t.Fatalf("session after a role change: %d", status)
+	}
+	// Redirects after login stay on this site.
+	for in, want := range map[string]string{"/dags/sec": "/dags/sec", "//evil.example": "/", "/\\evil.example": "/", "https://evil.example": "/", "": "/"} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q", in, got)
+		}
+	}
+}
+
+// Failed logins are limited per user name: the right password does not
+// help once the limit is reached, for the form and for basic auth alike.
+func TestLoginRateLimit(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	e := secEnv(t, func(o *Options) { o.Now = clock })
+	for i := 0; i < maxUserFailures; i++ {
+		if _, status := e.login("admin", "guess"); status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i+1, status)
+		}
+	}
+	if _, status := e.login("admin", "admin-password"); status != http.StatusTooManyRequests {
+		t.Fatalf("after %d failures, the right password: %d", maxUserFailures, status)
+	}
+	if status, _ := e.call("GET", "/api/v1/dags", "", "admin"); status != http.StatusTooManyRequests {
+		t.Fatalf("basic auth while limited: %d", status)
+	}
+	// Another user is not locked out; the window passes.
+	if status, _ := e.call("GET", "/api/v1/dags", "", "viewer"); status != 200 {
+		t.Fatalf("other user: %d", status)
+	}
+	now = now.Add(failureWindow + time.Second)
+	if status, _ := e.call("GET", "/api/v1/dags", "", "admin"); status != 200 {
+		t.Fatalf("after the window: %d", status)
+	}
+}
+
+// A trusted proxy's user header is honoured only from the proxy's address.
+func TestAuthProxyHeader(t *testing.T) {
+	trusted := secEnv(t, func(o *Options) {
+		o.Auth = AuthOptions{ProxyHeader: "X-Forwarded-User", ProxyFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, ProxyRole: RoleViewer}
+	})
+	if status, body := trusted.call("GET", "/api/v1/dags", "", "", "X-Forwarded-User", "sso.person@example.com"); status != 200 {
+		t.Fatalf("through the proxy: %d %s", status, body)
+	}
+	u, err := trusted.st.User(trusted.ctx, "sso.person@example.com")
+	if err != nil || u.Role != "Viewer" {
+		t.Fatalf("proxy user: %+v %v", u, err)
+	}
+	if status, _ := trusted.call("POST", "/api/v1/dags/sec/dagRuns", `{}`, "", "X-Forwarded-User", "sso.person@example.com"); status != http.StatusForbidden {
+		t.Fatalf("viewer through the proxy triggers: %d", status)
+	}
+	elsewhere := secEnv(t, func(o *Options) {
+		o.Auth = AuthOptions{ProxyHeader: "X-Forwarded-User", ProxyFrom: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	})
+	if status, _ := elsewhere.call("GET", "/api/v1/dags", "", "", "X-Forwarded-User", "admin"); status != http.StatusUnauthorized {
+		t.Fatalf("header from an untrusted address: %d", status)
+	}
+}
+
+// Secret values never leave the server: not in variable responses, not in
+// logs, not in rendered fields, not in pages.
+func TestSecretsNeverInResponses(t *testing.T) {
+	e := secEnv(t)
+	const secret = "s3cr3t-V4lue-9000"
+	for _, v := range []store.Variable{{Key: "snowflake_password", Value: secret}, {Key: "explicit", Value: secret + "-2", Secret: true}} {
+		v.UpdatedAt = time.Now()
+		if err := e.st.SetVariable(e.ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A try whose log and rendered fields hold the secret.
+	run, err := e.sched.Trigger(e.ctx, "sec", scheduler.TriggerOptions{RunID: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "a.log")
+	os.WriteFile(logPath, []byte("connecting with "+secret+"\nand "+secret+"-2\n"), 0o644)
+	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a"}
+	rendered, _ := json.Marshal(map[string]any{"bash_command": "echo " + secret})
+	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", LogPath: logPath, Rendered: string(rendered)}); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, path := range []string{"/api/v1/variables", "/api/v1/variables/snowflake_password", "/api/v1/variables/explicit",
+		"/api/v1/dags/sec/dagRuns/r/taskInstances/a", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1",
+		"/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1?full_content=true", "/api/v1/eventLogs", "/", "/dags.json"} {
+		status, body := e.call("GET", path, "", "admin")
+		if status != 200 {
+			t.Errorf("GET %s: %d %s", path, status, body)
+		}
+		if strings.Contains(body, secret) {
+			t.Errorf("GET %s shows a secret: %s", path, body)
+		}
+		all.WriteString(body)
+	}
+	status, body := e.call("GET", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1", "", "admin", "Accept", "text/plain")
+	all.WriteString(body)
+	if status != 200 || !strings.Contains(body, "connecting with ***") {
+		t.Errorf("text log: %d %q", status, body)
+	}
+	if strings.Contains(all.String(), secret) {
+		t.Fatal("a secret value appeared in a response")
+	}
+	if !strings.Contains(all.String(), `"echo ***"`) {
+		t.Error("rendered fields not shown masked")
+	}
+}
+
+// A log read in chunks, following continuation tokens, reassembles to the
+// whole masked log: a secret cut by a chunk end is never shown in part.
+func TestLogChunksNeverCutASecret(t *testing.T) {
+	e := secEnv(t)
+	const secret = "chunk-boundary-secret"
+	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "api_token", Value: secret, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := e.sched.Trigger(e.ctx, "sec", scheduler.TriggerOptions{RunID: "r"})
+	// The secret straddles the first chunk's end.
+	text := strings.Repeat("x", logChunk-5) + secret + "\n" + strings.Repeat("y", 100) + secret + "\n"
+	logPath := filepath.Join(t.TempDir(), "a.log")
+	os.WriteFile(logPath, []byte(text), 0o644)
+	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a"}
+	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	token := ""
+	for i := 0; i < 5; i++ {
+		status, body := e.call("GET", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1?token="+token, "", "viewer")
+		var out struct {
+			Content string `json:"content"`
+			Token   string `json:"continuation_token"`
+		}
+		if status != 200 || json.Unmarshal([]byte(body), &out) != nil {
+			t.Fatalf("chunk %d: %d", i, status)
+		}
+		if strings.Contains(out.Content, secret[:5]) {
+			t.Fatalf("chunk %d shows part of the secret", i)
+		}
+		got.WriteString(out.Content)
+		if out.Content == "" {
+			break
+		}
+		token = out.Token
+	}
+	if want := strings.ReplaceAll(text, secret, secretMask); got.String() != want {
+		t.Fatalf("reassembled log differs: %d bytes, want %d", got.Len(), len(want))
+	}
+	if status, _ := e.call("GET", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1?token=bogus", "", "viewer"); status != 400 {
+		t.Fatalf("bad token: %d", status)
+	}
+}
+
+func TestPasswordHashes(t *testing.T) {
+	if _, err := HashPassword("short"); err == nil {
+		t.Fatal("a 5-character password was accepted")
+	}
+	h, err := HashPassword("long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, _ := bcrypt.Cost([]byte(h)); cost != bcryptCost || bcrypt.CompareHashAndPassword([]byte(h), []byte("long enough password")) != nil {
+		t.Fatalf("hash %q", h)
+	}
+	e := secEnv(t)
+	if err := CreateUser(e.ctx, e.st, "<script>", "long enough password", RoleAdmin, time.Now()); err == nil {
+		t.Fatal("a hostile user name was accepted")
+	}
+	if err := CreateUser(e.ctx, e.st, "ann", "long enough password", "Superuser", time.Now()); err == nil {
+		t.Fatal("an unknown role was accepted")
+	}
+	created, err := EnsureAdmin(e.ctx, e.st, "root", "long enough password", time.Now())
+	if err != nil || !created {
+		t.Fatalf("bootstrap admin: %v %v", created, err)
+	}
+	// A second start leaves the admin (and a changed password) alone.
+	if created, err := EnsureAdmin(e.ctx, e.st, "root", "another password", time.Now()); err != nil || created {
+		t.Fatalf("second bootstrap: %v %v", created, err)
+	}
+	if status, _ := e.call("GET", "/api/v1/dags", "", ""); status != 401 {
+		t.Fatal("anonymous")
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/dags", nil)
+	req.SetBasicAuth("root", "long enough password")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("bootstrap admin over basic auth: %d", resp.StatusCode)
+	}
+}
