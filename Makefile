@@ -17,9 +17,14 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN) ./cmd/updraft
 
+# run serves the examples; the first run makes an admin whose password is
+# in .run/admin-password (generated, never printed by the server).
 run: build
-	mkdir -p .run
-	./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
+	@mkdir -p .run
+	@test -s .run/admin-password || (umask 077; head -c 15 /dev/urandom | base64 | tr -d '/+=' > .run/admin-password)
+	@echo "updraft: open http://127.0.0.1:8080 and log in as admin with the password in .run/admin-password"
+	UPDRAFT_ADMIN_USER=admin UPDRAFT_ADMIN_PASSWORD="$$(cat .run/admin-password)" \
+		./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
 
 # deps installs what the tests need: git and OpenSSH (git daemon,
 # git-http-backend and a throwaway sshd serve the git sync tests'
