@@ -167,3 +167,24 @@ func fingerprint(fsys fs.FS, rev string) [32]byte {
 	copy(out[:], h.Sum(nil))
 	return out
 }
+
+// ReadFile returns a file of the folder as it is now (for showing a DAG's
+// source) and the revision it is at. A path outside the folder, or not a
+// DAG file of the latest load, is refused.
+func (f *Folder) ReadFile(path string) ([]byte, string, error) {
+	f.mu.RLock()
+	known := false
+	for _, fr := range f.res.Files {
+		known = known || fr.Path == path
+	}
+	f.mu.RUnlock()
+	if !known || !fs.ValidPath(path) {
+		return nil, "", fmt.Errorf("%s: not a DAG file: %w", path, fs.ErrNotExist)
+	}
+	fsys, rev, err := f.src()
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := fs.ReadFile(fsys, path)
+	return b, rev, err
+}

@@ -132,9 +132,23 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if path == ":memory:" {
 		db.SetMaxOpenConns(1)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", dsn, err)
+	// Switching a new database to WAL takes a lock the busy timeout does
+	// not wait for: when several processes open it at once, try again.
+	for attempt := 0; ; attempt++ {
+		err = db.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 100 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", dsn, err)
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}}, nil
 }
@@ -802,6 +816,18 @@ func (s *Store) queryTIs(ctx context.Context, q string, args ...any) ([]TaskInst
 // TaskInstances returns a run's task instances, by task id.
 func (s *Store) TaskInstances(ctx context.Context, dagID, runID string) ([]TaskInstance, error) {
 	return s.queryTIs(ctx, `WHERE dag_id = ? AND run_id = ? ORDER BY task_id`, dagID, runID)
+}
+
+// TaskInstancesOfRuns returns the task instances of some runs of a DAG
+// (the grid's columns), by run and task.
+func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []string) ([]TaskInstance, error) {
+	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	w := &where{}
+	w.add(`dag_id = ?`, dagID)
+	w.in(`run_id`, runIDs)
+	return s.queryTIs(ctx, w.String()+` ORDER BY run_id, task_id`, w.args...)
 }
 
 // TaskInstance returns one task instance, or ErrNotFound.

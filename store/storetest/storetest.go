@@ -163,6 +163,11 @@ func testRuns(t *testing.T, s *store.Store) {
 	if _, err := s.Runs(ctx, store.RunFilter{OrderBy: "conf; DROP TABLE dag_runs"}); !errors.Is(err, store.ErrInvalidFilter) {
 		t.Fatalf("order by an unknown field: %v", err)
 	}
+	grid, err := s.TaskInstancesOfRuns(ctx, "d", []string{r1.RunID, r2.RunID})
+	must(t, err)
+	if len(grid) != 4 || grid[0].RunID != r1.RunID {
+		t.Fatalf("task instances of runs: %+v", grid)
+	}
 	found, total, err := s.FindTaskInstances(ctx, store.TIFilter{TaskIDs: []string{"x"}, LogicalGTE: &day1, Limit: 1})
 	must(t, err)
 	if total != 2 || len(found) != 1 || found[0].RunID != r2.RunID {
