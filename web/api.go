@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -328,7 +329,7 @@ func (s *Server) apiListImportErrors(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetImportError(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	id, err := strconv.ParseInt(param(r, "id"), 10, 64)
 	if err != nil {
 		s.fail(w, r, badRequest("import error id must be an integer"))
 		return
@@ -410,7 +411,7 @@ func (s *Server) apiListVariables(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetVariable(w http.ResponseWriter, r *http.Request) {
-	v, err := s.st.Variable(r.Context(), chi.URLParam(r, "key"))
+	v, err := s.st.Variable(r.Context(), param(r, "key"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -457,7 +458,7 @@ func (s *Server) apiCreateVariable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiPatchVariable(w http.ResponseWriter, r *http.Request) {
-	key := chi.URLParam(r, "key")
+	key := param(r, "key")
 	old, err := s.st.Variable(r.Context(), key)
 	if err != nil {
 		s.fail(w, r, err)
@@ -515,7 +516,7 @@ func (s *Server) setVariable(r *http.Request, v store.Variable, action string) e
 }
 
 func (s *Server) apiDeleteVariable(w http.ResponseWriter, r *http.Request) {
-	key := chi.URLParam(r, "key")
+	key := param(r, "key")
 	if err := s.st.DeleteVariable(r.Context(), key); err != nil {
 		s.fail(w, r, err)
 		return
@@ -549,4 +550,14 @@ func cmpInt[T int | int64](a, b T) int {
 		return 1
 	}
 	return 0
+}
+
+// param returns a path parameter, unescaped (chi leaves it escaped when
+// the request path had escapes).
+func param(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"updraft/dags"
 	"updraft/store"
 )
@@ -306,7 +304,7 @@ func (s *Server) apiListDAGs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetDAG(w http.ResponseWriter, r *http.Request) {
-	v, err := s.dagView(r.Context(), chi.URLParam(r, "dag_id"))
+	v, err := s.dagView(r.Context(), param(r, "dag_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -315,7 +313,7 @@ func (s *Server) apiGetDAG(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetDAGDetails(w http.ResponseWriter, r *http.Request) {
-	v, err := s.dagView(r.Context(), chi.URLParam(r, "dag_id"))
+	v, err := s.dagView(r.Context(), param(r, "dag_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -344,7 +342,7 @@ func pausedPatch(r *http.Request) (bool, error) {
 }
 
 func (s *Server) apiPatchDAG(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "dag_id")
+	id := param(r, "dag_id")
 	paused, err := pausedPatch(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -453,7 +451,7 @@ func (s *Server) currentDAG(id string) (*dags.DAG, error) {
 }
 
 func (s *Server) apiListTasks(w http.ResponseWriter, r *http.Request) {
-	d, err := s.currentDAG(chi.URLParam(r, "dag_id"))
+	d, err := s.currentDAG(param(r, "dag_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -466,14 +464,14 @@ func (s *Server) apiListTasks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetTask(w http.ResponseWriter, r *http.Request) {
-	d, err := s.currentDAG(chi.URLParam(r, "dag_id"))
+	d, err := s.currentDAG(param(r, "dag_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	t := d.Task(chi.URLParam(r, "task_id"))
+	t := d.Task(param(r, "task_id"))
 	if t == nil {
-		s.fail(w, r, fmt.Errorf("dag %q has no task %q: %w", d.ID, chi.URLParam(r, "task_id"), store.ErrNotFound))
+		s.fail(w, r, fmt.Errorf("dag %q has no task %q: %w", d.ID, param(r, "task_id"), store.ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, apiTask(d, t))

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
@@ -87,7 +85,7 @@ func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	f, err := runFilterFromQuery(r, chi.URLParam(r, "dag_id"))
+	f, err := runFilterFromQuery(r, param(r, "dag_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -141,7 +139,7 @@ func (s *Server) apiListRunsBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.st.Run(r.Context(), chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id"))
+	run, err := s.st.Run(r.Context(), param(r, "dag_id"), param(r, "run_id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -206,7 +204,7 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request) {
 		}
 		o.Conf = conf
 	}
-	run, err := s.cmd.Trigger(r.Context(), chi.URLParam(r, "dag_id"), o)
+	run, err := s.cmd.Trigger(r.Context(), param(r, "dag_id"), o)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -237,7 +235,7 @@ func (s *Server) apiPatchRun(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	run, err := s.cmd.SetRunState(r.Context(), chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id"), dags.RunState(body.State), actor(r))
+	run, err := s.cmd.SetRunState(r.Context(), param(r, "dag_id"), param(r, "run_id"), dags.RunState(body.State), actor(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -248,7 +246,7 @@ func (s *Server) apiPatchRun(w http.ResponseWriter, r *http.Request) {
 // apiClearRun is POST .../dagRuns/{run_id}/clear: every task instance of
 // the run runs again. A dry run (the default) lists them instead.
 func (s *Server) apiClearRun(w http.ResponseWriter, r *http.Request) {
-	dagID, runID := chi.URLParam(r, "dag_id"), chi.URLParam(r, "run_id")
+	dagID, runID := param(r, "dag_id"), param(r, "run_id")
 	body := struct {
 		DryRun *bool `json:"dry_run"`
 	}{}
@@ -388,10 +386,10 @@ func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if id := chi.URLParam(r, "dag_id"); id != "~" {
+	if id := param(r, "dag_id"); id != "~" {
 		f.DagIDs = []string{id}
 	}
-	if id := chi.URLParam(r, "run_id"); id != "~" {
+	if id := param(r, "run_id"); id != "~" {
 		f.RunID = id
 	}
 	s.listTIs(w, r, f, p)
@@ -426,7 +424,7 @@ func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
 	ti, err := s.st.TaskInstance(r.Context(), k)
 	if err != nil {
 		s.fail(w, r, err)
@@ -450,7 +448,7 @@ func tiRef(ti store.TaskInstance, run store.Run) map[string]any {
 
 // apiPatchTI is PATCH .../taskInstances/{task_id}: mark success or failed.
 func (s *Server) apiPatchTI(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
 	var body struct {
 		DryRun   bool   `json:"dry_run"`
 		NewState string `json:"new_state"`
@@ -507,7 +505,7 @@ func (s *Server) runsFor(ctx context.Context, dagID, runID string, from, to *tim
 
 // apiClearTIs is POST /dags/{dag_id}/clearTaskInstances.
 func (s *Server) apiClearTIs(w http.ResponseWriter, r *http.Request) {
-	dagID := chi.URLParam(r, "dag_id")
+	dagID := param(r, "dag_id")
 	var body struct {
 		DryRun            *bool    `json:"dry_run"`
 		TaskIDs           []string `json:"task_ids"`
@@ -605,7 +603,7 @@ func presentTasks(s *Server, ctx context.Context, run store.Run, ids []string) [
 
 // apiUpdateTIsState is POST /dags/{dag_id}/updateTaskInstancesState.
 func (s *Server) apiUpdateTIsState(w http.ResponseWriter, r *http.Request) {
-	dagID := chi.URLParam(r, "dag_id")
+	dagID := param(r, "dag_id")
 	var body struct {
 		DryRun            *bool   `json:"dry_run"`
 		TaskID            string  `json:"task_id"`
@@ -688,8 +686,8 @@ const logChunk = 1 << 20
 // Values of secret variables are masked. Accept: text/plain gets the text
 // alone (the token is then in the Continuation-Token header).
 func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: chi.URLParam(r, "dag_id"), RunID: chi.URLParam(r, "run_id"), TaskID: chi.URLParam(r, "task_id")}
-	try, err := strconv.Atoi(chi.URLParam(r, "try"))
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	try, err := strconv.Atoi(param(r, "try"))
 	if err != nil || try < 1 {
 		s.fail(w, r, badRequest("task_try_number must be a positive integer"))
 		return

@@ -116,12 +116,13 @@ func New(o Options) *Server {
 	r.Get("/api/v1/version", s.apiVersion)
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
+	r.Handle("/static/*", staticHandler())
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/logout", s.logoutSubmit)
-		r.With(s.need(permRead)).Get("/", s.home)
 		r.With(s.need(permRead)).Get("/dags.json", s.dagsJSON)
 		r.Route("/api/v1", s.apiRoutes)
+		s.uiRoutes(r)
 	})
 	s.router = r
 	// Browsers say where a request comes from: a state-changing request
@@ -132,7 +133,14 @@ func New(o Options) *Server {
 }
 
 var templateFuncs = template.FuncMap{
-	"rfc3339": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
+	"dagURL":    dagURL,
+	"runURL":    runURL,
+	"tiURL":     tiURL,
+	"list":      func(s ...string) []string { return s },
+	"add":       func(a, b int) int { return a + b },
+	"mul":       func(a, b int) int { return a * b },
+	"hasPrefix": strings.HasPrefix,
+	"rfc3339":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
 	"short": func(hash string) string {
 		if len(hash) > 12 {
 			return hash[:12]
@@ -152,34 +160,6 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		next.ServeHTTP(w, r)
 	})
-}
-
-type dagRow struct {
-	ID, Description, Schedule, File, NextRun string
-	Tasks                                    int
-	Tags                                     []string
-	Paused                                   bool
-	Recent                                   []runMark
-}
-
-type runMark struct {
-	RunID, State, Title string
-}
-
-type runRow struct {
-	DagID, RunID, RunType, State, Logical, Started, Ended, Revision string
-}
-
-type homePage struct {
-	DAGs     []dagRow
-	Runs     []runRow
-	Errors   dags.Problems
-	Kept     []string // DAGs still serving their last good version
-	Warnings int
-	LoadedAt time.Time
-	Revision string
-	Git      *gitsync.Status
-	Session
 }
 
 // Session is what every page knows about its viewer: who they are, what
@@ -202,78 +182,6 @@ func sessionOf(r *http.Request) Session {
 		out.CSRF = p.session.CSRFToken
 	}
 	return out
-}
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
-}
-
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	res, at := s.bag.Current()
-	page := homePage{LoadedAt: at, Revision: res.Revision, Session: sessionOf(r)}
-	if s.git != nil {
-		st := s.git.Status()
-		page.Git = &st
-	}
-	for _, f := range res.Files {
-		page.Kept = append(page.Kept, f.Kept...)
-	}
-	q := strings.ToLower(r.URL.Query().Get("q"))
-	now := s.now()
-	ctx := r.Context()
-	paused := map[string]bool{}
-	if rows, err := s.st.DAGs(ctx); err == nil {
-		for _, d := range rows {
-			paused[d.ID] = d.Paused
-		}
-	} else {
-		s.log.Error("read DAGs", "err", err)
-	}
-	for _, d := range res.DAGs {
-		if q != "" && !strings.Contains(strings.ToLower(d.ID), q) {
-			continue
-		}
-		row := dagRow{ID: d.ID, Description: d.Description, Schedule: d.Schedule.Summary(), File: d.File,
-			Tasks: len(d.Tasks), Tags: d.Tags, NextRun: "manual only", Paused: paused[d.ID]}
-		runs, err := s.st.Runs(ctx, store.RunFilter{DagID: d.ID, Limit: 10})
-		if err != nil {
-			s.log.Error("read runs", "dag_id", d.ID, "err", err)
-		}
-		var last *dags.DataInterval
-		for i := len(runs) - 1; i >= 0; i-- {
-			r := runs[i]
-			row.Recent = append(row.Recent, runMark{RunID: r.RunID, State: string(r.State),
-				Title: r.RunID + ": " + string(r.State)})
-			if r.RunType == dags.RunTypeScheduled {
-				iv := r.Interval
-				last = &iv
-			}
-		}
-		if info, ok := dags.NextRun(d, last, now); ok && d.Schedule.Periodic() {
-			row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
-		}
-		page.DAGs = append(page.DAGs, row)
-	}
-	if runs, err := s.st.Runs(ctx, store.RunFilter{Limit: 25}); err == nil {
-		for _, r := range runs {
-			page.Runs = append(page.Runs, runRow{DagID: r.DagID, RunID: r.RunID, RunType: r.RunType, State: string(r.State),
-				Logical: r.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(r.StartDate), Ended: fmtTime(r.EndDate), Revision: r.GitRevision})
-		}
-	}
-	for _, p := range res.Problems() {
-		if p.Severity == dags.SeverityError {
-			page.Errors = append(page.Errors, p)
-		} else {
-			page.Warnings++
-		}
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := s.pages.ExecuteTemplate(w, "home.html", page); err != nil {
-		s.log.Error("render home page", "err", err)
-	}
 }
 
 // health answers 200 once a DAG folder load has happened.

@@ -58,7 +58,7 @@ func TestHomeEscapesHostileStrings(t *testing.T) {
 			t.Errorf("page contains unescaped %q", raw)
 		}
 	}
-	for _, want := range []string{"&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "1 import error", "bad.yaml:4:17", "2024-01-02 03:00 UTC"} {
+	for _, want := range []string{"&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "1 DAG file with import errors", "bad.yaml:4:17", "2024-01-02 03:00 UTC"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}

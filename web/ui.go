@@ -1,0 +1,1148 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"updraft/dags"
+	"updraft/gitsync"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+//go:embed static
+var staticFS embed.FS
+
+// uiRoutes are the pages and the forms behind their buttons. Every form
+// posts with the session's CSRF token and redirects back (post, redirect,
+// get), so the pages work without scripts; app.js only adds live refresh,
+// log tailing and previews.
+func (s *Server) uiRoutes(r chi.Router) {
+	read, act, admin := s.need(permRead), s.need(permAct), s.need(permAdmin)
+	r.With(read).Get("/", s.pageDAGs)
+	r.With(read).Get("/dags/{dag_id}", s.pageDAG)
+	r.With(read).Get("/dags/{dag_id}/runs/{run_id}", s.pageRun)
+	r.With(read).Get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", s.pageTI)
+	r.With(read).Get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs/{try}", s.downloadLog)
+	r.With(read).Get("/files/{token}", s.pageFile)
+	r.With(read).Get("/audit", s.pageAudit)
+	r.With(admin).Get("/variables", s.pageVariables)
+	r.With(act).Post("/dags/{dag_id}/pause", s.formPause)
+	r.With(act).Post("/dags/{dag_id}/trigger", s.formTrigger)
+	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/clear", s.formClearRun)
+	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/mark", s.formMarkRun)
+	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/clear", s.formClearTI)
+	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mark", s.formMarkTI)
+	r.With(admin).Post("/variables", s.formSetVariable)
+	r.With(admin).Post("/variables/{key}/delete", s.formDeleteVariable)
+}
+
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// pagePath builds a page URL from path segments, each escaped.
+func pagePath(segments ...string) string {
+	var b strings.Builder
+	for _, s := range segments {
+		b.WriteString("/")
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
+
+func dagURL(id string) string             { return pagePath("dags", id) }
+func runURL(dagID, runID string) string   { return pagePath("dags", dagID, "runs", runID) }
+func tiURL(dagID, runID, t string) string { return pagePath("dags", dagID, "runs", runID, "tasks", t) }
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title string
+	Nav   string
+	Session
+	Flash string // the outcome of the last action, from the redirect
+	Data  any
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title, nav string, data any) {
+	p := pageData{Title: title, Nav: nav, Session: sessionOf(r), Flash: r.URL.Query().Get("flash"), Data: data}
+	var buf strings.Builder
+	if err := s.pages.ExecuteTemplate(&buf, name, p); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "page error; see the server log", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(buf.String()))
+}
+
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.log.Error("page failed", "path", r.URL.Path, "err", err)
+		msg = "internal error; see the server log"
+	}
+	s.render(w, r, status, "error.html", http.StatusText(status), "", msg)
+}
+
+// back redirects to the page a form came from, with a message.
+func back(w http.ResponseWriter, r *http.Request, to, flash string) {
+	u, err := url.Parse(to)
+	if err != nil || u.IsAbs() || u.Host != "" {
+		u = &url.URL{Path: "/"}
+	}
+	q := u.Query()
+	q.Set("flash", flash)
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// returnTo is the form's "return" field if it is a page of this site.
+func returnTo(r *http.Request, def string) string {
+	if v := r.PostFormValue("return"); v != "" && safeNext(v) == v {
+		return v
+	}
+	return def
+}
+
+// --- DAGs ---
+
+type dagListRow struct {
+	ID, URL, Description, Schedule, Cron, NextRun, File string
+	Tags                                                []string
+	Paused, Active, ImportErr                           bool
+	Recent                                              []runMark
+	Return                                              string
+}
+
+type runMark struct {
+	RunID, State, Title, URL string
+}
+
+type dagsPage struct {
+	DAGs         []dagListRow
+	Total        int
+	Query, Tag   string
+	Tags         []string
+	Errors       []store.ImportError
+	ErrorLinks   map[string]string
+	Kept         []string
+	Revision     string
+	LoadedAt     time.Time
+	Git          *gitsync.Status
+	ShowInactive bool
+}
+
+func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	views, err := s.dagViews(ctx, false)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	res, at := s.bag.Current()
+	q := r.URL.Query()
+	p := dagsPage{Query: q.Get("q"), Tag: q.Get("tag"), Revision: res.Revision, LoadedAt: at, ShowInactive: q.Get("inactive") == "1",
+		ErrorLinks: map[string]string{}}
+	if s.git != nil {
+		st := s.git.Status()
+		p.Git = &st
+	}
+	for _, f := range res.Files {
+		p.Kept = append(p.Kept, f.Kept...)
+	}
+	if p.Errors, err = s.st.ImportErrors(ctx); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	for _, e := range p.Errors {
+		p.ErrorLinks[e.File] = "/files/" + fileToken(e.File)
+	}
+	tags := map[string]bool{}
+	ret := r.URL.RequestURI()
+	for _, v := range views {
+		active := v.row.Active && v.dag != nil
+		if v.dag != nil {
+			for _, t := range v.dag.Tags {
+				tags[t] = true
+			}
+		}
+		if !active && !p.ShowInactive {
+			continue
+		}
+		if p.Query != "" && !strings.Contains(strings.ToLower(v.row.ID), strings.ToLower(p.Query)) &&
+			(v.dag == nil || !strings.Contains(strings.ToLower(v.dag.Description), strings.ToLower(p.Query))) {
+			continue
+		}
+		if p.Tag != "" && (v.dag == nil || !slices.Contains(v.dag.Tags, p.Tag)) {
+			continue
+		}
+		row := dagListRow{ID: v.row.ID, URL: dagURL(v.row.ID), File: v.row.File, Paused: v.row.Paused, Active: active,
+			ImportErr: v.importErr, NextRun: "", Return: ret}
+		if v.dag != nil {
+			row.Description, row.Tags = v.dag.Description, v.dag.Tags
+			row.Schedule, row.Cron = dags.Describe(v.dag.Schedule), v.dag.Schedule.Summary()
+			if next := s.nextRun(ctx, v.dag); next != nil {
+				row.NextRun = next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+			}
+		}
+		runs, err := s.st.Runs(ctx, store.RunFilter{DagID: v.row.ID, Limit: 10})
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		for i := len(runs) - 1; i >= 0; i-- {
+			run := runs[i]
+			row.Recent = append(row.Recent, runMark{RunID: run.RunID, State: string(run.State), URL: runURL(run.DagID, run.RunID),
+				Title: run.RunID + ": " + string(run.State)})
+		}
+		p.DAGs = append(p.DAGs, row)
+	}
+	p.Total = len(p.DAGs)
+	for t := range tags {
+		p.Tags = append(p.Tags, t)
+	}
+	sort.Strings(p.Tags)
+	s.render(w, r, http.StatusOK, "dags.html", "DAGs", "dags", p)
+}
+
+func (s *Server) formPause(w http.ResponseWriter, r *http.Request) {
+	id := param(r, "dag_id")
+	paused := r.PostFormValue("paused") == "true"
+	ret := returnTo(r, dagURL(id))
+	if err := s.cmd.SetPaused(r.Context(), id, paused, actor(r)); err != nil {
+		back(w, r, ret, "Error: "+err.Error())
+		return
+	}
+	word := "unpaused"
+	if paused {
+		word = "paused"
+	}
+	back(w, r, ret, id+" "+word+".")
+}
+
+// --- one DAG ---
+
+type gridCell struct {
+	State, Title, URL string
+	Selected          bool
+}
+
+type gridRow struct {
+	TaskID, Group string
+	Depth         int
+	Cells         []gridCell
+}
+
+type gridCol struct {
+	RunID, URL, State, RunType, Label, Title string
+	Selected                                 bool
+}
+
+type dagPage struct {
+	ID, Tab, File, FileURL, Description, DocMD, Schedule, Cron, Timezone, NextRun string
+	Paused, Active                                                                bool
+	Owners, Tags                                                                  []string
+	MaxActiveRuns, MaxActiveTasks                                                 int
+	Catchup                                                                       bool
+	DagrunTimeout, StartDate, EndDate, Version, Revision                          string
+	Params                                                                        []paramField
+	ParamsJSON                                                                    string
+	// grid
+	Cols     []gridCol
+	Rows     []gridRow
+	RunLimit int
+	Selected *selectedTI
+	// graph
+	Graph     *graphSVG
+	GraphRun  string
+	GraphRuns []gridCol
+	// runs
+	Runs      []runRow
+	RunsTotal int
+	RunFilter runListFilter
+	PrevPage  string
+	NextPage  string
+	// source
+	Source    []sourceLine
+	SourceRev string
+	Return    string
+}
+
+type runRow struct {
+	DagID, RunID, URL, RunType, State, Logical, Started, Ended, Duration, Revision string
+}
+
+type runListFilter struct {
+	State, RunType string
+	Offset         int
+}
+
+type paramField struct {
+	Name, Value, Type string
+}
+
+type sourceLine struct {
+	N     int
+	Text  string
+	Error string
+}
+
+type selectedTI struct {
+	DagID, RunID, TaskID, State, URL, RunURL, Started, Ended, Duration string
+	Tries                                                              int
+	CanClear                                                           bool
+}
+
+func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := param(r, "dag_id")
+	v, err := s.dagView(ctx, id)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	p := dagPage{ID: id, Tab: q.Get("tab"), File: v.row.File, FileURL: "/files/" + fileToken(v.row.File), Paused: v.row.Paused,
+		Active: v.row.Active && v.dag != nil, Version: v.row.Version, Return: r.URL.RequestURI()}
+	if p.Tab == "" {
+		p.Tab = "grid"
+	}
+	d := v.dag
+	if d != nil {
+		p.Description, p.DocMD, p.Owners, p.Tags = d.Description, d.DocMD, d.Owners, d.Tags
+		p.Schedule, p.Cron, p.Timezone = dags.Describe(d.Schedule), d.Schedule.Summary(), d.Location.String()
+		p.MaxActiveRuns, p.MaxActiveTasks, p.Catchup, p.Revision = d.MaxActiveRuns, d.MaxActiveTasks, d.Catchup, d.Revision
+		if d.DagrunTimeout > 0 {
+			p.DagrunTimeout = d.DagrunTimeout.String()
+		}
+		if d.StartDate != nil {
+			p.StartDate = d.StartDate.UTC().Format("2006-01-02 15:04 MST")
+		}
+		if d.EndDate != nil {
+			p.EndDate = d.EndDate.UTC().Format("2006-01-02 15:04 MST")
+		}
+		if v.next != nil {
+			p.NextRun = v.next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+		}
+		p.Params, p.ParamsJSON = paramFields(d.Params)
+	}
+	switch p.Tab {
+	case "grid":
+		err = s.fillGrid(ctx, r, &p, d)
+	case "graph":
+		err = s.fillGraph(ctx, r, &p, d)
+	case "runs":
+		err = s.fillRuns(ctx, r, &p)
+	case "source":
+		err = s.fillSource(&p)
+	case "details":
+	default:
+		err = fmt.Errorf("no tab %q: %w", p.Tab, errBadRequest)
+	}
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "dag.html", id, "dags", p)
+}
+
+// paramFields turns a DAG's params into form fields for the trigger form,
+// and their defaults into the conf JSON shown beside them.
+func paramFields(params map[string]any) ([]paramField, string) {
+	var out []paramField
+	for _, k := range sortedKeys(params) {
+		v := params[k]
+		f := paramField{Name: k, Type: "text"}
+		switch x := v.(type) {
+		case bool:
+			f.Type, f.Value = "checkbox", strconv.FormatBool(x)
+		case int, int64, float64:
+			f.Type, f.Value = "number", fmt.Sprint(x)
+		case string:
+			f.Value = x
+		default:
+			f.Type, f.Value = "json", mustJSON(x)
+		}
+		out = append(out, f)
+	}
+	if len(params) == 0 {
+		return nil, "{}"
+	}
+	return out, mustJSONIndent(params)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// gridRuns is how many runs the grid shows by default (as Airflow) and at most.
+const (
+	gridRuns    = 25
+	maxGridRuns = 365
+)
+
+func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *dags.DAG) error {
+	p.RunLimit = gridRuns
+	if v := r.URL.Query().Get("runs"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return badRequest("runs must be a positive number")
+		}
+		p.RunLimit = min(n, maxGridRuns)
+	}
+	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: p.ID, Limit: p.RunLimit})
+	if err != nil {
+		return err
+	}
+	slices.Reverse(runs) // oldest left, newest right, as Airflow
+	ids := make([]string, len(runs))
+	for i, run := range runs {
+		ids[i] = run.RunID
+	}
+	tis, err := s.st.TaskInstancesOfRuns(ctx, p.ID, ids)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]store.TaskInstance, len(tis))
+	taskSet := map[string]bool{}
+	for _, ti := range tis {
+		byKey[ti.RunID+"\x00"+ti.TaskID] = ti
+		taskSet[ti.TaskID] = true
+	}
+	// Rows: the current DAG's tasks in order, then tasks only older runs had.
+	var tasks []string
+	if d != nil {
+		for _, t := range d.Tasks {
+			tasks = append(tasks, t.ID)
+			delete(taskSet, t.ID)
+		}
+	}
+	tasks = append(tasks, sortedKeys(taskSet)...)
+	selRun, selTask := r.URL.Query().Get("run"), r.URL.Query().Get("task")
+	for _, run := range runs {
+		c := gridCol{RunID: run.RunID, URL: runURL(p.ID, run.RunID), State: string(run.State), RunType: run.RunType,
+			Label: run.LogicalDate.UTC().Format("01-02 15:04"), Selected: run.RunID == selRun}
+		c.Title = fmt.Sprintf("%s\n%s · %s\nlogical date %s%s", run.RunID, run.RunType, run.State,
+			run.LogicalDate.UTC().Format(time.RFC3339), durationNote(run.StartDate, run.EndDate))
+		p.Cols = append(p.Cols, c)
+	}
+	for _, task := range tasks {
+		row := gridRow{TaskID: task}
+		if d != nil && d.Task(task) != nil {
+			row.Group = d.Task(task).Group
+			row.Depth = strings.Count(row.Group, ".")
+			if row.Group != "" {
+				row.Depth++
+			}
+		}
+		for _, run := range runs {
+			ti, ok := byKey[run.RunID+"\x00"+task]
+			cell := gridCell{State: "absent"}
+			if ok {
+				st := string(ti.State)
+				if st == "" {
+					st = "none"
+				}
+				q := url.Values{"tab": {"grid"}, "run": {run.RunID}, "task": {task}}
+				if p.RunLimit != gridRuns {
+					q.Set("runs", strconv.Itoa(p.RunLimit))
+				}
+				cell = gridCell{State: st, URL: dagURL(p.ID) + "?" + q.Encode(), Selected: run.RunID == selRun && task == selTask,
+					Title: fmt.Sprintf("%s · %s\ntry %d of %d%s", task, st, ti.TryNumber, ti.MaxTries+1, durationNote(ti.StartDate, ti.EndDate))}
+				if cell.Selected {
+					p.Selected = &selectedTI{DagID: p.ID, RunID: run.RunID, TaskID: task, State: st, URL: tiURL(p.ID, run.RunID, task),
+						RunURL: runURL(p.ID, run.RunID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate),
+						Duration: duration(ti.StartDate, ti.EndDate), Tries: ti.TryNumber}
+				}
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	return nil
+}
+
+func durationNote(start, end *time.Time) string {
+	if d := duration(start, end); d != "" {
+		return "\nduration " + d
+	}
+	return ""
+}
+
+// duration formats end-start, or how long it has run so far.
+func duration(start, end *time.Time) string {
+	if start == nil {
+		return ""
+	}
+	stop := time.Now()
+	if end != nil {
+		stop = *end
+	}
+	return stop.Sub(*start).Round(time.Second).String()
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func (s *Server) fillGraph(ctx context.Context, r *http.Request, p *dagPage, d *dags.DAG) error {
+	if d == nil {
+		return fmt.Errorf("dag %q is not loaded (its file is gone): %w", p.ID, store.ErrNotFound)
+	}
+	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: p.ID, Limit: gridRuns})
+	if err != nil {
+		return err
+	}
+	p.GraphRun = r.URL.Query().Get("run")
+	if p.GraphRun == "" && len(runs) > 0 {
+		p.GraphRun = runs[0].RunID
+	}
+	states := map[string]string{}
+	for _, run := range runs {
+		p.GraphRuns = append(p.GraphRuns, gridCol{RunID: run.RunID, State: string(run.State), Selected: run.RunID == p.GraphRun})
+	}
+	if p.GraphRun != "" {
+		tis, err := s.st.TaskInstances(ctx, p.ID, p.GraphRun)
+		if err != nil {
+			return err
+		}
+		for _, ti := range tis {
+			st := string(ti.State)
+			if st == "" {
+				st = "none"
+			}
+			states[ti.TaskID] = st
+		}
+	}
+	p.Graph = layoutGraph(d, states, func(task string) string {
+		if p.GraphRun == "" || states[task] == "" {
+			return ""
+		}
+		return tiURL(p.ID, p.GraphRun, task)
+	})
+	return nil
+}
+
+func (s *Server) fillRuns(ctx context.Context, r *http.Request, p *dagPage) error {
+	q := r.URL.Query()
+	p.RunFilter = runListFilter{State: q.Get("state"), RunType: q.Get("run_type")}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return badRequest("offset must be a non-negative number")
+		}
+		p.RunFilter.Offset = n
+	}
+	f := store.RunFilter{DagID: p.ID, RunType: p.RunFilter.RunType, Limit: 50, Offset: p.RunFilter.Offset}
+	if p.RunFilter.State != "" {
+		f.States = []dags.RunState{dags.RunState(p.RunFilter.State)}
+	}
+	runs, err := s.st.Runs(ctx, f)
+	if err != nil {
+		return err
+	}
+	if p.RunsTotal, err = s.st.CountRuns(ctx, f); err != nil {
+		return err
+	}
+	for _, run := range runs {
+		p.Runs = append(p.Runs, toRunRow(run))
+	}
+	pageURL := func(offset int) string {
+		v := url.Values{"tab": {"runs"}, "offset": {strconv.Itoa(offset)}}
+		if p.RunFilter.State != "" {
+			v.Set("state", p.RunFilter.State)
+		}
+		if p.RunFilter.RunType != "" {
+			v.Set("run_type", p.RunFilter.RunType)
+		}
+		return dagURL(p.ID) + "?" + v.Encode()
+	}
+	if p.RunFilter.Offset > 0 {
+		p.PrevPage = pageURL(max(0, p.RunFilter.Offset-50))
+	}
+	if p.RunFilter.Offset+50 < p.RunsTotal {
+		p.NextPage = pageURL(p.RunFilter.Offset + 50)
+	}
+	return nil
+}
+
+func toRunRow(run store.Run) runRow {
+	return runRow{DagID: run.DagID, RunID: run.RunID, URL: runURL(run.DagID, run.RunID), RunType: run.RunType, State: string(run.State),
+		Logical: run.LogicalDate.UTC().Format("2006-01-02 15:04:05"), Started: fmtTime(run.StartDate), Ended: fmtTime(run.EndDate),
+		Duration: duration(run.StartDate, run.EndDate), Revision: run.GitRevision}
+}
+
+// sourceReader is a bag that can show its files (dags.Folder).
+type sourceReader interface {
+	ReadFile(path string) ([]byte, string, error)
+}
+
+func (s *Server) readSource(file string) ([]byte, string, error) {
+	sr, ok := s.bag.(sourceReader)
+	if !ok {
+		return nil, "", fmt.Errorf("sources are not available: %w", store.ErrNotFound)
+	}
+	b, rev, err := sr.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %w", file, store.ErrNotFound)
+	}
+	return b, rev, err
+}
+
+func (s *Server) fillSource(p *dagPage) error {
+	b, rev, err := s.readSource(p.File)
+	if err != nil {
+		return err
+	}
+	p.SourceRev = rev
+	p.Source = sourceLines(b, nil)
+	return nil
+}
+
+func sourceLines(b []byte, errs map[int]string) []sourceLine {
+	var out []sourceLine
+	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		out = append(out, sourceLine{N: i + 1, Text: line, Error: errs[i+1]})
+	}
+	return out
+}
+
+type filePage struct {
+	File, Revision string
+	Lines          []sourceLine
+	Errors         []dags.Problem
+	DAGs           []string
+}
+
+// pageFile shows a DAG file with its problems beside their lines (the
+// import-error banner links here).
+func (s *Server) pageFile(w http.ResponseWriter, r *http.Request) {
+	raw, err := base64Decode(param(r, "token"))
+	if err != nil {
+		s.pageError(w, r, badRequest("not a file link"))
+		return
+	}
+	file := string(raw)
+	b, rev, err := s.readSource(file)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := filePage{File: file, Revision: rev}
+	res, _ := s.bag.Current()
+	errs := map[int]string{}
+	for _, f := range res.Files {
+		if f.Path != file {
+			continue
+		}
+		p.DAGs = f.DAGs
+		for _, pr := range f.Problems {
+			p.Errors = append(p.Errors, pr)
+			if pr.Line > 0 {
+				errs[pr.Line] = strings.TrimSpace(errs[pr.Line] + " " + pr.Subject() + pr.Msg)
+			}
+		}
+	}
+	p.Lines = sourceLines(b, errs)
+	s.render(w, r, http.StatusOK, "file.html", file, "dags", p)
+}
+
+func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
+	id := param(r, "dag_id")
+	ret := returnTo(r, dagURL(id))
+	o := scheduler.TriggerOptions{Actor: actor(r), RunID: strings.TrimSpace(r.PostFormValue("run_id")), Note: r.PostFormValue("note")}
+	if v := strings.TrimSpace(r.PostFormValue("logical_date")); v != "" {
+		t, err := parseFormTime(v)
+		if err != nil {
+			back(w, r, ret, "Error: "+err.Error())
+			return
+		}
+		o.LogicalDate = &t
+	}
+	conf := map[string]any{}
+	if raw := strings.TrimSpace(r.PostFormValue("conf")); raw != "" && raw != "{}" {
+		c, err := decodeConf([]byte(raw))
+		if err != nil {
+			back(w, r, ret, "Error: "+strings.TrimSuffix(err.Error(), ": "+errBadRequest.Error()))
+			return
+		}
+		conf = c
+	}
+	// Fields generated from params win over the same keys in the JSON.
+	if d, err := s.currentDAG(id); err == nil {
+		for _, f := range func() []paramField { fs, _ := paramFields(d.Params); return fs }() {
+			name := "param." + f.Name
+			if _, sent := r.PostForm[name]; !sent && f.Type != "checkbox" {
+				continue
+			}
+			raw := r.PostFormValue(name)
+			switch f.Type {
+			case "checkbox":
+				if r.PostFormValue("params_form") == "1" {
+					conf[f.Name] = raw == "true"
+				}
+			case "number":
+				if n, err := strconv.ParseFloat(raw, 64); err == nil {
+					conf[f.Name] = dags.JSONNumbers(n)
+				} else {
+					back(w, r, ret, fmt.Sprintf("Error: param %s: %q is not a number", f.Name, raw))
+					return
+				}
+			case "json":
+				c, err := decodeConf([]byte(`{"v":` + raw + `}`))
+				if err != nil {
+					back(w, r, ret, fmt.Sprintf("Error: param %s: not JSON", f.Name))
+					return
+				}
+				conf[f.Name] = c["v"]
+			default:
+				conf[f.Name] = raw
+			}
+		}
+	}
+	if len(conf) > 0 {
+		o.Conf = conf
+	}
+	run, err := s.cmd.Trigger(r.Context(), id, o)
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	back(w, r, runURL(id, run.RunID), "Triggered "+run.RunID+".")
+}
+
+// parseFormTime reads a logical date from a form: RFC 3339, or the
+// datetime-local input's form (taken as UTC).
+func parseFormTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("logical date %q: use 2024-05-01T03:00 (UTC) or RFC 3339", v)
+}
+
+// cleanErr is an error for a person: without the sentinel suffixes.
+func cleanErr(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{errBadRequest, scheduler.ErrInvalid, store.ErrInvalidFilter, store.ErrNotFound, store.ErrConflict} {
+		msg = strings.TrimSuffix(msg, ": "+sentinel.Error())
+	}
+	if statusOf(err) == http.StatusConflict {
+		msg += " (already exists)"
+	}
+	return msg
+}
+
+// --- one run ---
+
+type runPage struct {
+	runRow
+	DagID, Conf, Version, Note string
+	ExternalTrigger            bool
+	Tasks                      []runTask
+	Gantt                      *ganttSVG
+	Return                     string
+}
+
+type runTask struct {
+	TaskID, URL, State, Operator, Started, Ended, Duration string
+	Tries, MaxTries                                        int
+}
+
+func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	dagID, runID := param(r, "dag_id"), param(r, "run_id")
+	run, err := s.st.Run(ctx, dagID, runID)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	tis, err := s.st.TaskInstances(ctx, dagID, runID)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := runPage{runRow: toRunRow(run), DagID: dagID, Conf: mustJSONIndent(run.Conf), Version: run.DAGVersion, Note: run.Note,
+		ExternalTrigger: run.ExternalTrigger, Return: r.URL.RequestURI()}
+	if run.Conf == nil {
+		p.Conf = "{}"
+	}
+	var tries []store.Try
+	order := map[string]int{}
+	if d, err := s.currentDAG(dagID); err == nil {
+		for i, t := range d.Tasks {
+			order[t.ID] = i + 1
+		}
+	}
+	sort.SliceStable(tis, func(i, j int) bool {
+		oi, oj := order[tis[i].TaskID], order[tis[j].TaskID]
+		if oi == 0 || oj == 0 {
+			return oi != 0 || (oj == 0 && tis[i].TaskID < tis[j].TaskID)
+		}
+		return oi < oj
+	})
+	for _, ti := range tis {
+		st := string(ti.State)
+		if st == "" {
+			st = "none"
+		}
+		p.Tasks = append(p.Tasks, runTask{TaskID: ti.TaskID, URL: tiURL(dagID, runID, ti.TaskID), State: st, Operator: ti.Operator,
+			Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
+			Tries: ti.TryNumber, MaxTries: ti.MaxTries + 1})
+		ts, err := s.st.Tries(ctx, ti.Key())
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		tries = append(tries, ts...)
+	}
+	p.Gantt = layoutGantt(tis, tries, func(task string) string { return tiURL(dagID, runID, task) })
+	s.render(w, r, http.StatusOK, "run.html", runID, "dags", p)
+}
+
+func (s *Server) formClearRun(w http.ResponseWriter, r *http.Request) {
+	dagID, runID := param(r, "dag_id"), param(r, "run_id")
+	ret := returnTo(r, runURL(dagID, runID))
+	tis, err := s.st.TaskInstances(r.Context(), dagID, runID)
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	var ids []string
+	for _, ti := range tis {
+		ids = append(ids, ti.TaskID)
+	}
+	o := scheduler.ClearOptions{OnlyFailed: r.PostFormValue("only_failed") == "true", Actor: actor(r)}
+	cleared, err := s.cmd.Clear(r.Context(), dagID, runID, ids, o)
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(cleared)))
+}
+
+func (s *Server) formMarkRun(w http.ResponseWriter, r *http.Request) {
+	dagID, runID := param(r, "dag_id"), param(r, "run_id")
+	ret := returnTo(r, runURL(dagID, runID))
+	run, err := s.cmd.SetRunState(r.Context(), dagID, runID, dags.RunState(r.PostFormValue("state")), actor(r))
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	back(w, r, ret, "Run marked "+string(run.State)+".")
+}
+
+// --- one task instance ---
+
+type tiPage struct {
+	DagID, RunID, TaskID, State, Operator, RunURL, DagURL, Started, Ended, Duration string
+	TryNumber, MaxTries                                                             int
+	Tries                                                                           []tryRow
+	Return                                                                          string
+	Preview                                                                         *clearPreview
+}
+
+type tryRow struct {
+	N                                                       int
+	State, Started, Ended, Duration, ExitCode, Reason, Host string
+	Executor, Handle, Namespace, Rendered                   string
+	LogURL, DownloadURL, APILogURL                          string
+	Live                                                    bool
+}
+
+type clearPreview struct {
+	Tasks                                                []string
+	Downstream, Upstream, OnlyFailed, Past, Future, Sure bool
+}
+
+func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	tries, err := s.st.Tries(ctx, k)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	st := string(ti.State)
+	if st == "" {
+		st = "none"
+	}
+	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
+		DagURL: dagURL(k.DagID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
+		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: r.URL.RequestURI()}
+	secrets := s.secretValues(ctx)
+	for i := len(tries) - 1; i >= 0; i-- {
+		t := tries[i]
+		row := tryRow{N: t.TryNumber, State: string(t.State), Started: fmtTime(&t.StartDate), Ended: fmtTime(t.EndDate),
+			Duration: duration(&t.StartDate, t.EndDate), Reason: t.Reason, Host: t.Hostname, Executor: t.Executor, Handle: t.Handle,
+			Live:        t.EndDate == nil,
+			DownloadURL: tiURL(k.DagID, k.RunID, k.TaskID) + "/logs/" + strconv.Itoa(t.TryNumber),
+			APILogURL:   "/api/v1" + pagePath("dags", k.DagID, "dagRuns", k.RunID, "taskInstances", k.TaskID, "logs", strconv.Itoa(t.TryNumber))}
+		if t.ExitCode != nil {
+			row.ExitCode = strconv.Itoa(*t.ExitCode)
+		}
+		if t.Executor == "kubernetes" {
+			row.Namespace, _, _ = strings.Cut(t.Handle, "/")
+			if !strings.Contains(t.Handle, "/") {
+				row.Namespace = ""
+			}
+		}
+		if t.Rendered != "" {
+			row.Rendered = mask(prettyJSON(t.Rendered), secrets)
+		}
+		p.Tries = append(p.Tries, row)
+	}
+	s.render(w, r, http.StatusOK, "ti.html", k.TaskID, "dags", p)
+}
+
+// formClearTI clears a task instance with its options. Without "confirm" it
+// shows what would re-run and asks to confirm (the preview).
+func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	ret := returnTo(r, tiURL(k.DagID, k.RunID, k.TaskID))
+	on := func(name string) bool { return r.PostFormValue(name) == "true" }
+	o := scheduler.ClearOptions{Upstream: on("upstream"), Downstream: on("downstream"), OnlyFailed: on("only_failed"), Actor: actor(r)}
+	past, future := on("past"), on("future")
+	runs, err := s.runsFor(ctx, k.DagID, k.RunID, nil, nil, past, future)
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	confirm := on("confirm")
+	o.DryRun = !confirm
+	var affected []string
+	for _, run := range runs {
+		if len(presentTasks(s, ctx, run, []string{k.TaskID})) == 0 {
+			continue
+		}
+		cleared, err := s.cmd.Clear(ctx, k.DagID, run.RunID, []string{k.TaskID}, o)
+		if err != nil {
+			back(w, r, ret, "Error: "+cleanErr(err))
+			return
+		}
+		for _, ti := range cleared {
+			label := ti.TaskID
+			if run.RunID != k.RunID {
+				label += " (" + run.RunID + ")"
+			}
+			affected = append(affected, label)
+		}
+	}
+	if confirm {
+		back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(affected)))
+		return
+	}
+	// The preview: the task instance page with the list and a confirm button.
+	s.renderTIWithPreview(w, r, k, &clearPreview{Tasks: affected, Downstream: o.Downstream, Upstream: o.Upstream,
+		OnlyFailed: o.OnlyFailed, Past: past, Future: future, Sure: true})
+}
+
+func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k store.TIKey, pv *clearPreview) {
+	ctx := r.Context()
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	st := string(ti.State)
+	if st == "" {
+		st = "none"
+	}
+	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
+		DagURL: dagURL(k.DagID), TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: tiURL(k.DagID, k.RunID, k.TaskID), Preview: pv}
+	s.render(w, r, http.StatusOK, "ti.html", k.TaskID, "dags", p)
+}
+
+func (s *Server) formMarkTI(w http.ResponseWriter, r *http.Request) {
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	ret := returnTo(r, tiURL(k.DagID, k.RunID, k.TaskID))
+	on := func(name string) bool { return r.PostFormValue(name) == "true" }
+	state := dags.TaskState(r.PostFormValue("state"))
+	marked, err := s.cmd.MarkTasks(r.Context(), k.DagID, k.RunID, []string{k.TaskID}, state,
+		scheduler.MarkOptions{Upstream: on("upstream"), Downstream: on("downstream"), Actor: actor(r)})
+	if err != nil {
+		back(w, r, ret, "Error: "+cleanErr(err))
+		return
+	}
+	back(w, r, ret, fmt.Sprintf("Marked %d task instance(s) %s.", len(marked), state))
+}
+
+// downloadLog serves a try's whole log as a file, secrets masked.
+func (s *Server) downloadLog(w http.ResponseWriter, r *http.Request) {
+	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	try, err := strconv.Atoi(param(r, "try"))
+	if err != nil || try < 1 {
+		s.pageError(w, r, badRequest("not a try number"))
+		return
+	}
+	content, _, err := s.readLog(r.Context(), k, try, 0, true)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	name := fmt.Sprintf("%s__%s__%s__%d.log", k.DagID, k.RunID, k.TaskID, try)
+	name = strings.Map(func(c rune) rune {
+		if c == '"' || c == '\\' || c == '/' || c < ' ' {
+			return '_'
+		}
+		return c
+	}, name)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	_, _ = w.Write([]byte(content))
+}
+
+// --- variables and audit ---
+
+type variablesPage struct {
+	Vars []variableRow
+}
+
+type variableRow struct {
+	Key, Value, Description, Updated string
+	Secret                           bool
+}
+
+func (s *Server) pageVariables(w http.ResponseWriter, r *http.Request) {
+	vars, err := s.st.Variables(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	var p variablesPage
+	for _, v := range vars {
+		row := variableRow{Key: v.Key, Description: v.Description, Updated: v.UpdatedAt.UTC().Format("2006-01-02 15:04"),
+			Secret: v.Secret || dags.SensitiveName(v.Key)}
+		if !row.Secret {
+			row.Value = v.Value
+		}
+		p.Vars = append(p.Vars, row)
+	}
+	s.render(w, r, http.StatusOK, "variables.html", "Variables", "variables", p)
+}
+
+func (s *Server) formSetVariable(w http.ResponseWriter, r *http.Request) {
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	v := store.Variable{Key: key, Value: r.PostFormValue("value"), Description: r.PostFormValue("description"),
+		Secret: r.PostFormValue("secret") == "true" || dags.SensitiveName(key), UpdatedAt: s.now()}
+	old, err := s.st.Variable(r.Context(), key)
+	exists := err == nil
+	if exists && old.Secret {
+		v.Secret = true
+	}
+	// A secret's value is never sent to the page, so an edit that leaves
+	// the value empty keeps the old one.
+	if exists && v.Secret && v.Value == "" {
+		v.Value = old.Value
+	}
+	action := "variable_create"
+	if exists {
+		action = "variable_edit"
+	}
+	if err := s.setVariable(r, v, action); err != nil {
+		back(w, r, "/variables", "Error: "+cleanErr(err))
+		return
+	}
+	back(w, r, "/variables", "Saved "+key+".")
+}
+
+func (s *Server) formDeleteVariable(w http.ResponseWriter, r *http.Request) {
+	key := param(r, "key")
+	if err := s.st.DeleteVariable(r.Context(), key); err != nil {
+		back(w, r, "/variables", "Error: "+cleanErr(err))
+		return
+	}
+	s.audit(r, "variable_delete", "", "", "", "key="+key)
+	back(w, r, "/variables", "Deleted "+key+".")
+}
+
+type auditRow struct {
+	At, Actor, Action, DagID, RunID, TaskID, Detail, URL string
+}
+
+func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.st.AuditLog(r.Context(), 500)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	var rows []auditRow
+	for _, e := range entries {
+		row := auditRow{At: e.At.UTC().Format("2006-01-02 15:04:05"), Actor: e.Actor, Action: e.Action, DagID: e.DagID, RunID: e.RunID,
+			TaskID: e.TaskID, Detail: e.Detail}
+		switch {
+		case e.DagID != "" && e.RunID != "":
+			row.URL = runURL(e.DagID, e.RunID)
+		case e.DagID != "":
+			row.URL = dagURL(e.DagID)
+		}
+		rows = append(rows, row)
+	}
+	s.render(w, r, http.StatusOK, "audit.html", "Audit log", "audit", rows)
+}
+
+// mustJSON and mustJSONIndent write JSON for pages: "<" stays "<" (the
+// template escapes it), so people read what was sent.
+func mustJSON(v any) string { return displayJSON(v, "") }
+
+func mustJSONIndent(v any) string { return displayJSON(v, "  ") }
+
+func displayJSON(v any, indent string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// prettyJSON indents a JSON document (as it is, when it is not one).
+func prettyJSON(s string) string {
+	var v any
+	if json.Unmarshal([]byte(s), &v) != nil {
+		return s
+	}
+	return mustJSONIndent(v)
+}
+
+func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

@@ -1,0 +1,230 @@
+package web
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"updraft/dags"
+	"updraft/scheduler"
+	"updraft/store"
+)
+
+const hostileDAG = `
+hostile:
+  description: "<script>alert('dag')</script>"
+  doc_md: "<img src=x onerror=alert('doc')>"
+  tags: ["<b>tag</b>"]
+  start_date: 2024-01-01
+  schedule: "0 3 * * *"
+  params: {note: "<i>param</i>", limit: 5, dry: true}
+  tasks:
+    - {task_id: extract, operator: BashOperator, bash_command: "echo '<script>x</script>'"}
+    - {task_id: load, operator: BashOperator, bash_command: "echo load", dependencies: [extract]}
+`
+
+// folderEnv serves DAG files from a real dags.Folder (so the source pages
+// work) over an in-memory tree.
+func folderEnv(t *testing.T, files map[string]string, tweak ...func(*Options)) (*env, *dags.Folder) {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	folder := dags.NewFolder(fsys, time.Hour, slog.New(slog.DiscardHandler))
+	folder.Refresh()
+	return newEnv(t, folder, tweak...), folder
+}
+
+// Every page renders, and strings from DAG files, run confs, notes, logs,
+// rendered fields and variables are shown escaped, never executed.
+func TestPagesRenderHostileStringsInert(t *testing.T) {
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG,
+		"broken.yaml": "broken:\n  description: \"<script>alert('broken')</script>\"\n  tasks: [{task_id: x, operator: \"<img src=x onerror=alert(1)>\"}]\n"})
+	status, body := e.call("POST", "/api/v1/dags/hostile/dagRuns", `{"dag_run_id": "r1", "conf": {"x": "<script>alert('conf')</script>"}, "note": "<img src=x onerror=alert('note')>"}`, "op")
+	if status != 200 {
+		t.Fatalf("trigger: %d %s", status, body)
+	}
+	// A try with a hostile log and rendered fields.
+	k := store.TIKey{DagID: "hostile", RunID: "r1", TaskID: "extract"}
+	logPath := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(logPath, []byte("<script>alert('log')</script>\n"), 0o644)
+	rendered, _ := json.Marshal(map[string]string{"bash_command": "echo '<script>x</script>'"})
+	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", Handle: "123", LogPath: logPath, Rendered: string(rendered)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "v", Value: "<script>alert('var')</script>", Description: "<b>d</b>", UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	pages := []string{"/", "/?tag=%3Cb%3Etag%3C%2Fb%3E", "/?q=%3Cscript%3E", "/dags/hostile", "/dags/hostile?tab=grid&run=r1&task=extract",
+		"/dags/hostile?tab=graph", "/dags/hostile?tab=runs", "/dags/hostile?tab=source", "/dags/hostile?tab=details",
+		"/dags/hostile/runs/r1", "/dags/hostile/runs/r1/tasks/extract", "/files/" + fileToken("broken.yaml"), "/audit", "/variables"}
+	for _, path := range pages {
+		status, body := e.call("GET", path, "", "admin")
+		if status != 200 {
+			t.Errorf("GET %s: %d\n%s", path, status, body)
+			continue
+		}
+		for _, raw := range []string{"<script>alert", "<img src=x", "<b>tag</b>", "<i>param</i>", "<b>d</b>"} {
+			if strings.Contains(body, raw) {
+				t.Errorf("GET %s contains unescaped %q", path, raw)
+			}
+		}
+	}
+	for path, want := range map[string]string{
+		"/":                                          "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/dags/hostile/runs/r1":                      "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
+		"/dags/hostile?tab=details":                  "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
+		"/dags/hostile/runs/r1/tasks/extract":        "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
+		"/files/" + fileToken("broken.yaml"):         "&lt;img src=x onerror=alert(1)&gt;",
+		"/dags/hostile?tab=source":                   "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/variables":                                 "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",
+		"/dags/hostile?tab=grid&run=r1&task=extract": `id="ti-panel"`,
+		"/dags/hostile?tab=graph":                    `<svg class="graph"`,
+	} {
+		if _, body := e.call("GET", path, "", "admin"); !strings.Contains(body, want) {
+			t.Errorf("GET %s lacks %q", path, want)
+		}
+	}
+	// The log download is plain text that browsers will not sniff into HTML.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/dags/hostile/runs/r1/tasks/extract/logs/1", nil)
+	req.SetBasicAuth("viewer", "viewer-password")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("log download headers: %v", resp.Header)
+	}
+	// Unknown things are 404 pages, not errors.
+	for _, path := range []string{"/dags/nope", "/dags/hostile/runs/nope", "/dags/hostile/runs/r1/tasks/nope", "/files/bm9wZQ"} {
+		if status, _ := e.call("GET", path, "", "viewer"); status != 404 {
+			t.Errorf("GET %s: %d", path, status)
+		}
+	}
+}
+
+// The buttons: trigger with params, pause, mark, clear with its preview,
+// variables; each redirects back with a message and is audited.
+func TestPageForms(t *testing.T) {
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG})
+	b, _ := e.login("admin", "admin-password")
+	form := func(path string, values map[string]string) (int, string) {
+		t.Helper()
+		var parts []string
+		values["csrf_token"] = b.csrf
+		for k, v := range values {
+			parts = append(parts, k+"="+urlEncode(v))
+		}
+		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(strings.Join(parts, "&")))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Location")
+	}
+	status, loc := form("/dags/hostile/trigger", map[string]string{"params_form": "1", "param.note": "from form", "param.limit": "7",
+		"conf": `{"extra": 1, "limit": 1}`, "run_id": "ui_run"})
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/dags/hostile/runs/ui_run?flash=Triggered") {
+		t.Fatalf("trigger: %d %s", status, loc)
+	}
+	run, _ := e.st.Run(e.ctx, "hostile", "ui_run")
+	if run.Conf["note"] != "from form" || run.Conf["limit"] != int64(7) || run.Conf["dry"] != false || run.Conf["extra"] != int64(1) {
+		t.Fatalf("conf from the form: %#v", run.Conf)
+	}
+	if _, loc = form("/dags/hostile/trigger", map[string]string{"conf": `[1,2]`}); !strings.Contains(loc, "flash=Error") {
+		t.Fatalf("a conf that is not an object: %s", loc)
+	}
+	if status, _ := form("/dags/hostile/pause", map[string]string{"paused": "false"}); status != http.StatusSeeOther {
+		t.Fatal("pause")
+	}
+	if d, _ := e.st.DAG(e.ctx, "hostile"); d.Paused {
+		t.Fatal("still paused")
+	}
+	// Mark extract failed: load becomes upstream_failed once the scheduler looks.
+	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/mark", map[string]string{"state": "failed"}); !strings.Contains(loc, "flash=Marked+1") {
+		t.Fatalf("mark: %s", loc)
+	}
+	// Clearing without confirm previews; with it, clears.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/dags/hostile/runs/ui_run/tasks/extract/clear",
+		strings.NewReader("csrf_token="+urlEncode(b.csrf)+"&downstream=true"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page strings.Builder
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := resp.Body.Read(buf)
+		page.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(page.String(), `id="clear-preview"`) || !strings.Contains(page.String(), "<li>extract</li>") {
+		t.Fatalf("preview: %d", resp.StatusCode)
+	}
+	if ti, _ := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "hostile", RunID: "ui_run", TaskID: "extract"}); ti.State != dags.StateFailed {
+		t.Fatalf("the preview changed the state: %s", ti.State)
+	}
+	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/clear", map[string]string{"confirm": "true", "downstream": "true"}); !strings.Contains(loc, "flash=Cleared+1") {
+		t.Fatalf("clear: %s", loc)
+	}
+	if _, loc = form("/dags/hostile/runs/ui_run/mark", map[string]string{"state": "success"}); !strings.Contains(loc, "Run+marked+success") {
+		t.Fatalf("mark run: %s", loc)
+	}
+	if _, loc = form("/variables", map[string]string{"key": "api_token", "value": "tok-123456"}); !strings.Contains(loc, "Saved") {
+		t.Fatalf("variable: %s", loc)
+	}
+	if v, _ := e.st.Variable(e.ctx, "api_token"); !v.Secret || v.Value != "tok-123456" {
+		t.Fatalf("variable stored: %+v", v)
+	}
+	// Editing a secret with the value left empty keeps it.
+	form("/variables", map[string]string{"key": "api_token", "value": "", "description": "new"})
+	if v, _ := e.st.Variable(e.ctx, "api_token"); v.Value != "tok-123456" || v.Description != "new" {
+		t.Fatalf("edited secret: %+v", v)
+	}
+	if _, body := b.do("GET", "/variables", "", false); strings.Contains(body, "tok-123456") {
+		t.Fatal("a secret variable's value is on the page")
+	}
+	if _, loc = form("/variables/api_token/delete", map[string]string{}); !strings.Contains(loc, "Deleted") {
+		t.Fatalf("delete: %s", loc)
+	}
+	// Without the token, forms are refused.
+	req, _ = http.NewRequest("POST", e.srv.URL+"/dags/hostile/pause", strings.NewReader("paused=true"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := b.client.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("form without token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	log, _ := e.st.AuditLog(e.ctx, 50)
+	actions := map[string]bool{}
+	for _, entry := range log {
+		if entry.Actor == "admin" {
+			actions[entry.Action] = true
+		}
+	}
+	for _, a := range []string{"trigger", "unpause", "mark_failed", "clear", "set_run_success", "variable_create", "variable_edit", "variable_delete"} {
+		if !actions[a] {
+			t.Errorf("no %s by admin in the audit log: %v", a, actions)
+		}
+	}
+	_ = scheduler.TriggerOptions{}
+}
+
+func urlEncode(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "+", "=", "%3D", "#", "%23", "{", "%7B", "}", "%7D", `"`, "%22").Replace(s)
+}
