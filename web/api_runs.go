@@ -321,7 +321,7 @@ func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) ma
 				m["rendered_fields"] = s.maskValue(rendered)
 			}
 		}
-		if pid, err := strconv.Atoi(last.Handle); err == nil && last.Executor == "local" {
+		if pid, err := strconv.Atoi(strings.TrimPrefix(last.Handle, "pid:")); err == nil && last.Executor == "local" {
 			m["pid"] = pid
 		}
 	}

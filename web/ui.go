@@ -911,7 +911,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	for i := len(tries) - 1; i >= 0; i-- {
 		t := tries[i]
 		row := tryRow{N: t.TryNumber, State: string(t.State), Started: fmtTime(&t.StartDate), Ended: fmtTime(t.EndDate),
-			Duration: duration(&t.StartDate, t.EndDate), Reason: t.Reason, Host: t.Hostname, Executor: t.Executor, Handle: t.Handle,
+			Duration: duration(&t.StartDate, t.EndDate), Reason: t.Reason, Host: t.Hostname, Executor: t.Executor, Handle: strings.TrimPrefix(t.Handle, "pid:"),
 			Live:        t.EndDate == nil,
 			DownloadURL: tiURL(k.DagID, k.RunID, k.TaskID) + "/logs/" + strconv.Itoa(t.TryNumber),
 			APILogURL:   "/api/v1" + pagePath("dags", k.DagID, "dagRuns", k.RunID, "taskInstances", k.TaskID, "logs", strconv.Itoa(t.TryNumber))}
@@ -971,11 +971,11 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The preview: the task instance page with the list and a confirm button.
-	s.renderTIWithPreview(w, r, k, &clearPreview{Tasks: affected, Downstream: o.Downstream, Upstream: o.Upstream,
+	s.renderTIWithPreview(w, r, k, ret, &clearPreview{Tasks: affected, Downstream: o.Downstream, Upstream: o.Upstream,
 		OnlyFailed: o.OnlyFailed, Past: past, Future: future, Sure: true})
 }
 
-func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k store.TIKey, pv *clearPreview) {
+func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k store.TIKey, ret string, pv *clearPreview) {
 	ctx := r.Context()
 	ti, err := s.st.TaskInstance(ctx, k)
 	if err != nil {
@@ -987,7 +987,7 @@ func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k s
 		st = "none"
 	}
 	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
-		DagURL: dagURL(k.DagID), TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: tiURL(k.DagID, k.RunID, k.TaskID), Preview: pv}
+		DagURL: dagURL(k.DagID), TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: ret, Preview: pv}
 	s.render(w, r, http.StatusOK, "ti.html", k.TaskID, "dags", p)
 }
 
