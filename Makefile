@@ -42,8 +42,10 @@ deps:
 	fi
 	bash executor/kubernetes/cluster/build-tools.sh $(CURDIR)/.tools/bin
 
+# Test artifacts (the browser test's screenshots) land in .artifacts/.
 test: deps lint
-	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -race -count=1 $(PKGS)
+	@mkdir -p .artifacts
+	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/.artifacts $(PKGS)
 	$(MAKE) fuzz
 
 # Short fuzzing runs on top of the checked-in seeds (dags/testdata/fuzz).
@@ -70,6 +72,8 @@ bench:
 	$(GO) test -run '^$$' -bench PushToSchedulable -benchtime 50x -count 3 ./cmd/updraft
 	$(GO) test -run '^$$' -bench Sync1000Files -benchtime 10x -count 3 ./gitsync
 	$(GO) test -run '^$$' -bench RSSAfterSyncs -benchtime 1000x -count 1 ./gitsync
+	$(GO) test -run '^$$' -bench 'GridPage|DAGList' -benchtime 20x -count 3 ./web
+	$(GO) test -run '^$$' -bench APIUnderLoad -benchtime 2000x -count 3 ./web
 
 clean:
 	rm -rf bin .tools .cache

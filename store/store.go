@@ -741,6 +741,37 @@ func (s *Store) FindTaskInstances(ctx context.Context, f TIFilter) ([]TaskInstan
 	return out, total, rows.Err()
 }
 
+// RecentRuns returns the newest perDAG runs of each of the DAGs (newest
+// first): one index seek per DAG, so the cost follows the DAGs asked for,
+// not the history kept.
+func (s *Store) RecentRuns(ctx context.Context, dagIDs []string, perDAG int) (map[string][]Run, error) {
+	out := make(map[string][]Run, len(dagIDs))
+	for _, id := range dagIDs {
+		runs, err := s.Runs(ctx, RunFilter{DagID: id, Limit: perDAG})
+		if err != nil {
+			return nil, err
+		}
+		out[id] = runs
+	}
+	return out, nil
+}
+
+// LastScheduledRuns is LastScheduledRun for each of the DAGs; DAGs without
+// one are missing from the map.
+func (s *Store) LastScheduledRuns(ctx context.Context, dagIDs []string) (map[string]Run, error) {
+	out := make(map[string]Run, len(dagIDs))
+	for _, id := range dagIDs {
+		r, err := s.LastScheduledRun(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			out[id] = *r
+		}
+	}
+	return out, nil
+}
+
 // LastScheduledRun returns the DAG's latest scheduled or backfill run, the
 // "last automated data interval" timetables continue from, or nil.
 func (s *Store) LastScheduledRun(ctx context.Context, dagID string) (*Run, error) {
@@ -819,7 +850,8 @@ func (s *Store) TaskInstances(ctx context.Context, dagID, runID string) ([]TaskI
 }
 
 // TaskInstancesOfRuns returns the task instances of some runs of a DAG
-// (the grid's columns), by run and task.
+// (the grid's columns), by run and task, with only what the grid shows:
+// ids, state, tries and start and end dates.
 func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []string) ([]TaskInstance, error) {
 	if len(runIDs) == 0 {
 		return nil, nil
@@ -827,7 +859,24 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 	w := &where{}
 	w.add(`dag_id = ?`, dagID)
 	w.in(`run_id`, runIDs)
-	return s.queryTIs(ctx, w.String()+` ORDER BY run_id, task_id`, w.args...)
+	rows, err := s.query(ctx, `SELECT run_id, task_id, state, try_number, max_tries, start_date, end_date FROM task_instances`+
+		w.String()+` ORDER BY run_id, task_id`, w.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TaskInstance
+	for rows.Next() {
+		ti := TaskInstance{DagID: dagID}
+		var state string
+		var start, end sql.NullString
+		if err := rows.Scan(&ti.RunID, &ti.TaskID, &state, &ti.TryNumber, &ti.MaxTries, &start, &end); err != nil {
+			return nil, err
+		}
+		ti.State, ti.StartDate, ti.EndDate = dags.TaskState(state), parseTSPtr(start), parseTSPtr(end)
+		out = append(out, ti)
+	}
+	return out, rows.Err()
 }
 
 // TaskInstance returns one task instance, or ErrNotFound.

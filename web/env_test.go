@@ -34,7 +34,7 @@ func (b fixedBag) Current() (*dags.Result, time.Time) { return b.res, b.at }
 // one user per role: "viewer", "user", "op" and "admin", each with the
 // password name+"-password".
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	st    *store.Store
 	sched *scheduler.Scheduler
@@ -44,7 +44,7 @@ type env struct {
 
 var roleUsers = map[string]Role{"viewer": RoleViewer, "user": RoleUser, "op": RoleOp, "admin": RoleAdmin}
 
-func newEnv(t *testing.T, bag Bag, tweak ...func(*Options)) *env {
+func newEnv(t testing.TB, bag Bag, tweak ...func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))

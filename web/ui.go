@@ -1,6 +1,8 @@
 package web
 
 import (
+	"html"
+	"html/template"
 	"context"
 	"embed"
 	"encoding/base64"
@@ -153,7 +155,13 @@ type dagsPage struct {
 	LoadedAt     time.Time
 	Git          *gitsync.Status
 	ShowInactive bool
+	Offset       int
+	PrevPage     string
+	NextPage     string
 }
+
+// dagsPerPage bounds the DAG list; search and tags reach the rest.
+const dagsPerPage = 100
 
 func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -166,6 +174,12 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := dagsPage{Query: q.Get("q"), Tag: q.Get("tag"), Revision: res.Revision, LoadedAt: at, ShowInactive: q.Get("inactive") == "1",
 		ErrorLinks: map[string]string{}}
+	if v := q.Get("offset"); v != "" {
+		if p.Offset, err = strconv.Atoi(v); err != nil || p.Offset < 0 {
+			s.pageError(w, r, badRequest("offset must be a non-negative number"))
+			return
+		}
+	}
 	if s.git != nil {
 		st := s.git.Status()
 		p.Git = &st
@@ -181,15 +195,14 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 		p.ErrorLinks[e.File] = "/files/" + fileToken(e.File)
 	}
 	tags := map[string]bool{}
-	ret := r.URL.RequestURI()
+	var shown []dagView
 	for _, v := range views {
-		active := v.row.Active && v.dag != nil
 		if v.dag != nil {
 			for _, t := range v.dag.Tags {
 				tags[t] = true
 			}
 		}
-		if !active && !p.ShowInactive {
+		if !(v.row.Active && v.dag != nil) && !p.ShowInactive {
 			continue
 		}
 		if p.Query != "" && !strings.Contains(strings.ToLower(v.row.ID), strings.ToLower(p.Query)) &&
@@ -199,20 +212,65 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 		if p.Tag != "" && (v.dag == nil || !slices.Contains(v.dag.Tags, p.Tag)) {
 			continue
 		}
-		row := dagListRow{ID: v.row.ID, URL: dagURL(v.row.ID), File: v.row.File, Paused: v.row.Paused, Active: active,
-			ImportErr: v.importErr, NextRun: "", Return: ret}
+		shown = append(shown, v)
+	}
+	for t := range tags {
+		p.Tags = append(p.Tags, t)
+	}
+	sort.Strings(p.Tags)
+	p.Total = len(shown)
+	shown = slice(shown, page{limit: dagsPerPage, offset: p.Offset})
+	pageURL := func(offset int) string {
+		v := url.Values{}
+		for _, k := range []string{"q", "tag", "inactive"} {
+			if q.Get(k) != "" {
+				v.Set(k, q.Get(k))
+			}
+		}
+		v.Set("offset", strconv.Itoa(offset))
+		return "/?" + v.Encode()
+	}
+	if p.Offset > 0 {
+		p.PrevPage = pageURL(max(0, p.Offset-dagsPerPage))
+	}
+	if p.Offset+dagsPerPage < p.Total {
+		p.NextPage = pageURL(p.Offset + dagsPerPage)
+	}
+	ids := make([]string, len(shown))
+	for i, v := range shown {
+		ids[i] = v.row.ID
+	}
+	recent, err := s.st.RecentRuns(ctx, ids, 10)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	lasts, err := s.st.LastScheduledRuns(ctx, ids)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	now := s.now()
+	ret := r.URL.RequestURI()
+	for _, v := range shown {
+		row := dagListRow{ID: v.row.ID, URL: dagURL(v.row.ID), File: v.row.File, Paused: v.row.Paused, Active: v.row.Active && v.dag != nil,
+			ImportErr: v.importErr, Return: ret}
 		if v.dag != nil {
 			row.Description, row.Tags = v.dag.Description, v.dag.Tags
 			row.Schedule, row.Cron = dags.Describe(v.dag.Schedule), v.dag.Schedule.Summary()
-			if next := s.nextRun(ctx, v.dag); next != nil {
-				row.NextRun = next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+			row.NextRun = "manual only"
+			if v.dag.Schedule.Periodic() || v.dag.Schedule.Summary() == "@once" {
+				var last *dags.DataInterval
+				if run, ok := lasts[v.row.ID]; ok {
+					last = &run.Interval
+				}
+				row.NextRun = "none"
+				if info, ok := dags.NextRun(v.dag, last, now); ok {
+					row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+				}
 			}
 		}
-		runs, err := s.st.Runs(ctx, store.RunFilter{DagID: v.row.ID, Limit: 10})
-		if err != nil {
-			s.pageError(w, r, err)
-			return
-		}
+		runs := recent[v.row.ID]
 		for i := len(runs) - 1; i >= 0; i-- {
 			run := runs[i]
 			row.Recent = append(row.Recent, runMark{RunID: run.RunID, State: string(run.State), URL: runURL(run.DagID, run.RunID),
@@ -220,11 +278,6 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 		}
 		p.DAGs = append(p.DAGs, row)
 	}
-	p.Total = len(p.DAGs)
-	for t := range tags {
-		p.Tags = append(p.Tags, t)
-	}
-	sort.Strings(p.Tags)
 	s.render(w, r, http.StatusOK, "dags.html", "DAGs", "dags", p)
 }
 
@@ -245,15 +298,12 @@ func (s *Server) formPause(w http.ResponseWriter, r *http.Request) {
 
 // --- one DAG ---
 
-type gridCell struct {
-	State, Title, URL string
-	Selected          bool
-}
-
 type gridRow struct {
 	TaskID, Group string
 	Depth         int
-	Cells         []gridCell
+	// HTML is the row's cells, built here rather than by the template: a
+	// year of runs of a wide DAG is tens of thousands of cells.
+	HTML template.HTML
 }
 
 type gridCol struct {
@@ -447,6 +497,15 @@ func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *d
 	}
 	tasks = append(tasks, sortedKeys(taskSet)...)
 	selRun, selTask := r.URL.Query().Get("run"), r.URL.Query().Get("task")
+	runsParam := ""
+	if p.RunLimit != gridRuns {
+		runsParam = "&runs=" + strconv.Itoa(p.RunLimit)
+	}
+	base := dagURL(p.ID) + "?tab=grid" + runsParam
+	runParams := make([]string, len(runs))
+	for i, run := range runs {
+		runParams[i] = "&run=" + url.QueryEscape(run.RunID)
+	}
 	for _, run := range runs {
 		c := gridCol{RunID: run.RunID, URL: runURL(p.ID, run.RunID), State: string(run.State), RunType: run.RunType,
 			Label: run.LogicalDate.UTC().Format("01-02 15:04"), Selected: run.RunID == selRun}
@@ -463,28 +522,37 @@ func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *d
 				row.Depth++
 			}
 		}
-		for _, run := range runs {
+		var b strings.Builder
+		taskParam := "&task=" + url.QueryEscape(task)
+		for i, run := range runs {
 			ti, ok := byKey[run.RunID+"\x00"+task]
-			cell := gridCell{State: "absent"}
-			if ok {
-				st := string(ti.State)
-				if st == "" {
-					st = "none"
-				}
-				q := url.Values{"tab": {"grid"}, "run": {run.RunID}, "task": {task}}
-				if p.RunLimit != gridRuns {
-					q.Set("runs", strconv.Itoa(p.RunLimit))
-				}
-				cell = gridCell{State: st, URL: dagURL(p.ID) + "?" + q.Encode(), Selected: run.RunID == selRun && task == selTask,
-					Title: fmt.Sprintf("%s · %s\ntry %d of %d%s", task, st, ti.TryNumber, ti.MaxTries+1, durationNote(ti.StartDate, ti.EndDate))}
-				if cell.Selected {
-					p.Selected = &selectedTI{DagID: p.ID, RunID: run.RunID, TaskID: task, State: st, URL: tiURL(p.ID, run.RunID, task),
-						RunURL: runURL(p.ID, run.RunID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate),
-						Duration: duration(ti.StartDate, ti.EndDate), Tries: ti.TryNumber}
-				}
+			if !ok {
+				b.WriteString(`<td><span class="cell absent"></span></td>`)
+				continue
 			}
-			row.Cells = append(row.Cells, cell)
+			st := string(ti.State)
+			if st == "" {
+				st = "none"
+			}
+			selected := run.RunID == selRun && task == selTask
+			title := task + " · " + st + "\ntry " + strconv.Itoa(ti.TryNumber) + " of " + strconv.Itoa(ti.MaxTries+1) + durationNote(ti.StartDate, ti.EndDate)
+			b.WriteString(`<td><a href="`)
+			b.WriteString(html.EscapeString(base + runParams[i] + taskParam))
+			b.WriteString(`" class="cell s-`)
+			b.WriteString(html.EscapeString(st))
+			if selected {
+				b.WriteString(` sel`)
+			}
+			b.WriteString(`" title="`)
+			b.WriteString(html.EscapeString(title))
+			b.WriteString(`"></a></td>`)
+			if selected {
+				p.Selected = &selectedTI{DagID: p.ID, RunID: run.RunID, TaskID: task, State: st, URL: tiURL(p.ID, run.RunID, task),
+					RunURL: runURL(p.ID, run.RunID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate),
+					Duration: duration(ti.StartDate, ti.EndDate), Tries: ti.TryNumber}
+			}
 		}
+		row.HTML = template.HTML(b.String()) // every piece escaped above
 		p.Rows = append(p.Rows, row)
 	}
 	return nil

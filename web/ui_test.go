@@ -31,7 +31,7 @@ hostile:
 
 // folderEnv serves DAG files from a real dags.Folder (so the source pages
 // work) over an in-memory tree.
-func folderEnv(t *testing.T, files map[string]string, tweak ...func(*Options)) (*env, *dags.Folder) {
+func folderEnv(t testing.TB, files map[string]string, tweak ...func(*Options)) (*env, *dags.Folder) {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	for name, body := range files {

@@ -163,6 +163,16 @@ func testRuns(t *testing.T, s *store.Store) {
 	if _, err := s.Runs(ctx, store.RunFilter{OrderBy: "conf; DROP TABLE dag_runs"}); !errors.Is(err, store.ErrInvalidFilter) {
 		t.Fatalf("order by an unknown field: %v", err)
 	}
+	recent, err := s.RecentRuns(ctx, []string{"d", "e"}, 2)
+	must(t, err)
+	if len(recent["d"]) != 2 || recent["d"][0].RunID != m.RunID || recent["d"][1].RunID != r2.RunID || len(recent["e"]) != 1 {
+		t.Fatalf("recent runs: %+v", recent)
+	}
+	lasts, err := s.LastScheduledRuns(ctx, []string{"d", "e", "none"})
+	must(t, err)
+	if lasts["d"].RunID != r2.RunID || lasts["e"].RunID != other.RunID || len(lasts) != 2 {
+		t.Fatalf("last scheduled runs: %+v", lasts)
+	}
 	grid, err := s.TaskInstancesOfRuns(ctx, "d", []string{r1.RunID, r2.RunID})
 	must(t, err)
 	if len(grid) != 4 || grid[0].RunID != r1.RunID {
