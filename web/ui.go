@@ -1,14 +1,14 @@
 package web
 
 import (
-	"html"
-	"html/template"
 	"context"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
