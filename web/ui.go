@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -945,7 +948,7 @@ type tiPage struct {
 type tryRow struct {
 	N                                                       int
 	State, Started, Ended, Duration, ExitCode, Reason, Host string
-	Executor, Handle, Namespace, Rendered                   string
+	Executor, Handle, Namespace, Node, Rendered             string
 	LogURL, DownloadURL, APILogURL                          string
 	Live                                                    bool
 }
@@ -987,10 +990,10 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			row.ExitCode = strconv.Itoa(*t.ExitCode)
 		}
 		if t.Executor == "kubernetes" {
-			row.Namespace, _, _ = strings.Cut(t.Handle, "/")
-			if !strings.Contains(t.Handle, "/") {
-				row.Namespace = ""
+			if ns, pod, ok := strings.Cut(t.Handle, "/"); ok {
+				row.Namespace, row.Handle = ns, pod
 			}
+			row.Node = nodeOf(t.LogPath)
 		}
 		if t.Rendered != "" {
 			row.Rendered = mask(prettyJSON(t.Rendered), secrets)
@@ -1214,3 +1217,21 @@ func prettyJSON(s string) string {
 }
 
 func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+var nodeLine = regexp.MustCompile(`updraft: pod \S+ scheduled on node (\S+)`)
+
+// nodeOf finds the node a pod ran on in the head of its try's log, where
+// the Kubernetes executor notes it.
+func nodeOf(logPath string) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	head := make([]byte, 16<<10)
+	n, _ := io.ReadFull(f, head)
+	if m := nodeLine.FindSubmatch(head[:n]); m != nil {
+		return string(m[1])
+	}
+	return ""
+}

@@ -228,3 +228,29 @@ func TestPageForms(t *testing.T) {
 func urlEncode(s string) string {
 	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "+", "=", "%3D", "#", "%23", "{", "%7B", "}", "%7D", `"`, "%22").Replace(s)
 }
+
+// A Kubernetes try shows its pod, namespace, node and why it failed.
+func TestTaskInstancePageShowsThePod(t *testing.T) {
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG})
+	if status, body := e.call("POST", "/api/v1/dags/hostile/dagRuns", `{"dag_run_id": "r"}`, "op"); status != 200 {
+		t.Fatalf("trigger: %d %s", status, body)
+	}
+	logPath := filepath.Join(t.TempDir(), "pod.log")
+	os.WriteFile(logPath, []byte("updraft: try 1 of hostile.extract (run r): creating pod data/hostile-extract-1a2b\n"+
+		"updraft: pod data/hostile-extract-1a2b scheduled on node kwok-node-0\n"), 0o644)
+	k := store.TIKey{DagID: "hostile", RunID: "r", TaskID: "extract"}
+	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "kubernetes", Handle: "data/hostile-extract-1a2b", LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	code := 137
+	if _, err := e.st.FinishTry(e.ctx, k, 1, dags.StateFailed, time.Now(), &code, "OOMKilled: the container exceeded its memory limit"); err != nil {
+		t.Fatal(err)
+	}
+	_, body := e.call("GET", "/dags/hostile/runs/r/tasks/extract", "", "viewer")
+	for _, want := range []string{`<code id="pod-name">hostile-extract-1a2b</code>`, "in namespace <code>data</code>", `<code id="pod-node">kwok-node-0</code>`,
+		"OOMKilled: the container exceeded its memory limit", "<td>137</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("task instance page lacks %q", want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -236,5 +237,43 @@ func TestPodDefaultsFlags(t *testing.T) {
 		if _, err := bad.podDefaults(); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
+	}
+}
+
+func TestUsersCommand(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "u.db")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("a long password\n"), 0o600)
+	steps := []struct {
+		stdin string
+		args  []string
+		code  int
+		out   string
+	}{
+		{"", []string{"users", "create", "ann", "--role", "op", "--password-file", pwFile, "--email", "ann@example.com"}, 0, "user ann created with role Op"},
+		{"another long one\n", []string{"users", "create", "bob", "--role", "Viewer", "--password-stdin"}, 0, "created"},
+		{"", []string{"users", "create", "ann", "--role", "Admin", "--password-file", pwFile}, 1, "already exists"},
+		{"short\n", []string{"users", "create", "cy", "--role", "Viewer", "--password-stdin"}, 1, "too short"},
+		{"", []string{"users", "create", "cy", "--role", "Root", "--password-file", pwFile}, 1, "unknown role"},
+		{"", []string{"users", "create", "cy", "--role", "Viewer"}, 1, "--password-file or --password-stdin"},
+		{"", []string{"users", "list"}, 0, "ann"},
+		{"yet another password\n", []string{"users", "set-password", "bob", "--password-stdin"}, 0, "sessions ended"},
+		{"", []string{"users", "delete", "bob"}, 0, "deleted"},
+		{"", []string{"users", "delete", "bob"}, 1, "not found"},
+	}
+	for _, s := range steps {
+		code, out, errOut := runWithInput(t, nil, s.stdin, append(s.args, "--db", db)...)
+		if code != s.code || !strings.Contains(out+errOut, s.out) {
+			t.Fatalf("%v: exit %d, %q %q; want %d and %q", s.args, code, out, errOut, s.code, s.out)
+		}
+		for _, pw := range []string{"a long password", "another long one", "yet another password"} {
+			if strings.Contains(out+errOut, pw) {
+				t.Fatalf("%v printed a password", s.args)
+			}
+		}
+	}
+	_, out, _ := run(t, nil, "users", "list", "--db", db)
+	if !strings.Contains(out, "ann") || !strings.Contains(out, "Op") || !strings.Contains(out, "ann@example.com") || strings.Contains(out, "bob") {
+		t.Fatalf("list: %s", out)
 	}
 }

@@ -62,6 +62,7 @@ type podTry struct {
 	killed    string
 	finished  bool
 	logging   bool
+	node      string // the node the pod was scheduled on, once known
 	logDone   chan struct{}
 	logStop   context.CancelFunc // ends the log stream
 	timers    []*time.Timer
@@ -281,7 +282,14 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 		pt.logging = true
 	}
 	killed := pt.killed
+	newNode := pod.Spec.NodeName != "" && pt.node == ""
+	if newNode {
+		pt.node = pod.Spec.NodeName
+	}
 	e.mu.Unlock()
+	if newNode {
+		e.appendLog(pt.try, "updraft: pod "+pod.Namespace+"/"+pod.Name+" scheduled on node "+pod.Spec.NodeName)
+	}
 	if startLogs {
 		lctx, stop := context.WithCancel(context.Background())
 		e.mu.Lock()
