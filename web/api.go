@@ -403,6 +403,15 @@ func (s *Server) apiListVariables(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if ob := r.URL.Query().Get("order_by"); ob != "" {
+		if err := sortBy(vars, ob, map[string]func(a, b store.Variable) int{
+			"key":         func(a, b store.Variable) int { return strings.Compare(a.Key, b.Key) },
+			"description": func(a, b store.Variable) int { return strings.Compare(a.Description, b.Description) },
+		}); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	out := []map[string]any{}
 	for _, v := range slice(vars, p) {
 		out = append(out, map[string]any{"key": v.Key, "description": nullable(v.Description)})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -380,5 +381,49 @@ func TestPasswordHashes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("bootstrap admin over basic auth: %d", resp.StatusCode)
+	}
+}
+
+// Paging and ordering follow Airflow: limit defaults to and is clamped at
+// 100, bad values are 400 with an RFC 7807 body, order_by takes "-".
+func TestAPIPaging(t *testing.T) {
+	e := secEnv(t)
+	for i := 0; i < 120; i++ {
+		if err := e.st.SetVariable(e.ctx, store.Variable{Key: fmt.Sprintf("v%03d", i), Value: "x", UpdatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out struct {
+		Variables []struct {
+			Key string `json:"key"`
+		} `json:"variables"`
+		Total int `json:"total_entries"`
+	}
+	get := func(path string) int {
+		t.Helper()
+		status, body := e.call("GET", path, "", "admin")
+		out.Variables = nil
+		if status == 200 {
+			if err := json.Unmarshal([]byte(body), &out); err != nil {
+				t.Fatal(err)
+			}
+		} else if !strings.Contains(body, `"title"`) || !strings.Contains(body, `"status":400`) {
+			t.Fatalf("%s: error body %s", path, body)
+		}
+		return status
+	}
+	if get("/api/v1/variables") != 200 || len(out.Variables) != 100 || out.Total != 120 {
+		t.Fatalf("default page: %d of %d", len(out.Variables), out.Total)
+	}
+	if get("/api/v1/variables?limit=1000&offset=110") != 200 || len(out.Variables) != 10 || out.Variables[0].Key != "v110" {
+		t.Fatalf("clamped page: %+v", out.Variables)
+	}
+	if get("/api/v1/variables?order_by=-key&limit=2") != 200 || out.Variables[0].Key != "v119" {
+		t.Fatalf("descending: %+v", out.Variables)
+	}
+	for _, bad := range []string{"?limit=0", "?limit=x", "?offset=-1", "?order_by=value"} {
+		if status := get("/api/v1/variables" + bad); status != 400 {
+			t.Errorf("%s: %d", bad, status)
+		}
 	}
 }
