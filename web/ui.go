@@ -45,6 +45,10 @@ func (s *Server) uiRoutes(r chi.Router) {
 	r.With(read).Get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs/{try}", s.downloadLog)
 	r.With(read).Get("/files/{token}", s.pageFile)
 	r.With(read).Get("/audit", s.pageAudit)
+	// Links from Airflow's UI (old alerts, bookmarks) land on the same things here.
+	r.With(read).Get("/tree", s.legacyDAG)
+	r.With(read).Get("/dags/{dag_id}/grid", s.legacyDAG)
+	r.With(read).Get("/task", s.legacyTask)
 	r.With(admin).Get("/variables", s.pageVariables)
 	r.With(act).Post("/dags/{dag_id}/pause", s.formPause)
 	r.With(act).Post("/dags/{dag_id}/trigger", s.formTrigger)
@@ -1234,4 +1238,39 @@ func nodeOf(logPath string) string {
 		return string(m[1])
 	}
 	return ""
+}
+
+// legacyDAG redirects Airflow's /tree?dag_id=X and /dags/X/grid to the DAG page.
+func (s *Server) legacyDAG(w http.ResponseWriter, r *http.Request) {
+	id := param(r, "dag_id")
+	if id == "" {
+		id = r.URL.Query().Get("dag_id")
+	}
+	if id == "" {
+		s.pageError(w, r, badRequest("dag_id is missing"))
+		return
+	}
+	http.Redirect(w, r, dagURL(id), http.StatusMovedPermanently)
+}
+
+// legacyTask redirects Airflow's /task?dag_id=&task_id=&execution_date=
+// to the task instance page of the run at that logical date.
+func (s *Server) legacyTask(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	dagID, taskID := q.Get("dag_id"), q.Get("task_id")
+	at, err := parseAPITime("execution_date", strings.ReplaceAll(q.Get("execution_date"), " ", "+"))
+	if err != nil || at == nil || dagID == "" || taskID == "" {
+		s.pageError(w, r, badRequest("the link needs dag_id, task_id and execution_date"))
+		return
+	}
+	runs, err := s.st.Runs(r.Context(), store.RunFilter{DagID: dagID, LogicalGTE: at, LogicalLTE: at})
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if len(runs) == 0 {
+		s.pageError(w, r, fmt.Errorf("dag %q has no run at %s: %w", dagID, apiTime(*at), store.ErrNotFound))
+		return
+	}
+	http.Redirect(w, r, tiURL(dagID, runs[0].RunID, taskID), http.StatusMovedPermanently)
 }

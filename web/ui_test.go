@@ -254,3 +254,30 @@ func TestTaskInstancePageShowsThePod(t *testing.T) {
 		}
 	}
 }
+
+// Airflow's old links (in past alerts and bookmarks) still lead somewhere.
+func TestLegacyAirflowLinks(t *testing.T) {
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG})
+	if status, body := e.call("POST", "/api/v1/dags/hostile/dagRuns", `{"dag_run_id": "r", "logical_date": "2024-05-01T03:00:00+00:00"}`, "op"); status != 200 {
+		t.Fatalf("trigger: %d %s", status, body)
+	}
+	for path, want := range map[string]string{
+		"/tree?dag_id=hostile": "/dags/hostile",
+		"/dags/hostile/grid":   "/dags/hostile",
+		"/task?dag_id=hostile&task_id=extract&execution_date=2024-05-01T03%3A00%3A00%2B00%3A00": "/dags/hostile/runs/r/tasks/extract",
+	} {
+		req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+		req.SetBasicAuth("viewer", "viewer-password")
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+			t.Errorf("%s: %d -> %s, want %s", path, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+	if status, _ := e.call("GET", "/task?dag_id=hostile&task_id=extract&execution_date=2020-01-01T00:00:00Z", "", "viewer"); status != 404 {
+		t.Errorf("no run at that date: %d", status)
+	}
+}
