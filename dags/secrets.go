@@ -27,3 +27,16 @@ var variableKeyRE = regexp.MustCompile(`^[\w.-]{1,250}$`)
 // ValidVariableKey reports whether key can name a Variable: 1-250 letters,
 // digits, '_', '-' or '.'.
 func ValidVariableKey(key string) bool { return variableKeyRE.MatchString(key) }
+
+// Mask replaces every secret value in text with "***" (longest first, so a
+// secret containing another is masked whole). Values shorter than 4 bytes
+// are not masked: masking "1" would make every log unreadable and hide
+// nothing.
+func Mask(text string, secrets []string) string {
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			text = strings.ReplaceAll(text, s, "***")
+		}
+	}
+	return text
+}

@@ -215,6 +215,9 @@ func (s *Scheduler) Mark(ctx context.Context, k store.TIKey, state dags.TaskStat
 	}
 	s.afterMark(ctx, k.DagID, k.RunID)
 	s.audit(ctx, actor, "mark_"+string(state), k.DagID, k.RunID, k.TaskID, "from "+string(ti.State))
+	if state == dags.StateFailed {
+		s.alertMarked(ctx, taskAlert(AlertTaskMarkedFailed, k, ti.TryNumber, "marked failed by "+actorName(actor), s.clock.Now()))
+	}
 	return upd, nil
 }
 
@@ -323,6 +326,11 @@ func (s *Scheduler) MarkTasks(ctx context.Context, dagID, runID string, taskIDs 
 	}
 	s.afterMark(ctx, dagID, runID)
 	s.audit(ctx, o.Actor, "mark_"+string(state), dagID, runID, strings.Join(ids, ","), fmt.Sprintf("upstream=%v downstream=%v", o.Upstream, o.Downstream))
+	if state == dags.StateFailed {
+		for _, ti := range out {
+			s.alertMarked(ctx, taskAlert(AlertTaskMarkedFailed, ti.Key(), ti.TryNumber, "marked failed by "+actorName(o.Actor), s.clock.Now()))
+		}
+	}
 	return out, nil
 }
 
@@ -372,8 +380,26 @@ func (s *Scheduler) SetRunState(ctx context.Context, dagID, runID string, state 
 	s.markDirty(dagID, runID)
 	s.cache.drop(dagID, runID)
 	s.audit(ctx, actor, "set_run_"+string(state), dagID, runID, "", "from "+string(r.State))
+	if state == dags.RunFailed && r.State != dags.RunFailed {
+		s.alertMarked(ctx, runAlert(AlertRunMarkedFailed, dagID, runID, "marked failed by "+actorName(actor), s.clock.Now()))
+	}
 	s.Notify()
 	return s.st.Run(ctx, dagID, runID)
+}
+
+// alertMarked records a manual change for the notifier (which sends it only
+// when configured to: Airflow sends no alert for a mark).
+func (s *Scheduler) alertMarked(ctx context.Context, a store.Alert) {
+	if err := s.st.AddAlert(ctx, a); err != nil {
+		s.log.Error("alert not recorded", "kind", a.Kind, "dag_id", a.DagID, "err", err)
+	}
+}
+
+func actorName(actor string) string {
+	if actor == "" {
+		return "anonymous"
+	}
+	return actor
 }
 
 func (s *Scheduler) audit(ctx context.Context, actor, action, dagID, runID, taskID, detail string) {

@@ -384,7 +384,31 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 	for _, f := range res.Files {
 		files[f.Path] = f.Problems
 	}
-	if err := st.ReplaceImportErrors(ctx, now, res.Revision, files); err != nil {
+	prev, err := st.ImportErrors(ctx)
+	if err != nil {
+		return err
+	}
+	before := map[string]string{}
+	for _, e := range prev {
+		before[e.File] = e.StackTrace
+	}
+	// A file gone from the folder has no errors any more.
+	for file := range before {
+		if _, ok := files[file]; !ok {
+			files[file] = nil
+		}
+	}
+	if err := st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.ReplaceImportErrors(ctx, now, res.Revision, files); err != nil {
+			return err
+		}
+		for _, a := range importAlerts(before, files, res.Revision, now) {
+			if err := tx.AddAlert(ctx, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	// Keep the versions unfinished runs were created with, and drop the
@@ -691,6 +715,11 @@ func (s *Scheduler) finishRun(ctx context.Context, st *store.Store, r store.Run,
 	if err == nil && ok {
 		s.log.Info("run finished", "dag_id", r.DagID, "run_id", r.RunID, "state", state, "reason", reason)
 		s.runEnded = true
+		kind := AlertRunSuccess
+		if state == dags.RunFailed {
+			kind = AlertRunFailed
+		}
+		err = st.AddAlert(ctx, runAlert(kind, r.DagID, r.RunID, reason, now))
 	}
 	return err
 }
@@ -1026,6 +1055,15 @@ func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.
 		}
 	} else {
 		s.cache.update(ti)
+		switch ti.State {
+		case dags.StateFailed:
+			err = st.AddAlert(ctx, taskAlert(AlertTaskFailed, k, ev.Key.TryNumber, ev.Reason, at))
+		case dags.StateUpForRetry:
+			err = st.AddAlert(ctx, taskAlert(AlertTaskRetry, k, ev.Key.TryNumber, ev.Reason, at))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	s.log.Info("try finished", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", ev.Key.TryNumber,
 		"state", ti.State, "reason", ev.Reason)

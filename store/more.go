@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -218,4 +219,22 @@ func (s *Store) SetPool(ctx context.Context, p Pool) error {
 	_, err := s.exec(ctx, `INSERT INTO pools (name, slots, description) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description`, p.Name, p.Slots, p.Description)
 	return err
+}
+
+// SecretValues are the values no page, API response, log view or alert may
+// show: those of secret variables (marked secret, or named like a secret
+// by Airflow's rule), longest first, for dags.Mask.
+func (s *Store) SecretValues(ctx context.Context) ([]string, error) {
+	vars, err := s.Variables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vars {
+		if (v.Secret || dags.SensitiveName(v.Key)) && len(v.Value) >= 4 {
+			out = append(out, v.Value)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, nil
 }

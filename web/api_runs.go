@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -756,7 +755,10 @@ func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int
 	if !full && end-offset > logChunk {
 		end = offset + logChunk
 	}
-	secrets := s.secretValues(ctx)
+	secrets, err := s.st.SecretValues(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("read secret values to mask: %w", err)
+	}
 	if end < size && !full {
 		hold := int64(longest(secrets))
 		if end-hold > offset {
@@ -800,25 +802,6 @@ func parseLogToken(tok string) (int64, error) {
 	return 0, badRequest("token is not a continuation token of this server")
 }
 
-// secretValues are the values the UI and API never show: secret variables'
-// (explicitly secret, or named like a secret). Very short values are not
-// masked: masking "1" would make every log unreadable and hide nothing.
-func (s *Server) secretValues(ctx context.Context) []string {
-	vars, err := s.st.Variables(ctx)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, v := range vars {
-		if (v.Secret || dags.SensitiveName(v.Key)) && len(v.Value) >= 4 {
-			out = append(out, v.Value)
-		}
-	}
-	// Longest first, so a secret containing another is masked whole.
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
 func longest(ss []string) int {
 	n := 0
 	for _, s := range ss {
@@ -827,16 +810,16 @@ func longest(ss []string) int {
 	return n
 }
 
-func mask(text string, secrets []string) string {
-	for _, sec := range secrets {
-		text = strings.ReplaceAll(text, sec, secretMask)
-	}
-	return text
-}
+func mask(text string, secrets []string) string { return dags.Mask(text, secrets) }
 
-// maskValue masks secrets in every string of a decoded JSON value.
+// maskValue masks secrets in every string of a decoded JSON value; when
+// the secrets cannot be read, the value is withheld.
 func (s *Server) maskValue(v map[string]any) map[string]any {
-	secrets := s.secretValues(context.Background())
+	secrets, err := s.st.SecretValues(context.Background())
+	if err != nil {
+		s.log.Error("read secret values to mask", "err", err)
+		return map[string]any{}
+	}
 	if len(secrets) == 0 {
 		return v
 	}

@@ -982,7 +982,11 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
 		DagURL: dagURL(k.DagID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
 		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: r.URL.RequestURI()}
-	secrets := s.secretValues(ctx)
+	secrets, err := s.st.SecretValues(ctx)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
 	for i := len(tries) - 1; i >= 0; i-- {
 		t := tries[i]
 		row := tryRow{N: t.TryNumber, State: string(t.State), Started: fmtTime(&t.StartDate), Ended: fmtTime(t.EndDate),

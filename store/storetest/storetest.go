@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"VariablesAudit":    testVariablesAudit,
 		"ImportErrorsPools": testImportErrorsPools,
 		"UsersSessions":     testUsersSessions,
+		"Alerts":            testAlerts,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -413,5 +414,38 @@ func testUsersSessions(t *testing.T, s *store.Store) {
 	must(t, err)
 	if len(users) != 1 || users[0].Username != "ada" || users[0].Role != "Viewer" {
 		t.Fatalf("users = %+v", users)
+	}
+}
+
+func testAlerts(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	a := store.Alert{Key: "task_failed:d:r:t:1", Kind: "task_failed", DagID: "d", RunID: "r", TaskID: "t", Try: 1, Detail: "exit code 1", CreatedAt: t0}
+	must(t, s.AddAlert(ctx, a))
+	must(t, s.AddAlert(ctx, a)) // the same event again: no second alert
+	must(t, s.AddAlert(ctx, store.Alert{Key: "run_failed:d:r", Kind: "run_failed", DagID: "d", RunID: "r", CreatedAt: t0.Add(time.Second)}))
+	due, err := s.DueAlerts(ctx, t0, 10)
+	must(t, err)
+	if len(due) != 1 || due[0].Key != a.Key || due[0].State != store.AlertPending || due[0].Detail != "exit code 1" {
+		t.Fatalf("due at t0: %+v", due)
+	}
+	if next, _ := s.NextAlertDue(ctx); !next.Equal(t0) {
+		t.Fatalf("next due %v", next)
+	}
+	// A failed attempt puts it off; a success records when it was sent.
+	must(t, s.SetAlertState(ctx, []int64{due[0].ID}, store.AlertPending, t0, t0.Add(time.Minute), "HTTP 500"))
+	if due, _ = s.DueAlerts(ctx, t0.Add(30*time.Second), 10); len(due) != 1 || due[0].Kind != "run_failed" {
+		t.Fatalf("due after a failed attempt: %+v", due)
+	}
+	must(t, s.SetAlertState(ctx, []int64{due[0].ID}, store.AlertSent, t0.Add(31*time.Second), t0.Add(31*time.Second), ""))
+	must(t, s.SetAlertState(ctx, []int64{due[0].ID}, store.AlertFailed, t0, t0, "late")) // no longer pending: unchanged
+	all, err := s.Alerts(ctx, 10)
+	must(t, err)
+	if len(all) != 2 || all[0].State != store.AlertSent || all[0].SentAt == nil || all[0].LastError != "" || all[1].Attempts != 1 || all[1].LastError != "HTTP 500" {
+		t.Fatalf("alerts: %+v", all)
+	}
+	counts, err := s.CountAlerts(ctx)
+	must(t, err)
+	if counts[store.AlertPending] != 1 || counts[store.AlertSent] != 1 {
+		t.Fatalf("counts: %v", counts)
 	}
 }

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Alert states.
+const (
+	AlertPending = "pending" // waiting for (another) delivery attempt
+	AlertSent    = "sent"    // the webhook took it
+	AlertSkipped = "skipped" // nobody asked for this kind of alert
+	AlertFailed  = "failed"  // given up after too many attempts
+)
+
+// Alert is one event in the outbox.
+type Alert struct {
+	ID                   int64
+	Key                  string // unique per event: recording it twice is a no-op
+	Kind                 string // task_failed, task_retry, run_failed, run_success, import_error, ...
+	DagID, RunID, TaskID string
+	Try                  int
+	File                 string // the DAG file of import alerts
+	Detail               string // reason, error text
+	CreatedAt            time.Time
+	State                string
+	Attempts             int
+	NextAt               time.Time
+	LastError            string
+	SentAt               *time.Time
+}
+
+// AddAlert records an event for the notifier. Within a transaction it
+// commits with the state change it is about; an event already recorded
+// (same key) is left as it is.
+func (s *Store) AddAlert(ctx context.Context, a Alert) error {
+	_, err := s.exec(ctx, `INSERT INTO alerts (event_key, kind, dag_id, run_id, task_id, try_number, file, detail, created_at, next_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
+		a.Key, a.Kind, a.DagID, a.RunID, a.TaskID, a.Try, a.File, a.Detail, ts(a.CreatedAt), ts(a.CreatedAt))
+	return err
+}
+
+const alertCols = `id, event_key, kind, dag_id, run_id, task_id, try_number, file, detail, created_at, state, attempts, next_at, last_error, sent_at`
+
+func (s *Store) queryAlerts(ctx context.Context, q string, args ...any) ([]Alert, error) {
+	rows, err := s.query(ctx, `SELECT `+alertCols+` FROM alerts `+q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var created, next string
+		var sent sql.NullString
+		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.DagID, &a.RunID, &a.TaskID, &a.Try, &a.File, &a.Detail, &created, &a.State,
+			&a.Attempts, &next, &a.LastError, &sent); err != nil {
+			return nil, err
+		}
+		a.CreatedAt, a.NextAt, a.SentAt = parseTS(created), parseTS(next), parseTSPtr(sent)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DueAlerts returns pending alerts due at now, oldest first.
+func (s *Store) DueAlerts(ctx context.Context, now time.Time, limit int) ([]Alert, error) {
+	return s.queryAlerts(ctx, `WHERE state = 'pending' AND next_at <= ? ORDER BY id LIMIT ?`, ts(now), limit)
+}
+
+// NextAlertDue returns when the next pending alert is due (zero: none).
+func (s *Store) NextAlertDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullString
+	err := s.queryRow(ctx, `SELECT MIN(next_at) FROM alerts WHERE state = 'pending'`).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, err
+	}
+	return parseTS(next.String), nil
+}
+
+// Alerts returns the newest alerts first (the UI's delivery view).
+func (s *Store) Alerts(ctx context.Context, limit int) ([]Alert, error) {
+	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, limit)
+}
+
+// CountAlerts returns how many alerts are in each state.
+func (s *Store) CountAlerts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM alerts GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// SetAlertState records the outcome of a delivery attempt for some alerts
+// (compare-and-swap from pending, so two senders never both record one):
+// sent, skipped or failed with the error, or pending again at next.
+func (s *Store) SetAlertState(ctx context.Context, ids []int64, state string, at, next time.Time, lastError string) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		for _, id := range ids {
+			var sent any
+			if state == AlertSent {
+				sent = ts(at)
+			}
+			if _, err := tx.exec(ctx, `UPDATE alerts SET state = ?, attempts = attempts + ?, next_at = ?, last_error = ?, sent_at = ?
+				WHERE id = ? AND state = 'pending'`, state, boolInt(state != AlertSkipped), ts(next), lastError, sent, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
