@@ -1,9 +1,9 @@
 package scheduler
 
 import (
-	"strconv"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"time"
 
