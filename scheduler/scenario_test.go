@@ -2,8 +2,10 @@ package scheduler
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"updraft/dags"
@@ -838,4 +840,83 @@ one_at_a_time:
 		}
 	}
 	t.Fatalf("runs: %s, %s", state(ids[0]), state(ids[1]))
+}
+
+// The outbox gets one alert per event, with the change it is about: a
+// retry, the final failure, the run's failure; a run cleared and failing
+// again is a new run event; a mark is recorded as a mark.
+func TestAlertsRecorded(t *testing.T) {
+	h := newHarness(t, `
+al:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "x", retries: 1, retry_delay: 0}
+    - {task_id: b, operator: BashOperator, bash_command: "y", dependencies: [a]}
+`, utc("2024-01-01T00:00:00Z"), func(k executor.TryKey) (executor.State, int) { return executor.Failed, 3 })
+	r, _ := h.s.Trigger(h.ctx, "al", TriggerOptions{})
+	h.settle()
+	h.clock.Set(utc("2024-01-01T00:01:00Z"))
+	h.settle()
+	kinds := func() string {
+		all, err := h.st.Alerts(h.ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := len(all) - 1; i >= 0; i-- {
+			a := all[i]
+			out = append(out, fmt.Sprintf("%s:%s:%d", a.Kind, a.TaskID, a.Try))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := kinds(); got != "task_retry:a:1 task_failed:a:2 run_failed::0" {
+		t.Fatalf("alerts: %s", got)
+	}
+	h.clock.Set(utc("2024-01-01T00:02:00Z"))
+	if _, err := h.s.Clear(h.ctx, "al", r.RunID, []string{"a"}, ClearOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if got := kinds(); got != "task_retry:a:1 task_failed:a:2 run_failed::0 task_retry:a:3 task_failed:a:4 run_failed::0" {
+		t.Fatalf("after clearing: %s", got)
+	}
+	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "al", RunID: r.RunID, TaskID: "b"}, dags.StateFailed, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := h.st.Alerts(h.ctx, 1); all[0].Kind != AlertTaskMarkedFailed || all[0].Detail != "marked failed by ann" {
+		t.Fatalf("mark: %+v", all[0])
+	}
+}
+
+// A DAG file that stops loading is an alert, once per change of its
+// errors; loading again is a recovery alert.
+func TestImportErrorAlerts(t *testing.T) {
+	good := "ok:\n  start_date: 2024-01-01\n  schedule: null\n  tasks: [{task_id: t, operator: EmptyOperator}]\n"
+	h := newHarness(t, good, utc("2024-01-01T00:00:00Z"), succeed)
+	h.settle()
+	set := func(body string) {
+		res := dags.Load(fstest.MapFS{"dags.yaml": {Data: []byte(body)}}, dags.Options{Now: h.clock.Now()})
+		h.bag.mu.Lock()
+		h.bag.res, h.bag.at = res, h.bag.at.Add(time.Second)
+		h.bag.mu.Unlock()
+		h.settle()
+	}
+	bad := strings.Replace(good, "schedule: null", "schedule: \"0 25 * * *\"", 1)
+	set(bad)
+	set(bad) // the same errors again: no new alert
+	set(strings.Replace(bad, "0 25", "0 26", 1))
+	set(good)
+	all, _ := h.st.Alerts(h.ctx, 10)
+	var got []string
+	for i := len(all) - 1; i >= 0; i-- {
+		got = append(got, all[i].Kind+":"+all[i].File)
+	}
+	if strings.Join(got, " ") != "import_error:dags.yaml import_error:dags.yaml import_fixed:dags.yaml" {
+		t.Fatalf("alerts: %v", got)
+	}
+	if !strings.Contains(all[2].Detail, "dags.yaml:3") {
+		t.Fatalf("detail: %q", all[2].Detail)
+	}
 }
