@@ -11,18 +11,18 @@ import (
 	"updraft/store"
 )
 
-// Alert kinds the scheduler records in the store's outbox, in the same
-// transaction as the change they are about. What is then sent, and where,
-// is the notifier's business.
+// The scheduler records alerts (store.Alert*) in the store's outbox, in
+// the same transaction as the change they are about. What is then sent,
+// and where, is the notifier's business.
 const (
-	AlertTaskFailed       = "task_failed"        // a task instance failed for good (no tries left)
-	AlertTaskRetry        = "task_retry"         // a try failed and another will follow
-	AlertTaskMarkedFailed = "task_marked_failed" // someone marked a task instance failed
-	AlertRunFailed        = "run_failed"         // a run failed (a failed leaf, dagrun_timeout, deadlock)
-	AlertRunSuccess       = "run_success"        // a run succeeded
-	AlertRunMarkedFailed  = "run_marked_failed"  // someone marked a run failed
-	AlertImportError      = "import_error"       // a DAG file stopped loading, or its errors changed
-	AlertImportFixed      = "import_fixed"       // a DAG file with errors loads again
+	AlertTaskFailed       = store.AlertTaskFailed
+	AlertTaskRetry        = store.AlertTaskRetry
+	AlertTaskMarkedFailed = store.AlertTaskMarkedFailed
+	AlertRunFailed        = store.AlertRunFailed
+	AlertRunSuccess       = store.AlertRunSuccess
+	AlertRunMarkedFailed  = store.AlertRunMarkedFailed
+	AlertImportError      = store.AlertImportError
+	AlertImportFixed      = store.AlertImportFixed
 )
 
 func taskAlert(kind string, k store.TIKey, try int, detail string, at time.Time) store.Alert {

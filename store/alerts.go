@@ -14,6 +14,18 @@ const (
 	AlertFailed  = "failed"  // given up after too many attempts
 )
 
+// Alert kinds.
+const (
+	AlertTaskFailed       = "task_failed"        // a task instance failed for good (no tries left)
+	AlertTaskRetry        = "task_retry"         // a try failed and another will follow
+	AlertTaskMarkedFailed = "task_marked_failed" // someone marked a task instance failed
+	AlertRunFailed        = "run_failed"         // a run failed (a failed leaf, dagrun_timeout, deadlock)
+	AlertRunSuccess       = "run_success"        // a run succeeded
+	AlertRunMarkedFailed  = "run_marked_failed"  // someone marked a run failed
+	AlertImportError      = "import_error"       // a DAG file stopped loading, or its errors changed
+	AlertImportFixed      = "import_fixed"       // a DAG file with errors loads again
+)
+
 // Alert is one event in the outbox.
 type Alert struct {
 	ID                   int64

@@ -1,0 +1,315 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"updraft/dags"
+	"updraft/store"
+)
+
+// Bag is the DAGs as loaded: their callbacks choose channels and texts.
+type Bag interface {
+	Current() (*dags.Result, time.Time)
+}
+
+// Options configure the notifier.
+type Options struct {
+	Store *store.Store
+	Bag   Bag
+	// WebhookURL returns the incoming webhook's URL; it is called for each
+	// delivery, so a URL kept in a secret file can change without a restart.
+	WebhookURL func() (string, error)
+	Channel    string // default channel ("" = the webhook's own)
+	Username   string // default "updraft"
+	IconURL    string
+	// PublicURL is the UI's address for links ("" = no links).
+	PublicURL string
+	// Send chooses the optional events: "retry", "success", "recovery",
+	// "marked" (Airflow sends nothing for a manual mark).
+	Send map[string]bool
+	// GroupWindow holds a run's task failures this long, so failures that
+	// come together are told in one message (default 10 s).
+	GroupWindow time.Duration
+	MaxAge      time.Duration // give up on an event this old (default 24 h)
+	RetryBase   time.Duration // the first retry's delay, doubling to 5 min (default 2 s)
+	LogLines    int           // log lines quoted in a task failure (default 20)
+	Client      *http.Client  // default: 10 s timeout
+	Now         func() time.Time
+	Log         *slog.Logger
+}
+
+// Notifier delivers the outbox. Run it once per process; several
+// processes on one database would each deliver (the PostgreSQL issue adds
+// claiming).
+type Notifier struct {
+	o    Options
+	wake chan struct{}
+}
+
+// New returns a notifier.
+func New(o Options) *Notifier {
+	if o.Username == "" {
+		o.Username = "updraft"
+	}
+	if o.GroupWindow <= 0 {
+		o.GroupWindow = 10 * time.Second
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 24 * time.Hour
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 2 * time.Second
+	}
+	if o.LogLines <= 0 {
+		o.LogLines = 20
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Notifier{o: o, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks for a look at the outbox now (the scheduler recorded events).
+func (n *Notifier) Wake() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends. It looks at the outbox when woken, when the
+// next event is due, and at least every 5 seconds (events recorded by other
+// processes).
+func (n *Notifier) Run(ctx context.Context) error {
+	for {
+		next, err := n.Step(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.o.Log.Error("alert delivery step failed", "err", err)
+		}
+		wait := 5 * time.Second
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(n.o.Now()), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Step delivers every due event once and returns when the next is due.
+func (n *Notifier) Step(ctx context.Context) (time.Time, error) {
+	now := n.o.Now()
+	due, err := n.o.Store.DueAlerts(ctx, now, 500)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var waitUntil time.Time
+	for _, g := range n.group(due, now, &waitUntil) {
+		if err := n.deliver(ctx, g, now); err != nil {
+			return time.Time{}, err
+		}
+	}
+	next, err := n.o.Store.NextAlertDue(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !waitUntil.IsZero() && (next.IsZero() || waitUntil.Before(next) || !next.After(now)) {
+		next = waitUntil
+	}
+	return next, nil
+}
+
+// group sorts due events into messages: a run's failures (its failed
+// tasks and the run itself) go together once the oldest is GroupWindow
+// old; every other event alone. Events held back set *waitUntil.
+func (n *Notifier) group(due []store.Alert, now time.Time, waitUntil *time.Time) [][]store.Alert {
+	runs := map[string][]store.Alert{}
+	var order []string
+	var out [][]store.Alert
+	for _, a := range due {
+		if a.Kind == store.AlertTaskFailed || a.Kind == store.AlertRunFailed {
+			key := a.DagID + "\x00" + a.RunID
+			if _, ok := runs[key]; !ok {
+				order = append(order, key)
+			}
+			runs[key] = append(runs[key], a)
+			continue
+		}
+		out = append(out, []store.Alert{a})
+	}
+	for _, key := range order {
+		g := runs[key]
+		oldest := g[0].CreatedAt
+		hasRun := false
+		for _, a := range g {
+			hasRun = hasRun || a.Kind == store.AlertRunFailed
+		}
+		// The run's own failure closes the group; otherwise wait a little
+		// for the others of the same run.
+		if !hasRun && now.Sub(oldest) < n.o.GroupWindow {
+			at := oldest.Add(n.o.GroupWindow)
+			if waitUntil.IsZero() || at.Before(*waitUntil) {
+				*waitUntil = at
+			}
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// Message is Mattermost's incoming-webhook payload (Slack-compatible).
+type Message struct {
+	Text        string       `json:"text"`
+	Channel     string       `json:"channel,omitempty"`
+	Username    string       `json:"username,omitempty"`
+	IconURL     string       `json:"icon_url,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// Attachment is a message attachment: a coloured box with fields.
+type Attachment struct {
+	Fallback  string  `json:"fallback"`
+	Color     string  `json:"color,omitempty"`
+	Title     string  `json:"title,omitempty"`
+	TitleLink string  `json:"title_link,omitempty"`
+	Text      string  `json:"text,omitempty"`
+	Fields    []Field `json:"fields,omitempty"`
+}
+
+// Field is one short fact of an attachment.
+type Field struct {
+	Title string `json:"title"`
+	Value string `json:"value"`
+	Short bool   `json:"short"`
+}
+
+// deliver sends one message for a group of events, or skips them when
+// nobody asked for them, and records the outcome on every event.
+func (n *Notifier) deliver(ctx context.Context, g []store.Alert, now time.Time) error {
+	ids := make([]int64, len(g))
+	for i, a := range g {
+		ids[i] = a.ID
+	}
+	msg, send, err := n.compose(ctx, g)
+	if err != nil {
+		return err
+	}
+	if !send || n.o.WebhookURL == nil {
+		return n.o.Store.SetAlertState(ctx, ids, store.AlertSkipped, now, now, "")
+	}
+	status, retryAfter, postErr := n.post(ctx, msg)
+	if postErr == nil {
+		n.o.Log.Info("alert sent", "kind", g[0].Kind, "dag_id", g[0].DagID, "run_id", g[0].RunID, "events", len(g))
+		return n.o.Store.SetAlertState(ctx, ids, store.AlertSent, now, now, "")
+	}
+	attempts := g[0].Attempts + 1
+	if now.Sub(g[0].CreatedAt) >= n.o.MaxAge {
+		n.o.Log.Error("alert given up", "kind", g[0].Kind, "dag_id", g[0].DagID, "attempts", attempts, "err", postErr)
+		return n.o.Store.SetAlertState(ctx, ids, store.AlertFailed, now, now, postErr.Error())
+	}
+	next := now.Add(backoff(n.o.RetryBase, attempts))
+	if retryAfter > 0 {
+		next = now.Add(retryAfter)
+	}
+	n.o.Log.Warn("alert not delivered; will retry", "kind", g[0].Kind, "dag_id", g[0].DagID, "status", status,
+		"attempt", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", postErr)
+	return n.o.Store.SetAlertState(ctx, ids, store.AlertPending, now, next, postErr.Error())
+}
+
+// backoff is base after the first failed attempt, doubling to at most 5 min.
+func backoff(base time.Duration, attempts int) time.Duration {
+	d := base
+	for i := 1; i < attempts && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// post sends a message. Any answer but 2xx is an error (with Retry-After
+// for 429); the webhook URL never appears in errors or logs.
+func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, error) {
+	target, err := n.o.WebhookURL()
+	if err != nil {
+		return 0, 0, fmt.Errorf("webhook URL: %w", err)
+	}
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return 0, 0, errors.New("webhook URL: not an http(s) URL")
+	}
+	body, _ := json.Marshal(msg)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, errors.New("webhook request could not be built")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.o.Client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which holds the webhook's secret id
+		}
+		return 0, 0, fmt.Errorf("post to %s: %w", u.Host, err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 == 2 {
+		return resp.StatusCode, 0, nil
+	}
+	var wait time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(min(s, 3600)) * time.Second
+		}
+	}
+	return resp.StatusCode, wait, fmt.Errorf("webhook answered %d: %s", resp.StatusCode, strings.TrimSpace(string(reply)))
+}
+
+// WebhookFromFile reads the webhook URL from a file at each delivery.
+func WebhookFromFile(path string) func() (string, error) {
+	return func() (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", errors.New("webhook URL file unreadable")
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", errors.New("webhook URL file is empty")
+		}
+		return s, nil
+	}
+}
+
+// sortedTasks returns the failed task ids of a group, sorted.
+func sortedTasks(g []store.Alert) []string {
+	var out []string
+	for _, a := range g {
+		if a.TaskID != "" {
+			out = append(out, a.TaskID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
