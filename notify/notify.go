@@ -88,6 +88,9 @@ func New(o Options) *Notifier {
 	return &Notifier{o: o, wake: make(chan struct{}, 1)}
 }
 
+// Enabled reports whether alerts are sent anywhere.
+func (n *Notifier) Enabled() bool { return n.o.WebhookURL != nil }
+
 // Wake asks for a look at the outbox now (the scheduler recorded events).
 func (n *Notifier) Wake() {
 	select {
@@ -97,15 +100,15 @@ func (n *Notifier) Wake() {
 }
 
 // Run delivers until ctx ends. It looks at the outbox when woken, when the
-// next event is due, and at least every 5 seconds (events recorded by other
-// processes).
+// next event is due, and at least every second (the scheduler records
+// events without telling it).
 func (n *Notifier) Run(ctx context.Context) error {
 	for {
 		next, err := n.Step(ctx)
 		if err != nil && ctx.Err() == nil {
 			n.o.Log.Error("alert delivery step failed", "err", err)
 		}
-		wait := 5 * time.Second
+		wait := time.Second
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(n.o.Now()), 10*time.Millisecond))
 		}

@@ -38,6 +38,10 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 			metric("updraft_git_sync_revision_timestamp_seconds", "gauge", "When the serving revision was published.", float64(st.Current.At.Unix()))
 		}
 	}
+	if counts, err := s.st.CountAlerts(r.Context()); err == nil {
+		metric("updraft_alerts_pending", "gauge", "Alerts waiting for the webhook (the outbox depth).", float64(counts["pending"]))
+		metric("updraft_alerts_failed", "gauge", "Alerts given up after too many attempts.", float64(counts["failed"]))
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write([]byte(b.String()))
 }

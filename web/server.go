@@ -68,6 +68,14 @@ type Server struct {
 	opt     Options
 	git     GitSync
 	gitOpt  GitOptions
+	alerts  bool // a webhook is configured
+}
+
+// WithAlerts says whether alerts go to a webhook (the alerts page and the
+// health output mention it).
+func (s *Server) WithAlerts(enabled bool) *Server {
+	s.alerts = enabled
+	return s
 }
 
 // GitSync is the git sync as the web server sees it; nil when DAGs come

@@ -45,6 +45,7 @@ func (s *Server) uiRoutes(r chi.Router) {
 	r.With(read).Get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs/{try}", s.downloadLog)
 	r.With(read).Get("/files/{token}", s.pageFile)
 	r.With(read).Get("/audit", s.pageAudit)
+	r.With(read).Get("/alerts", s.pageAlerts)
 	// Links from Airflow's UI (old alerts, bookmarks) land on the same things here.
 	r.With(read).Get("/tree", s.legacyDAG)
 	r.With(read).Get("/dags/{dag_id}/grid", s.legacyDAG)
@@ -1277,4 +1278,47 @@ func (s *Server) legacyTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, tiURL(dagID, runs[0].RunID, taskID), http.StatusMovedPermanently)
+}
+
+type alertsPage struct {
+	Enabled bool
+	Counts  map[string]int
+	Rows    []alertRow
+}
+
+type alertRow struct {
+	ID                                                            int64
+	Kind, DagID, RunID, TaskID, File, State, Created, Sent, Error string
+	Attempts                                                      int
+	URL                                                           string
+}
+
+// pageAlerts shows the alert outbox: what was sent, what waits for the
+// webhook and why.
+func (s *Server) pageAlerts(w http.ResponseWriter, r *http.Request) {
+	alerts, err := s.st.Alerts(r.Context(), 200)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	counts, err := s.st.CountAlerts(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := alertsPage{Enabled: s.alerts, Counts: counts}
+	for _, a := range alerts {
+		row := alertRow{ID: a.ID, Kind: a.Kind, DagID: a.DagID, RunID: a.RunID, TaskID: a.TaskID, File: a.File, State: a.State,
+			Created: a.CreatedAt.UTC().Format("2006-01-02 15:04:05"), Sent: fmtTime(a.SentAt), Error: a.LastError, Attempts: a.Attempts}
+		switch {
+		case a.TaskID != "":
+			row.URL = tiURL(a.DagID, a.RunID, a.TaskID)
+		case a.RunID != "":
+			row.URL = runURL(a.DagID, a.RunID)
+		case a.File != "":
+			row.URL = "/files/" + fileToken(a.File)
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	s.render(w, r, http.StatusOK, "alerts.html", "Alerts", "alerts", p)
 }

@@ -64,7 +64,7 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 	}
 	pages := []string{"/", "/?tag=%3Cb%3Etag%3C%2Fb%3E", "/?q=%3Cscript%3E", "/dags/hostile", "/dags/hostile?tab=grid&run=r1&task=extract",
 		"/dags/hostile?tab=graph", "/dags/hostile?tab=runs", "/dags/hostile?tab=source", "/dags/hostile?tab=details",
-		"/dags/hostile/runs/r1", "/dags/hostile/runs/r1/tasks/extract", "/files/" + fileToken("broken.yaml"), "/audit", "/variables"}
+		"/dags/hostile/runs/r1", "/dags/hostile/runs/r1/tasks/extract", "/files/" + fileToken("broken.yaml"), "/audit", "/variables", "/alerts"}
 	for _, path := range pages {
 		status, body := e.call("GET", path, "", "admin")
 		if status != 200 {

@@ -187,6 +187,20 @@ func followBranch(t *testing.T, transport string) {
 // test ends, and returns its URL and its log.
 func startInProcess(tb testing.TB, env map[string]string) (string, *syncBuffer) {
 	tb.Helper()
+	p, log := startInProcessCtx(tb, env)
+	return p.url, log
+}
+
+// inProcess is a server running in the test process.
+type inProcess struct {
+	url  string
+	stop func() // stops it and waits (also done at cleanup)
+}
+
+// startInProcessCtx starts a server in-process with the test's settings
+// over defaults (a fresh database, logs and git root, the bootstrap admin).
+func startInProcessCtx(tb testing.TB, env map[string]string) (*inProcess, *syncBuffer) {
+	tb.Helper()
 	dir := tb.TempDir()
 	all := map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DB": "sqlite:" + dir + "/u.db",
 		"UPDRAFT_LOGS": dir + "/logs", "UPDRAFT_GIT_ROOT": dir + "/git",
@@ -199,22 +213,46 @@ func startInProcess(tb testing.TB, env map[string]string) (string, *syncBuffer) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- m.Run(ctx, []string{"server"}) }()
-	tb.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
 			tb.Error("server did not stop")
 		}
-	})
+	}
+	tb.Cleanup(stop)
 	re := regexp.MustCompile(`url=(http://\S+)`)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if m := re.FindStringSubmatch(errOut.String()); m != nil {
-			return m[1], errOut
+			return &inProcess{url: m[1], stop: stop}, errOut
 		}
 	}
 	tb.Fatalf("server did not start: %s", errOut.String())
-	return "", nil
+	return nil, nil
+}
+
+// adminPost posts JSON as the bootstrap admin.
+func adminPost(tb testing.TB, url, body string) (int, string) {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("admin", adminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // adminPassword is the bootstrap admin's password of in-process servers.

@@ -28,6 +28,7 @@ import (
 	kubeexec "updraft/executor/kubernetes"
 	"updraft/executor/local"
 	"updraft/gitsync"
+	"updraft/notify"
 	"updraft/scheduler"
 	"updraft/store"
 	"updraft/web"
@@ -47,6 +48,29 @@ type serverConfig struct {
 	Kube        kubeConfig
 	Git         gitConfig
 	Auth        authConfig
+	Alerts      alertsConfig
+}
+
+// alertsConfig configures Mattermost alerts.
+type alertsConfig struct {
+	WebhookURL, WebhookURLFile string // the URL itself (env only) or a file holding it
+	Channel, Username, IconURL string
+	PublicURL                  string
+	On                         string // optional events: retry,success,recovery,marked
+}
+
+func (c alertsConfig) sends() (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, e := range strings.Split(c.On, ",") {
+		switch e = strings.TrimSpace(e); e {
+		case "":
+		case "retry", "success", "recovery", "marked":
+			out[e] = true
+		default:
+			return nil, fmt.Errorf("--alert-on %q: use retry, success, recovery and marked", e)
+		}
+	}
+	return out, nil
 }
 
 // authConfig configures users and sessions.
@@ -135,6 +159,9 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	cfg.Auth = authConfig{AdminUser: m.Env("UPDRAFT_ADMIN_USER"), AdminPassword: m.Env("UPDRAFT_ADMIN_PASSWORD"),
 		SecureCookies: m.Env("UPDRAFT_SECURE_COOKIES") == "true", SessionTTL: 12 * time.Hour,
 		ProxyHeader: m.Env("UPDRAFT_AUTH_PROXY_HEADER"), ProxyFrom: m.Env("UPDRAFT_AUTH_PROXY_FROM"), ProxyRole: m.envOr("UPDRAFT_AUTH_PROXY_ROLE", "Viewer")}
+	cfg.Alerts = alertsConfig{WebhookURL: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL"), WebhookURLFile: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE"),
+		Channel: m.Env("UPDRAFT_MATTERMOST_CHANNEL"), Username: m.envOr("UPDRAFT_MATTERMOST_USERNAME", "updraft"),
+		IconURL: m.Env("UPDRAFT_MATTERMOST_ICON_URL"), PublicURL: m.Env("UPDRAFT_PUBLIC_URL"), On: m.Env("UPDRAFT_ALERT_ON")}
 	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
@@ -182,6 +209,12 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Auth.ProxyHeader, "auth-proxy-header", cfg.Auth.ProxyHeader, "header naming the user, set by an authenticating proxy, e.g. X-Forwarded-User (env UPDRAFT_AUTH_PROXY_HEADER)")
 	fl.StringVar(&cfg.Auth.ProxyFrom, "auth-proxy-from", cfg.Auth.ProxyFrom, "addresses or CIDRs the proxy header is trusted from, comma-separated (env UPDRAFT_AUTH_PROXY_FROM)")
 	fl.StringVar(&cfg.Auth.ProxyRole, "auth-proxy-role", cfg.Auth.ProxyRole, "role of users first seen through the proxy (env UPDRAFT_AUTH_PROXY_ROLE)")
+	fl.StringVar(&cfg.Alerts.WebhookURLFile, "mattermost-webhook-url-file", cfg.Alerts.WebhookURLFile, "file holding the Mattermost incoming webhook URL, re-read at each post (env UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE; or the URL in UPDRAFT_MATTERMOST_WEBHOOK_URL)")
+	fl.StringVar(&cfg.Alerts.Channel, "mattermost-channel", cfg.Alerts.Channel, "default channel of alerts; empty: the webhook's own (env UPDRAFT_MATTERMOST_CHANNEL)")
+	fl.StringVar(&cfg.Alerts.Username, "mattermost-username", cfg.Alerts.Username, "name alerts are posted as (env UPDRAFT_MATTERMOST_USERNAME)")
+	fl.StringVar(&cfg.Alerts.IconURL, "mattermost-icon-url", cfg.Alerts.IconURL, "icon of alerts (env UPDRAFT_MATTERMOST_ICON_URL)")
+	fl.StringVar(&cfg.Alerts.PublicURL, "public-url", cfg.Alerts.PublicURL, "the UI's address for links in alerts, e.g. https://updraft.example.com (env UPDRAFT_PUBLIC_URL)")
+	fl.StringVar(&cfg.Alerts.On, "alert-on", cfg.Alerts.On, "optional alerts, comma-separated: retry, success, recovery, marked (env UPDRAFT_ALERT_ON)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	if err := fl.Parse(args); err != nil {
@@ -201,6 +234,12 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	}
 	if _, err := cfg.Auth.options(); err != nil {
 		return cfg, err
+	}
+	if _, err := cfg.Alerts.sends(); err != nil {
+		return cfg, err
+	}
+	if cfg.Alerts.WebhookURL != "" && cfg.Alerts.WebhookURLFile != "" {
+		return cfg, errors.New("set the Mattermost webhook URL once: UPDRAFT_MATTERMOST_WEBHOOK_URL or --mattermost-webhook-url-file")
 	}
 	return cfg, nil
 }
@@ -290,6 +329,8 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		ui.WithGit(syncer, cfg.Git.Endpoints)
 		dagsFrom = cfg.Git.URL + "#" + cfg.Git.Branch
 	}
+	notifier := newNotifier(cfg.Alerts, st, folder, "http://"+ln.Addr().String(), logger)
+	ui.WithAlerts(notifier.Enabled())
 	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", dagsFrom, "db", cfg.DB,
 		"executor", cfg.Executor, "version", version)
@@ -303,6 +344,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		g.Go(func() error { return runExecutor(ctx) })
 	}
 	g.Go(func() error { return sched.Run(ctx) })
+	g.Go(func() error { return notifier.Run(ctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -321,6 +363,27 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	logger.Info("updraft server stopped")
 	return 0
+}
+
+// newNotifier builds the alert deliverer. Without a webhook it still runs:
+// it marks events as not sent, so the outbox does not grow.
+func newNotifier(c alertsConfig, st *store.Store, bag notify.Bag, localURL string, logger *slog.Logger) *notify.Notifier {
+	sends, _ := c.sends()
+	o := notify.Options{Store: st, Bag: bag, Channel: strings.TrimPrefix(c.Channel, "#"), Username: c.Username, IconURL: c.IconURL,
+		PublicURL: c.PublicURL, Send: sends, Log: logger}
+	if o.PublicURL == "" {
+		o.PublicURL = localURL
+	}
+	switch {
+	case c.WebhookURLFile != "":
+		o.WebhookURL = notify.WebhookFromFile(c.WebhookURLFile)
+	case c.WebhookURL != "":
+		url := c.WebhookURL
+		o.WebhookURL = func() (string, error) { return url, nil }
+	default:
+		logger.Info("no Mattermost webhook configured: alerts are recorded but not sent")
+	}
+	return notify.New(o)
 }
 
 // bootstrapAdmin creates the admin named by UPDRAFT_ADMIN_USER on first

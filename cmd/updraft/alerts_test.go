@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"updraft/notify/mattermosttest"
+	"updraft/store"
+)
+
+// twentyFailures is a DAG of 20 independent tasks that all fail.
+func twentyFailures() string {
+	var b strings.Builder
+	b.WriteString("twenty:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  tasks:\n")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&b, "    - {task_id: t%02d, operator: BashOperator, bash_command: \"echo failing t%02d; exit 3\"}\n", i, i)
+	}
+	return b.String()
+}
+
+// With the webhook down for the whole of a 20-task failing run, and the
+// server restarted meanwhile, every alert arrives once the webhook is back
+// (the Mattermost stand-in speaks the incoming-webhook contract; the real
+// server cannot run here): each failed task in exactly one message, and
+// the run's failure.
+func TestAlertsSurviveADownWebhookAndARestart(t *testing.T) {
+	mm := mattermosttest.Start(t)
+	mm.Stop()
+	dir := t.TempDir()
+	dagDir := filepath.Join(dir, "dags")
+	os.MkdirAll(dagDir, 0o755)
+	os.WriteFile(filepath.Join(dagDir, "twenty.yaml"), []byte(twentyFailures()), 0o644)
+	db := "sqlite:" + filepath.Join(dir, "u.db")
+	env := map[string]string{"UPDRAFT_DAGS": dagDir, "UPDRAFT_DB": db, "UPDRAFT_LOGS": filepath.Join(dir, "logs"),
+		"UPDRAFT_MATTERMOST_WEBHOOK_URL": mm.URL(), "UPDRAFT_PUBLIC_URL": "https://updraft.example.com", "UPDRAFT_MATTERMOST_CHANNEL": "#bizops"}
+	first, log1 := startInProcessCtx(t, env)
+	url := first.url
+	if code, body := adminPost(t, url+"/api/v1/dags/twenty/dagRuns", `{"dag_run_id": "r1"}`); code != 200 {
+		t.Fatalf("trigger: %d %s", code, body)
+	}
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(t, "the run to fail and its alerts to be tried", time.Minute, func() bool {
+		all, _ := st.Alerts(context.Background(), 100)
+		tried := 0
+		for _, a := range all {
+			if a.Attempts > 0 && a.State == store.AlertPending {
+				tried++
+			}
+		}
+		return len(all) == 21 && tried == 21
+	}, log1)
+	first.stop()
+	if posts := mm.Posts(); len(posts) != 0 {
+		t.Fatalf("posts while down: %d", len(posts))
+	}
+	_, log2 := startInProcessCtx(t, env)
+	mm.Restart(t)
+	waitFor(t, "every alert to be sent", time.Minute, func() bool {
+		counts, _ := st.CountAlerts(context.Background())
+		return counts[store.AlertSent] == 21
+	}, log2)
+	seen := map[string]int{}
+	runFailures := 0
+	for _, p := range mm.Posts() {
+		if p.Channel != "bizops" || !strings.Contains(p.Text, "https://updraft.example.com/dags/twenty") {
+			t.Errorf("post: %+v", p)
+		}
+		for i := 1; i <= 20; i++ {
+			id := fmt.Sprintf("t%02d", i)
+			if strings.Contains(p.Text, id) {
+				seen[id]++
+			}
+		}
+		if strings.Contains(p.Text, "**Run**: [r1]") || strings.Contains(p.Text, "tasks failed") {
+			runFailures++
+		}
+	}
+	if len(seen) != 20 {
+		t.Fatalf("tasks alerted: %v", seen)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s in %d messages", id, n)
+		}
+	}
+	if runFailures == 0 {
+		t.Error("the run's failure was not told")
+	}
+	t.Logf("%d messages after %d attempts", len(mm.Posts()), mm.Attempts())
+}
