@@ -140,18 +140,25 @@ func TestCorpusKubernetesPodOperator(t *testing.T) {
 	eq(t, "schedule_interval", d.Schedule.Summary(), "@daily")
 }
 
-func TestCorpusHTTPNotYetSupported(t *testing.T) {
+// The HTTP examples load: a mapping sent as JSON when the headers say
+// so, else as a form.
+func TestCorpusHTTP(t *testing.T) {
 	fsys := corpus(t)
 	for _, name := range corpusGroups["http"] {
-		errs := loadCorpusFile(t, fsys, name).Problems().Errors()
-		if len(errs) != 2 {
-			t.Errorf("%s: want 2 errors (one per task), got %v", name, errs)
+		res := loadCorpusFile(t, fsys, name)
+		if errs := res.Problems().Errors(); len(errs) != 0 || len(res.DAGs) != 1 {
+			t.Fatalf("%s: %v", name, errs)
 		}
-		for _, p := range errs {
-			if !strings.Contains(p.Msg, "not supported yet") || p.Line == 0 || p.Col == 0 {
-				t.Errorf("%s: %v", name, p)
-			}
-		}
+		d := res.DAGs[0]
+		js := d.Task("send_request_json").Spec.(HttpSpec)
+		eq(t, name+" conn", js.ConnID, "example_host")
+		eq(t, name+" method", js.Method, "POST")
+		eq(t, name+" endpoint", js.Endpoint, "/run_test")
+		eq(t, name+" json body", js.Body, `{"data":"fake_data","format":"json"}`)
+		eq(t, name+" log_response", js.LogResponse, true)
+		plain := d.Task("send_request_plain_text").Spec.(HttpSpec)
+		eq(t, name+" form", plain.Form["test"], "plain_text")
+		eq(t, name+" content type", plain.Headers["Content-Type"], "text/plain")
 	}
 }
 

@@ -40,6 +40,8 @@ var operators = []*operatorKind{
 	{class: "EmptyOperator", aliases: []string{"DummyOperator"}, decode: decodeEmpty, zero: EmptySpec{}},
 	{class: "BashOperator", fields: bashFields, decode: decodeBash, zero: BashSpec{}},
 	{class: "KubernetesPodOperator", fields: podFields, decode: decodePod, zero: PodSpec{}},
+	{class: "HttpOperator", aliases: []string{"SimpleHttpOperator"}, fields: httpFields, decode: decodeHTTP, zero: HttpSpec{}},
+	{class: "MattermostOperator", fields: mattermostFields, decode: decodeMattermost, zero: MattermostSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
@@ -52,13 +54,10 @@ var pythonOnly = []string{
 // notYet are Airflow operators updraft plans to support; until then a file
 // naming them gets a clear error instead of a silent gap.
 var notYet = map[string]string{
-	"HttpOperator":            "the HTTP operator",
-	"SimpleHttpOperator":      "the HTTP operator",
 	"HttpSensor":              "HTTP sensors",
 	"SnowflakeOperator":       "the SQL operator",
 	"SQLExecuteQueryOperator": "the SQL operator",
 	"SqlSensor":               "SQL sensors",
-	"MattermostOperator":      "the Mattermost operator",
 	"ExternalTaskSensor":      "the external-task sensor",
 	"ExternalTaskMarker":      "the external-task sensor",
 	"TriggerDagRunOperator":   "triggering other DAGs",
@@ -73,7 +72,9 @@ func resolveOperator(name string) (*operatorKind, string) {
 	if i := strings.LastIndex(name, "."); i >= 0 {
 		module, class = name[:i], name[i+1:]
 	}
-	if module != "" && module != "airflow" && !strings.HasPrefix(module, "airflow.") {
+	// A MattermostOperator is a team's own class in their plugins (Airflow
+	// has none); its arguments are the webhook's fields, which updraft posts.
+	if module != "" && module != "airflow" && !strings.HasPrefix(module, "airflow.") && class != "MattermostOperator" {
 		return nil, fmt.Sprintf("operator %s is a custom Python class; updraft runs no Python in the scheduler: "+
 			"package the code in an image and run it as a KubernetesPodOperator task", name)
 	}
