@@ -41,6 +41,7 @@ type Options struct {
 	Parallelism  int           // task instances queued or running at once (Airflow's [core] parallelism, 32)
 	PollInterval time.Duration // how often commands from other processes are looked for (1 s)
 	ExecutorName string        // recorded with each try ("local", "kubernetes")
+	ManualOnly   bool          // create no scheduled runs (updraft dags test runs one run only)
 	LogDir       string        // where try logs are written
 	Clock        Clock
 	Log          *slog.Logger
@@ -463,6 +464,9 @@ func (s *Scheduler) dagFor(id, version string) *dags.DAG {
 // createDueRuns creates every scheduled run that is due, up to the DAG's
 // max_active_runs, and returns them with the time the next one is due.
 func (s *Scheduler) createDueRuns(ctx context.Context, st *store.Store, d *dags.DAG, active int, now time.Time) ([]store.Run, time.Time, error) {
+	if s.opts.ManualOnly {
+		return nil, time.Time{}, nil
+	}
 	last, err := st.LastScheduledRun(ctx, d.ID)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -1091,7 +1095,8 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
 			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
 				task := d.Task(t.TaskID)
-				try.SkipOn, try.Timeout = task.SkipOnExitCode(), task.ExecutionTimeout
+				// The spec (not rendered again) tells a routing executor where the try ran.
+				try.SkipOn, try.Timeout, try.Spec = task.SkipOnExitCode(), task.ExecutionTimeout, task.Spec
 			}
 		}
 		err := s.exec.Adopt(ctx, try)

@@ -15,6 +15,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/executor/builtin"
 	"updraft/executor/local"
 	"updraft/scheduler"
 	"updraft/store"
@@ -127,7 +128,8 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sched := scheduler.New(st, local.New(16, logger), bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger})
+	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues, Log: logger}))
+	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger, ManualOnly: true})
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
 		fmt.Fprintln(m.Stderr, "updraft:", err)
 		return 1
@@ -140,6 +142,9 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sched.Run(ctx) }()
+	routed := make(chan error, 1)
+	go func() { routed <- router.Run(ctx) }()
+	defer func() { <-routed }()
 	for ctx.Err() == nil {
 		if run, err = st.Run(ctx, d.ID, run.RunID); err != nil || run.State.Finished() {
 			break
@@ -321,7 +326,10 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 		fmt.Fprintln(m.Stderr, "updraft:", err)
 		return 1
 	}
-	ex := local.New(1, slog.New(slog.DiscardHandler))
+	var ex executor.Executor = local.New(1, slog.New(slog.DiscardHandler))
+	if builtin.Handles(spec) {
+		ex = builtin.New(builtin.Options{Connections: m.connections(), Log: slog.New(slog.DiscardHandler)})
+	}
 	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1}
 	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp, "task.log")}
 	if err := ex.Start(ctx, try); err != nil {

@@ -18,7 +18,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.Getenv}.Run(ctx, os.Args[1:])
+	code := Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.Getenv, Environ: os.Environ}.Run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -29,6 +29,7 @@ type Main struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Env            func(string) string
+	Environ        func() []string // every variable (for listing connections); nil: none
 }
 
 const usage = `updraft: the YAML-DAG scheduler with Airflow's semantics
@@ -49,6 +50,8 @@ Usage:
   updraft users create USER --role ROLE (--password-file F | --password-stdin)
   updraft users set-password USER (--password-file F | --password-stdin)
   updraft users delete USER | list
+  updraft connections list | test CONN_ID
+                                     Airflow connections from UPDRAFT_CONN_<ID> and UPDRAFT_CONNECTIONS_DIR
                                      people and scripts allowed in; roles Viewer, User, Op, Admin
   updraft db migrate                 create or upgrade the database
   updraft version                    print the version
@@ -99,6 +102,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 		return m.variables(ctx, args[1:])
 	case "users":
 		return m.users(ctx, args[1:])
+	case "connections":
+		return m.connectionsCmd(ctx, args[1:])
 	case "db":
 		if len(args) >= 2 && args[1] == "migrate" {
 			return m.dbMigrate(ctx, args[2:])

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"updraft/notify/mattermosttest"
 
 	"go.uber.org/goleak"
 )
@@ -52,7 +56,7 @@ var problemLine = regexp.MustCompile(`^[^:]+\.yaml:\d+:\d+: (warning: )?\S`)
 
 func TestDagsValidate(t *testing.T) {
 	code, out, errOut := run(t, nil, "dags", "validate", "../../dags/examples")
-	if code != 0 || out != "" || !strings.Contains(errOut, "6 DAGs in 6 files: 0 errors, 0 warnings") {
+	if code != 0 || out != "" || !strings.Contains(errOut, "7 DAGs in 7 files: 0 errors, 0 warnings") {
 		t.Fatalf("examples: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, _ = run(t, nil, "dags", "validate", "../../dags/testdata/bad/cycle.bad.yaml", "../../dags/testdata/bad/unknown_keys.bad.yaml")
@@ -89,7 +93,7 @@ func TestDagsListJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 6 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
+	if len(list) != 7 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
 		t.Fatalf("list = %+v", list)
 	}
 	code, out, _ = run(t, nil, "dags", "list", "../../dags/examples")
@@ -165,6 +169,77 @@ func TestDagsTestRunsEveryExample(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "run manual__2024-03-01T00:00:00+00:00: success") {
 			t.Errorf("%s: exit %d\n%s%s", id, code, out, errOut)
 		}
+	}
+}
+
+// The monitoring example, modelled on the reference workload's: its HTTP
+// checks hit services on loopback through connections from the
+// environment, and its Mattermost task posts to the stand-in (which speaks
+// Mattermost's incoming-webhook contract).
+func TestMonitoringExampleRuns(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.RequestURI())
+		mu.Unlock()
+		if user, _, ok := r.BasicAuth(); r.URL.Path == "/api/v1/syncs" && (!ok || user != "bot") {
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, `{"status": "healthy"}`)
+	}))
+	defer svc.Close()
+	mm := mattermosttest.Start(t)
+	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
+	env := map[string]string{
+		"UPDRAFT_CONN_EXTRACTS_API": svc.URL,
+		"UPDRAFT_CONN_SYNCS_API":    strings.Replace(svc.URL, "http://", "http://bot:token@", 1),
+		"UPDRAFT_CONN_MATTERMOST":   `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`,
+	}
+	code, out, errOut := run(t, env, "dags", "test", "--dags", "../../dags/examples", "monitoring", "2024-03-01")
+	if code != 0 || !strings.Contains(out, ": success") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 2 || !slices.Contains(paths, "/health") || !slices.Contains(paths, "/api/v1/syncs?since=2024-03-01") {
+		t.Fatalf("requests: %v", paths)
+	}
+	posts := mm.Posts()
+	if len(posts) != 1 || posts[0].Text != "Extracts and syncs answered for 2024-03-01" || posts[0].Channel != "bizops" ||
+		posts[0].Attachments[0]["title"] != "[monitoring] daily checks" {
+		t.Fatalf("posts: %+v", posts)
+	}
+	// Without its connections the same DAG fails with a clear reason.
+	code, out, _ = run(t, nil, "dags", "test", "--dags", "../../dags/examples", "monitoring", "2024-03-01")
+	if code != 1 || !strings.Contains(out, "check_extracts  failed") {
+		t.Fatalf("without connections: exit %d\n%s", code, out)
+	}
+}
+
+func TestConnectionsCommand(t *testing.T) {
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer svc.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "files_conn"), []byte("https://user:filepass@files.example.com"), 0o600)
+	env := map[string]string{"UPDRAFT_CONN_SVC": strings.Replace(svc.URL, "http://", "http://u:envpass@", 1), "UPDRAFT_CONNECTIONS_DIR": dir}
+	var out, errOut bytes.Buffer
+	m := Main{Stdout: &out, Stderr: &errOut, Env: func(k string) string { return env[k] },
+		Environ: func() []string { return []string{"UPDRAFT_CONN_SVC=" + env["UPDRAFT_CONN_SVC"]} }}
+	if code := m.Run(context.Background(), []string{"connections", "list"}); code != 0 || !strings.Contains(out.String(), "files_conn") ||
+		!strings.Contains(out.String(), "svc") || strings.Contains(out.String(), "envpass") || strings.Contains(out.String(), "filepass") {
+		t.Fatalf("list: %d %s %s", code, out.String(), errOut.String())
+	}
+	if code, out, _ := run(t, env, "connections", "test", "svc"); code != 0 || !strings.Contains(out, "answered HTTP 200") || strings.Contains(out, "envpass") {
+		t.Fatalf("test: %d %s", code, out)
+	}
+	svc.Close()
+	if code, out, _ := run(t, env, "connections", "test", "svc"); code != 1 || !strings.Contains(out, "unreachable") || strings.Contains(out, "envpass") {
+		t.Fatalf("test down: %d %s", code, out)
+	}
+	if code, _, errOut := run(t, env, "connections", "test", "nope"); code != 1 || !strings.Contains(errOut, "UPDRAFT_CONN_NOPE") {
+		t.Fatalf("missing: %d %s", code, errOut)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/executor/builtin"
 	kubeexec "updraft/executor/kubernetes"
 	"updraft/executor/local"
 	"updraft/gitsync"
@@ -37,18 +38,19 @@ import (
 // serverConfig is the server's configuration: defaults, then UPDRAFT_*
 // environment variables, then flags.
 type serverConfig struct {
-	DAGs        string
-	DB          string
-	Addr        string
-	Logs        string
-	Executor    string
-	Interval    time.Duration
-	Parallelism int
-	Slots       int
-	Kube        kubeConfig
-	Git         gitConfig
-	Auth        authConfig
-	Alerts      alertsConfig
+	DAGs           string
+	DB             string
+	Addr           string
+	Logs           string
+	Executor       string
+	Interval       time.Duration
+	Parallelism    int
+	Slots          int
+	InProcessSlots int
+	Kube           kubeConfig
+	Git            gitConfig
+	Auth           authConfig
+	Alerts         alertsConfig
 }
 
 // alertsConfig configures Mattermost alerts.
@@ -217,6 +219,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Alerts.On, "alert-on", cfg.Alerts.On, "optional alerts, comma-separated: retry, success, recovery, marked (env UPDRAFT_ALERT_ON)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
+	fl.IntVar(&cfg.InProcessSlots, "inprocess-slots", 8, "HTTP and Mattermost tasks run at once inside the server")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -310,6 +313,10 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	default:
 		exec = local.New(cfg.Slots, logger)
 	}
+	// HTTP and Mattermost tasks run in-process beside the main executor.
+	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots,
+		Secrets: st.SecretValues, Log: logger}))
+	exec = router
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor})
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -343,6 +350,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	if runExecutor != nil {
 		g.Go(func() error { return runExecutor(ctx) })
 	}
+	g.Go(func() error { return router.Run(ctx) })
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return notifier.Run(ctx) })
 	g.Go(func() error {
@@ -363,6 +371,16 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	logger.Info("updraft server stopped")
 	return 0
+}
+
+// connections finds Airflow connections: UPDRAFT_CONN_<ID> (or
+// AIRFLOW_CONN_<ID>) and files in UPDRAFT_CONNECTIONS_DIR.
+func (m Main) connections() builtin.Connections {
+	environ := m.Environ
+	if environ == nil {
+		environ = func() []string { return nil }
+	}
+	return builtin.Connections{Dir: m.Env("UPDRAFT_CONNECTIONS_DIR"), Getenv: m.Env, Environ: environ}
 }
 
 // newNotifier builds the alert deliverer. Without a webhook it still runs:

@@ -1,0 +1,384 @@
+// Package builtin runs the operators that need no process or pod: an HTTP
+// request (HttpOperator) and a Mattermost post (MattermostOperator), inside
+// the server, bounded by their own slots. Router puts them beside the main
+// executor (local or Kubernetes), which runs everything else. Connections
+// are Airflow's, from the environment or a mounted folder.
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"updraft/dags"
+	"updraft/executor"
+)
+
+// Options configure the in-process executor.
+type Options struct {
+	Connections Connections
+	Slots       int          // tries at once (default 8)
+	Client      *http.Client // default: no timeout of its own (execution_timeout bounds a try)
+	// Secrets returns values to mask in logs (secret variables).
+	Secrets func(context.Context) ([]string, error)
+	Log     *slog.Logger
+}
+
+// Executor runs in-process tries. In-process work does not survive a
+// restart: Adopt reports ErrGone, so the scheduler fails the try and
+// retries it if it may.
+type Executor struct {
+	o      Options
+	events chan executor.Event
+	mu     sync.Mutex
+	tries  map[executor.TryKey]*inTry
+}
+
+type inTry struct {
+	cancel context.CancelCauseFunc
+}
+
+// New returns the in-process executor.
+func New(o Options) *Executor {
+	if o.Slots <= 0 {
+		o.Slots = 8
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Secrets == nil {
+		o.Secrets = func(context.Context) ([]string, error) { return nil, nil }
+	}
+	return &Executor{o: o, events: make(chan executor.Event, 1024), tries: map[executor.TryKey]*inTry{}}
+}
+
+// Handles reports whether a spec runs here.
+func Handles(spec dags.OperatorSpec) bool {
+	_, ok := spec.(dags.InProcess)
+	return ok
+}
+
+func (e *Executor) Events() <-chan executor.Event { return e.events }
+
+func (e *Executor) Free() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.o.Slots - len(e.tries)
+}
+
+// Start runs a try in a goroutine.
+func (e *Executor) Start(ctx context.Context, t executor.Try) error {
+	if !Handles(t.Spec) {
+		return fmt.Errorf("try %s: %s does not run in-process", t.Key, t.Spec.Kind())
+	}
+	e.mu.Lock()
+	if len(e.tries) >= e.o.Slots {
+		e.mu.Unlock()
+		return executor.ErrFull
+	}
+	if _, dup := e.tries[t.Key]; dup {
+		e.mu.Unlock()
+		return fmt.Errorf("try %s is already running", t.Key)
+	}
+	runCtx, cancel := context.WithCancelCause(context.Background())
+	if t.Timeout > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeoutCause(runCtx, t.Timeout, fmt.Errorf("execution_timeout of %v exceeded", t.Timeout))
+		inner := cancel
+		cancel = func(err error) { inner(err); stop() }
+	}
+	e.tries[t.Key] = &inTry{cancel: cancel}
+	e.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(t.LogPath), 0o755); err != nil {
+		e.forget(t.Key)
+		return fmt.Errorf("try %s: log folder: %w", t.Key, err)
+	}
+	e.send(executor.Event{Key: t.Key, State: executor.Running, Handle: "in-process", At: time.Now()})
+	go e.run(runCtx, t)
+	return nil
+}
+
+func (e *Executor) forget(k executor.TryKey) {
+	e.mu.Lock()
+	if it := e.tries[k]; it != nil {
+		it.cancel(nil)
+	}
+	delete(e.tries, k)
+	e.mu.Unlock()
+}
+
+func (e *Executor) send(ev executor.Event) { e.events <- ev }
+
+// Kill cancels a running try; its final event says why.
+func (e *Executor) Kill(_ context.Context, k executor.TryKey, reason string) error {
+	e.mu.Lock()
+	it := e.tries[k]
+	e.mu.Unlock()
+	if it != nil {
+		it.cancel(errors.New(reason))
+	}
+	return nil
+}
+
+// Adopt cannot re-attach to in-process work of an earlier process.
+func (e *Executor) Adopt(context.Context, executor.Try) error { return executor.ErrGone }
+
+// run does the work and reports the outcome.
+func (e *Executor) run(ctx context.Context, t executor.Try) {
+	logf, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	var log io.Writer = io.Discard
+	if err == nil {
+		defer logf.Close()
+		log = logf
+	}
+	secrets, serr := e.o.Secrets(ctx)
+	logLine := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if serr == nil {
+			line = dags.Mask(line, secrets)
+		} else if strings.Contains(format, "%s\n") && len(args) > 0 {
+			line = "(withheld: secret values could not be read to mask them)"
+		}
+		fmt.Fprintf(log, "[%s] %s\n", time.Now().UTC().Format(time.RFC3339), strings.TrimRight(line, "\n"))
+	}
+	logLine("updraft: try %d of %s.%s (run %s) running in-process (%s)", t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID, t.Spec.Kind())
+	switch s := t.Spec.(type) {
+	case dags.HttpSpec:
+		err = e.runHTTP(ctx, s, logLine)
+	case dags.MattermostSpec:
+		err = e.runMattermost(ctx, s, logLine)
+	default:
+		err = fmt.Errorf("%s does not run in-process", t.Spec.Kind())
+	}
+	ev := executor.Event{Key: t.Key, State: executor.Succeeded, At: time.Now()}
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			err = cause
+		}
+		ev.State, ev.Reason = executor.Failed, err.Error()
+		logLine("updraft: failed: %s", err)
+	} else {
+		logLine("updraft: done")
+	}
+	e.forget(t.Key)
+	e.send(ev)
+}
+
+// runHTTP makes the request of an HttpOperator.
+func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) error {
+	conn, err := e.o.Connections.Get(s.ConnID)
+	if err != nil {
+		return err
+	}
+	target := conn.BaseURL()
+	if s.Endpoint != "" {
+		target += "/" + strings.TrimLeft(s.Endpoint, "/")
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("connection %s with endpoint %q is not a URL", s.ConnID, s.Endpoint)
+	}
+	var body io.Reader
+	headers := map[string]string{}
+	for k, v := range conn.Extra { // Airflow sends an HTTP connection's extra as headers
+		headers[k] = v
+	}
+	for k, v := range s.Headers {
+		headers[k] = v
+	}
+	switch {
+	case s.Form != nil && s.Method == http.MethodGet:
+		q := u.Query()
+		for k, v := range s.Form {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+	case s.Form != nil:
+		form := url.Values{}
+		for k, v := range s.Form {
+			form.Set(k, v)
+		}
+		body = strings.NewReader(form.Encode())
+		if headerOf(headers, "Content-Type") == "" {
+			headers["Content-Type"] = "application/x-www-form-urlencoded"
+		}
+	case s.Body != "":
+		body = strings.NewReader(s.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, s.Method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("request: %v", err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	if conn.Login != "" {
+		req.SetBasicAuth(conn.Login, conn.Password)
+	}
+	logLine("updraft: %s %s (connection %s)", s.Method, redact(u), s.ConnID)
+	start := time.Now()
+	resp, err := e.o.Client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w", s.Method, redact(u), err)
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	logLine("updraft: HTTP %d in %s, %d bytes", resp.StatusCode, time.Since(start).Round(time.Millisecond), len(respBody))
+	if s.LogResponse {
+		logLine("%s\n", truncate(string(respBody), 64<<10))
+	}
+	return s.CheckResponse(resp.StatusCode, respBody)
+}
+
+// runMattermost posts a MattermostOperator's message to the webhook of
+// its connection: <host>/hooks/<password>, as the reference workload's
+// hook does.
+func (e *Executor) runMattermost(ctx context.Context, s dags.MattermostSpec, logLine func(string, ...any)) error {
+	conn, err := e.o.Connections.Get(s.ConnID)
+	if err != nil {
+		return err
+	}
+	target := conn.BaseURL()
+	if conn.Password != "" {
+		target += "/hooks/" + url.PathEscape(conn.Password)
+	}
+	payload := map[string]any{}
+	for k, v := range map[string]string{"text": s.Text, "channel": s.Channel, "username": s.Username, "icon_url": s.IconURL, "icon_emoji": s.IconEmoji} {
+		if v != "" {
+			payload[k] = v
+		}
+	}
+	if len(s.Attachments) > 0 {
+		payload["attachments"] = s.Attachments
+	}
+	b, _ := json.Marshal(payload)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
+	if err != nil {
+		return errors.New("the connection's webhook URL is not valid")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	where := conn.BaseURL()
+	if s.Channel != "" {
+		where += " channel " + s.Channel
+	}
+	logLine("updraft: posting to the Mattermost webhook at %s (connection %s)", where, s.ConnID)
+	resp, err := e.o.Client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post to %s: %w", conn.BaseURL(), err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("the webhook answered %d: %s", resp.StatusCode, strings.TrimSpace(string(reply)))
+	}
+	logLine("updraft: posted (HTTP %d)", resp.StatusCode)
+	return nil
+}
+
+func headerOf(h map[string]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// redact is a URL for the log: no user info.
+func redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "\n(truncated)"
+}
+
+// Router runs in-process specs here and everything else on the main
+// executor, and merges their events. Run must be running for events to
+// flow.
+type Router struct {
+	Main   executor.Executor
+	InProc *Executor
+	events chan executor.Event
+}
+
+// NewRouter puts the in-process executor beside the main one.
+func NewRouter(main executor.Executor, inProc *Executor) *Router {
+	return &Router{Main: main, InProc: inProc, events: make(chan executor.Event, 1024)}
+}
+
+// Run forwards both executors' events until ctx ends.
+func (r *Router) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-r.Main.Events():
+			r.forward(ctx, ev)
+		case ev := <-r.InProc.Events():
+			r.forward(ctx, ev)
+		}
+	}
+}
+
+func (r *Router) forward(ctx context.Context, ev executor.Event) {
+	select {
+	case r.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (r *Router) Events() <-chan executor.Event { return r.events }
+
+func (r *Router) Free() int { return r.Main.Free() + r.InProc.Free() }
+
+func (r *Router) Start(ctx context.Context, t executor.Try) error {
+	if Handles(t.Spec) {
+		return r.InProc.Start(ctx, t)
+	}
+	return r.Main.Start(ctx, t)
+}
+
+func (r *Router) Kill(ctx context.Context, k executor.TryKey, reason string) error {
+	r.InProc.mu.Lock()
+	_, here := r.InProc.tries[k]
+	r.InProc.mu.Unlock()
+	if here {
+		return r.InProc.Kill(ctx, k, reason)
+	}
+	return r.Main.Kill(ctx, k, reason)
+}
+
+func (r *Router) Adopt(ctx context.Context, t executor.Try) error {
+	if Handles(t.Spec) {
+		return r.InProc.Adopt(ctx, t)
+	}
+	return r.Main.Adopt(ctx, t)
+}
