@@ -130,10 +130,12 @@ func followBranch(t *testing.T, transport string) {
 	if b := current(); b.DAGs[0].Hash != hashA {
 		t.Fatalf("DAG a is not its last good version: %+v", b)
 	}
-	if page := get("/"); !strings.Contains(page, "import error") || !strings.Contains(page, broken[:12]) ||
-		!strings.Contains(page, "keeps serving") {
-		t.Fatalf("the UI banner does not show the import error with its revision:\n%s", page)
-	}
+	// The banner is read from the store, which the scheduler updates on its
+	// next step after the load.
+	waitFor(t, "the UI banner to show the import error with its revision", within, func() bool {
+		page := get("/")
+		return strings.Contains(page, "import error") && strings.Contains(page, broken[:12]) && strings.Contains(page, "keeps serving")
+	}, errOut)
 
 	fixed := repo.Commit(map[string]*string{"dags/a.yaml": dagYAML("a", "2"), "dags/b.yaml": nil}, "fix a, drop b")
 	waitFor(t, "the fixed revision", within, func() bool {
