@@ -32,7 +32,7 @@ run: build
 # test Kubernetes control plane (kube-apiserver, kube-scheduler, etcd, kwok)
 # built from the Go module proxy into .tools/bin, once (several minutes the
 # first time).
-APT_PKGS := git openssh-server openssh-client chromium
+APT_PKGS := git openssh-server openssh-client chromium postgresql
 deps:
 	@$(GO) version
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

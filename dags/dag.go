@@ -321,7 +321,9 @@ func (d *dagDecoder) tasks(dag *DAG) []*Task {
 				name = grp.parent
 			}
 		}
-		rt := decodeTask(tr, e.id, e.spec, defaults, d.loc, d.now)
+		rt := decodeTask(tr, e.id, e.spec, defaults, d.loc, d.now, func(name string) ([]byte, error) {
+			return d.readDoc(path.Join(path.Dir(d.file), name))
+		})
 		if rt == nil {
 			continue
 		}

@@ -47,3 +47,29 @@ func TestInProcessOperatorsRender(t *testing.T) {
 		t.Fatalf("round trip: %v", err)
 	}
 }
+
+func TestSQLSpec(t *testing.T) {
+	res := loadGood(t)
+	d := mustDAG(t, res, "sql_loads")
+	load := d.Task("load_orders").Spec.(SQLSpec)
+	eq(t, "conn", load.ConnID, "snowflake")
+	eq(t, "file", strings.Join(load.Files, ","), "sql/load_orders.sql")
+	eq(t, "warehouse", load.Warehouse, "LOAD_WH")
+	eq(t, "split", load.SplitStatements, true)
+	eq(t, "operator", d.Task("load_orders").Operator, "SQLExecuteQueryOperator")
+	rc := RunContext{DAG: d, RunID: "r", RunType: "manual", LogicalDate: time.Date(2024, 5, 1, 3, 0, 0, 0, time.UTC)}
+	spec, err := Render(d.Task("load_orders"), rc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := spec.(SQLSpec).SQL[0]; !strings.Contains(q, "@raw.stage/orders/2024-05-01/") || !strings.Contains(q, "order_date = '2024-05-01'") {
+		t.Fatalf("rendered file: %s", q)
+	}
+	refresh := d.Task("refresh").Spec.(SQLSpec)
+	eq(t, "statements", len(refresh.SQL), 2)
+	eq(t, "autocommit", refresh.Autocommit, true)
+	spec, _ = Render(d.Task("refresh"), rc, nil)
+	if p := spec.(SQLSpec).Parameters; len(p) != 1 || p[0] != "2024-05-01" {
+		t.Fatalf("parameters: %v", p)
+	}
+}

@@ -42,6 +42,7 @@ var operators = []*operatorKind{
 	{class: "KubernetesPodOperator", fields: podFields, decode: decodePod, zero: PodSpec{}},
 	{class: "HttpOperator", aliases: []string{"SimpleHttpOperator"}, fields: httpFields, decode: decodeHTTP, zero: HttpSpec{}},
 	{class: "MattermostOperator", fields: mattermostFields, decode: decodeMattermost, zero: MattermostSpec{}},
+	{class: "SQLExecuteQueryOperator", aliases: []string{"SnowflakeOperator", "SnowflakeSqlApiOperator", "PostgresOperator"}, fields: sqlFields, decode: decodeSQL, zero: SQLSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
@@ -55,8 +56,6 @@ var pythonOnly = []string{
 // naming them gets a clear error instead of a silent gap.
 var notYet = map[string]string{
 	"HttpSensor":              "HTTP sensors",
-	"SnowflakeOperator":       "the SQL operator",
-	"SQLExecuteQueryOperator": "the SQL operator",
 	"SqlSensor":               "SQL sensors",
 	"ExternalTaskSensor":      "the external-task sensor",
 	"ExternalTaskMarker":      "the external-task sensor",

@@ -49,6 +49,8 @@ type taskDecoder struct {
 	defaults *val
 	kind     *operatorKind
 	used     map[string]bool
+	// readFile reads a file relative to the DAG file (a .sql script).
+	readFile func(name string) ([]byte, error)
 }
 
 // take returns the value for key (the task's own, else from default_args)
@@ -76,11 +78,11 @@ type rawTask struct {
 
 // decodeTask decodes everything about one task except its dependencies'
 // targets. It returns nil when the task cannot be built.
-func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time) *rawTask {
+func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time, readFile func(string) ([]byte, error)) *rawTask {
 	if own.get("variables_as_arguments") != nil {
 		own = own.shallow() // variablesAsArguments rewrites attributes
 	}
-	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil()))}
+	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil())), readFile: readFile}
 	ok := true
 	nProblems := len(*r.probs)
 	if own.get("decorator") != nil {
