@@ -55,11 +55,11 @@ var pythonOnly = []string{
 // notYet are Airflow operators updraft plans to support; until then a file
 // naming them gets a clear error instead of a silent gap.
 var notYet = map[string]string{
-	"HttpSensor":              "HTTP sensors",
-	"SqlSensor":               "SQL sensors",
-	"ExternalTaskSensor":      "the external-task sensor",
-	"ExternalTaskMarker":      "the external-task sensor",
-	"TriggerDagRunOperator":   "triggering other DAGs",
+	"HttpSensor":            "HTTP sensors",
+	"SqlSensor":             "SQL sensors",
+	"ExternalTaskSensor":    "the external-task sensor",
+	"ExternalTaskMarker":    "the external-task sensor",
+	"TriggerDagRunOperator": "triggering other DAGs",
 }
 
 // resolveOperator maps an operator name as written (short class name or a
