@@ -1,6 +1,7 @@
 // Package builtin runs the operators that need no process or pod: an HTTP
-// request (HttpOperator) and a Mattermost post (MattermostOperator), inside
-// the server, bounded by their own slots. Router puts them beside the main
+// request (HttpOperator), a Mattermost post (MattermostOperator) and SQL on
+// Snowflake or PostgreSQL (SQLExecuteQueryOperator), inside the server,
+// bounded by their own slots. Router puts them beside the main
 // executor (local or Kubernetes), which runs everything else. Connections
 // are Airflow's, from the environment or a mounted folder.
 package builtin
@@ -161,6 +162,8 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 		err = e.runHTTP(ctx, s, logLine)
 	case dags.MattermostSpec:
 		err = e.runMattermost(ctx, s, logLine)
+	case dags.SQLSpec:
+		err = e.runSQL(ctx, s, logLine)
 	default:
 		err = fmt.Errorf("%s does not run in-process", t.Spec.Kind())
 	}

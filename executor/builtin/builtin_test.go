@@ -21,7 +21,12 @@ import (
 	"updraft/notify/mattermosttest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// gosnowflake keeps its own HTTP transport (and its idle keep-alive
+// connections) past db.Close; those idle connections are not ours to close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"))
+}
 
 // final waits for a try's final event.
 func final(t *testing.T, ex executor.Executor, k executor.TryKey) executor.Event {

@@ -1,0 +1,203 @@
+package builtin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"database/sql"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"updraft/dags"
+	"updraft/executor"
+	"updraft/executor/builtin/snowflaketest"
+	"updraft/store/pgtest"
+)
+
+func TestSplitStatements(t *testing.T) {
+	in := `-- load
+COPY INTO t FROM @s; -- trailing
+INSERT INTO t VALUES ('a;b', "c;d", 'it''s;'); /* block; comment */
+CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;
+;
+SELECT $1`
+	want := []string{"-- load\nCOPY INTO t FROM @s", "-- trailing\nINSERT INTO t VALUES ('a;b', \"c;d\", 'it''s;')",
+		"/* block; comment */\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql", "SELECT $1"}
+	if got := SplitStatements(in); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if !returnsRows("/* c */ with x as (select 1) select * from x") || returnsRows("-- x\nINSERT INTO t SELECT 1") {
+		t.Fatal("returnsRows")
+	}
+}
+
+func sqlTry(t *testing.T, id string, spec dags.SQLSpec) executor.Try {
+	return try(t, id, spec)
+}
+
+// The SQL operator against a real PostgreSQL started by the test.
+func TestSQLOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "warehouse")
+	env := map[string]string{"UPDRAFT_CONN_WAREHOUSE_PG": strings.Replace(dsn, "postgres://", "postgresql://", 1)}
+	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
+	ctx := context.Background()
+	run := func(id string, spec dags.SQLSpec) (executor.Event, string) {
+		t.Helper()
+		tr := sqlTry(t, id, spec)
+		if err := ex.Start(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		ev := final(t, ex, tr.Key)
+		log, _ := os.ReadFile(tr.LogPath)
+		return ev, string(log)
+	}
+	ev, log := run("load", dags.SQLSpec{ConnID: "warehouse_pg", SplitStatements: true, ShowResults: true,
+		SQL:        []string{"CREATE TABLE orders (day date, n int); INSERT INTO orders VALUES ('2024-05-01', 1), ('2024-05-01', 2), ('2024-05-02', 3)", "SELECT day, sum(n) FROM orders WHERE day = $1 GROUP BY day"},
+		Parameters: []any{"2024-05-01"}})
+	if ev.State != executor.Succeeded || !strings.Contains(log, "3 row(s) affected") || !strings.Contains(log, "1 row(s) returned") ||
+		!strings.Contains(log, "2024-05-01 00:00:00 +0000 UTC | 3") || !strings.Contains(log, "committed") || strings.Contains(log, "password") {
+		t.Fatalf("load: %+v\n%s", ev, log)
+	}
+	// Without autocommit the statements are one transaction: a failure
+	// leaves nothing behind.
+	ev, log = run("bad", dags.SQLSpec{ConnID: "warehouse_pg", SplitStatements: true,
+		SQL: []string{"INSERT INTO orders VALUES ('2024-05-03', 9); INSERT INTO nope VALUES (1)"}})
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, `statement 2: ERROR: relation "nope" does not exist`) {
+		t.Fatalf("bad: %+v\n%s", ev, log)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM orders").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rows after a failed transaction: %d %v", n, err)
+	}
+	// Schema is the search path; autocommit commits each statement.
+	ev, _ = run("schema", dags.SQLSpec{ConnID: "warehouse_pg", SplitStatements: true, Autocommit: true, Schema: "staging",
+		SQL: []string{"CREATE SCHEMA staging; CREATE TABLE staging.t (x int); INSERT INTO t VALUES (1)"}})
+	if ev.State != executor.Succeeded {
+		t.Fatalf("schema: %+v", ev)
+	}
+	// A timed-out statement is cancelled on the server.
+	tr := sqlTry(t, "slow", dags.SQLSpec{ConnID: "warehouse_pg", SQL: []string{"SELECT pg_sleep(30)"}})
+	tr.Timeout = 300 * time.Millisecond
+	ex.Start(ctx, tr)
+	ev = final(t, ex, tr.Key)
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "execution_timeout of 300ms exceeded") {
+		t.Fatalf("timeout: %+v", ev)
+	}
+	for i := 0; ; i++ {
+		var running int
+		db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'").Scan(&running)
+		if running == 0 {
+			break
+		}
+		if i == 50 {
+			t.Fatal("the statement still runs on the server")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ev, _ := run("unknown", dags.SQLSpec{ConnID: "nope", SQL: []string{"SELECT 1"}}); ev.State != executor.Failed || !strings.Contains(ev.Reason, "UPDRAFT_CONN_NOPE") {
+		t.Fatalf("unknown connection: %+v", ev)
+	}
+}
+
+// The Snowflake path goes through the official driver, gosnowflake,
+// against a protocol-level stand-in on loopback (Snowflake's service cannot
+// run here): login, statements with bindings, query ids, row counts, a
+// failed query and a cancelled one.
+func TestSQLOnSnowflake(t *testing.T) {
+	sf := snowflaketest.Start(t)
+	host, port := sf.HostPort()
+	conn := func(extra map[string]string, password string) string {
+		extra["account"], extra["protocol"], extra["warehouse"] = "testacct", "http", "LOAD_WH"
+		b, _ := json.Marshal(map[string]any{"conn_type": "snowflake", "host": host, "port": port, "login": "loader", "password": password, "extra": extra})
+		return string(b)
+	}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	env := map[string]string{
+		"UPDRAFT_CONN_SNOWFLAKE":    conn(map[string]string{}, "s3cret-pw"),
+		"UPDRAFT_CONN_SNOWFLAKE_KP": conn(map[string]string{"private_key_content": pemKey}, ""),
+		"UPDRAFT_CONN_SNOWFLAKE_BAD": conn(map[string]string{}, "wrong"),
+	}
+	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
+	ctx := context.Background()
+	sf.Script("COPY INTO", snowflaketest.Result{Rows: 5})
+	sf.Script("DELETE", snowflaketest.Result{Rows: 2})
+	sf.Script("SELECT COUNT", snowflaketest.Result{Rows: 1})
+	sf.Script("SELECT * FROM MISSING", snowflaketest.Result{Fail: "SQL compilation error:\nObject 'MISSING' does not exist or not authorized."})
+	sf.Script("CALL LONG", snowflaketest.Result{Hang: true})
+	run := func(id string, spec dags.SQLSpec, timeout time.Duration) (executor.Event, string) {
+		t.Helper()
+		tr := sqlTry(t, id, spec)
+		tr.Timeout = timeout
+		if err := ex.Start(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		ev := final(t, ex, tr.Key)
+		log, _ := os.ReadFile(tr.LogPath)
+		return ev, string(log)
+	}
+	ev, log := run("load", dags.SQLSpec{ConnID: "snowflake", SplitStatements: true, Autocommit: true, Role: "LOADER",
+		SQL:        []string{"COPY INTO raw.orders FROM @raw.stage/orders/2024-05-01/; DELETE FROM analytics.orders WHERE day = ?", "SELECT COUNT(*) FROM analytics.orders WHERE day = ?"},
+		Parameters: []any{"2024-05-01"}}, 0)
+	if ev.State != executor.Succeeded || !strings.Contains(log, "5 row(s) affected") || !strings.Contains(log, "2 row(s) affected") ||
+		!strings.Contains(log, "1 row(s) returned") || !strings.Contains(log, "query id 01b2c3d4-0000-4242-") || strings.Contains(log, "s3cret-pw") {
+		t.Fatalf("load: %+v\n%s", ev, log)
+	}
+	stmts := sf.Statements()
+	if len(stmts) != 3 || stmts[1].Bindings["1"] == nil || !strings.Contains(mustJSON(stmts[1].Bindings["1"]), "2024-05-01") {
+		t.Fatalf("statements: %+v", stmts)
+	}
+	login := sf.Logins()[0]
+	if login["LOGIN_NAME"] != "loader" || login["PASSWORD"] != "s3cret-pw" || login["ACCOUNT_NAME"] != "testacct" {
+		t.Fatalf("login: %v", login)
+	}
+	ev, log = run("missing", dags.SQLSpec{ConnID: "snowflake", SQL: []string{"SELECT * FROM missing"}}, 0)
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "does not exist or not authorized") || !strings.Contains(ev.Reason, "002003") {
+		t.Fatalf("failed query: %+v\n%s", ev, log)
+	}
+	// A query past execution_timeout is aborted on the service.
+	before := sf.Aborts()
+	ev, _ = run("long", dags.SQLSpec{ConnID: "snowflake", SQL: []string{"CALL long_procedure()"}}, 500*time.Millisecond)
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "execution_timeout") {
+		t.Fatalf("cancelled: %+v", ev)
+	}
+	for i := 0; sf.Aborts() == before; i++ {
+		if i == 100 {
+			t.Fatal("the driver did not abort the query on the service")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Key-pair authentication: a JWT instead of a password.
+	ev, _ = run("kp", dags.SQLSpec{ConnID: "snowflake_kp", SQL: []string{"SELECT COUNT(*) FROM t"}}, 0)
+	logins := sf.Logins()
+	kp := logins[len(logins)-1]
+	if ev.State != executor.Succeeded || kp["AUTHENTICATOR"] != "SNOWFLAKE_JWT" || kp["TOKEN"] == nil || kp["PASSWORD"] != nil {
+		t.Fatalf("key pair: %+v %v", ev, kp)
+	}
+	ev, _ = run("badpw", dags.SQLSpec{ConnID: "snowflake_bad", SQL: []string{"SELECT COUNT(*) FROM t"}}, 0)
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "Incorrect username or password") || strings.Contains(ev.Reason, "wrong") {
+		t.Fatalf("bad password: %+v", ev)
+	}
+	_ = strconv.Itoa
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
