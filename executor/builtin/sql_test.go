@@ -130,8 +130,8 @@ func TestSQLOnSnowflake(t *testing.T) {
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	env := map[string]string{
-		"UPDRAFT_CONN_SNOWFLAKE":    conn(map[string]string{}, "s3cret-pw"),
-		"UPDRAFT_CONN_SNOWFLAKE_KP": conn(map[string]string{"private_key_content": pemKey}, ""),
+		"UPDRAFT_CONN_SNOWFLAKE":     conn(map[string]string{}, "s3cret-pw"),
+		"UPDRAFT_CONN_SNOWFLAKE_KP":  conn(map[string]string{"private_key_content": pemKey}, ""),
 		"UPDRAFT_CONN_SNOWFLAKE_BAD": conn(map[string]string{}, "wrong"),
 	}
 	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
