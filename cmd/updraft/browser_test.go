@@ -82,13 +82,22 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// text and click look the element up when they run: the page swaps its
+	// live parts every few seconds, which would leave a node id stale.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q)||{}).innerText ?? ""`, sel)))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
 		return s
+	}
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		ev := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) throw new Error("no %s"); e.click(); return true })()`, sel, sel))
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := ev(ctx, tg)
+			return chromedp.Void{}, err
+		}
 	}
 	// waitJS waits until a JavaScript predicate holds (pages refresh
 	// their live parts every 3 s by themselves).
@@ -104,17 +113,17 @@ func TestBrowser(t *testing.T) {
 
 	step("log in", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), "admin"), chromedp.SendKeys(chromedp.CSS("#password"), adminPassword),
-		chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#dags")))
+		click("#login"), chromedp.WaitVisible(chromedp.CSS("#dags")))
 	if got := text("#dags"); !strings.Contains(got, "browser_demo") {
 		t.Fatalf("DAG list: %q", got)
 	}
 	shot("dags")
 
 	step("trigger from the DAG page", chromedp.Navigate(url+"/dags/browser_demo"), chromedp.WaitVisible(chromedp.CSS("#trigger-box")),
-		chromedp.Click(chromedp.CSS("#trigger-box summary")), chromedp.WaitVisible(chromedp.CSS("#trigger-submit")),
+		click("#trigger-box summary"), chromedp.WaitVisible(chromedp.CSS("#trigger-submit")),
 		chromedp.SetValue(chromedp.CSS(`input[name="param.table"]`), "orders"))
 	shot("trigger-form")
-	step("submit the trigger form", chromedp.Click(chromedp.CSS("#trigger-submit")), chromedp.WaitVisible(chromedp.CSS("#run-tasks")))
+	step("submit the trigger form", click("#trigger-submit"), chromedp.WaitVisible(chromedp.CSS("#run-tasks")))
 	runPath, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.pathname"))
 	if err != nil || !strings.HasPrefix(runPath, "/dags/browser_demo/runs/manual__") {
 		t.Fatalf("after triggering: %q %v", runPath, err)
@@ -139,16 +148,16 @@ func TestBrowser(t *testing.T) {
 	step("open the grid", chromedp.Navigate(url+"/dags/browser_demo"), chromedp.WaitVisible(chromedp.CSS("#grid")))
 	waitJS("the grid to show the failed task", `document.querySelector("#grid .cell.s-failed") !== null`, 60*time.Second)
 	shot("grid-failed")
-	step("select the failed cell", chromedp.Click(chromedp.CSS("#grid .cell.s-failed")), chromedp.WaitVisible(chromedp.CSS("#ti-panel")))
+	step("select the failed cell", click("#grid .cell.s-failed"), chromedp.WaitVisible(chromedp.CSS("#ti-panel")))
 	if got := text("#ti-panel"); !strings.Contains(got, "flaky") || !strings.Contains(got, "failed") {
 		t.Fatalf("panel: %q", got)
 	}
-	step("clear it", chromedp.Click(chromedp.CSS("#panel-clear")), chromedp.WaitVisible(chromedp.CSS("#clear-preview")))
+	step("clear it", click("#panel-clear"), chromedp.WaitVisible(chromedp.CSS("#clear-preview")))
 	if got := text("#clear-preview"); !strings.Contains(got, "flaky") || !strings.Contains(got, "report") {
 		t.Fatalf("preview: %q", got)
 	}
 	shot("clear-preview")
-	step("confirm", chromedp.Click(chromedp.CSS("#clear-confirm")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	step("confirm", click("#clear-confirm"), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	if got := text("#flash"); !strings.Contains(got, "Cleared 2") {
 		t.Fatalf("flash after clearing: %q", got)
 	}
