@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"updraft/executor/builtin"
 )
 
 // connectionsCmd is `updraft connections list | test ID`. Passwords are
@@ -38,12 +39,21 @@ func (m Main) connectionsCmd(ctx context.Context, args []string) int {
 		}
 		var target string
 		switch c.Type {
+		case "postgres", "postgresql", "snowflake":
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := builtin.Ping(ctx, c); err != nil {
+				fmt.Fprintf(m.Stdout, "connection %s: %s\n", c.ID, err)
+				return 1
+			}
+			fmt.Fprintf(m.Stdout, "connection %s: logged in to %s\n", c.ID, c.Masked())
+			return 0
 		case "http", "https":
 			target = c.BaseURL() + "/"
 		case "mattermost":
 			target = c.BaseURL() + "/api/v4/system/ping" // Mattermost's health check; posts nothing
 		default:
-			fmt.Fprintf(m.Stderr, "updraft: connection %s: testing %s connections is not supported yet (http, https, mattermost are)\n", c.ID, c.Type)
+			fmt.Fprintf(m.Stderr, "updraft: connection %s: testing %s connections is not supported (http, https, mattermost, postgres and snowflake are)\n", c.ID, c.Type)
 			return 1
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 	"updraft/notify/mattermosttest"
+	"updraft/store/pgtest"
 
 	"go.uber.org/goleak"
 )
@@ -240,6 +241,16 @@ func TestConnectionsCommand(t *testing.T) {
 	}
 	if code, _, errOut := run(t, env, "connections", "test", "nope"); code != 1 || !strings.Contains(errOut, "UPDRAFT_CONN_NOPE") {
 		t.Fatalf("missing: %d %s", code, errOut)
+	}
+	// A database connection is tested by logging in.
+	pg := pgtest.Start(t)
+	env["UPDRAFT_CONN_PG"] = pg.CreateDB(t, "w")
+	env["UPDRAFT_CONN_PG_BAD"] = strings.Replace(env["UPDRAFT_CONN_PG"], "/w?", "/nope?", 1)
+	if code, out, _ := run(t, env, "connections", "test", "pg"); code != 0 || !strings.Contains(out, "logged in") {
+		t.Fatalf("postgres: %d %s", code, out)
+	}
+	if code, out, _ := run(t, env, "connections", "test", "pg_bad"); code != 1 || !strings.Contains(out, `database "nope" does not exist`) {
+		t.Fatalf("postgres, no such database: %d %s", code, out)
 	}
 }
 

@@ -414,3 +414,17 @@ func validDollarTag(tag string) bool {
 	}
 	return inner == "" || !(inner[0] >= '0' && inner[0] <= '9')
 }
+
+// Ping logs in to a SQL connection's database and checks it answers
+// (updraft connections test).
+func Ping(ctx context.Context, conn Connection) error {
+	db, _, err := openDB(conn, dags.SQLSpec{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return cleanDBError(err)
+	}
+	return nil
+}
