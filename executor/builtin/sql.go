@@ -190,34 +190,53 @@ func openDB(conn Connection, s dags.SQLSpec) (*sql.DB, string, error) {
 		}
 		return stdlib.OpenDB(*cfg), "postgres", nil
 	case "snowflake":
-		cfg := gosnowflake.Config{
-			Account:   firstOf(conn.Extra["account"], accountOf(conn.Host)),
-			User:      conn.Login,
-			Password:  conn.Password,
-			Database:  firstOf(s.Database, conn.Extra["database"]),
-			Schema:    firstOf(s.Schema, conn.Schema, conn.Extra["schema"]),
-			Warehouse: firstOf(s.Warehouse, conn.Extra["warehouse"]),
-			Role:      firstOf(s.Role, conn.Extra["role"]),
-			Region:    conn.Extra["region"],
-			Protocol:  firstOf(conn.Extra["protocol"], "https"),
-			Port:      conn.Port,
-			// Telemetry would send data to Snowflake about this client.
-			DisableTelemetry: true,
-			LoginTimeout:     30 * time.Second,
-		}
-		if strings.Contains(conn.Host, ".") || conn.Extra["protocol"] == "http" {
-			cfg.Host = conn.Host
-		}
-		if key := firstOf(conn.Extra["private_key_content"], conn.Extra["private_key_file"]); key != "" {
-			pk, err := privateKey(conn)
-			if err != nil {
-				return nil, "", err
-			}
-			cfg.PrivateKey, cfg.Authenticator, cfg.Password = pk, gosnowflake.AuthTypeJwt, ""
+		cfg, err := snowflakeConfig(conn, s)
+		if err != nil {
+			return nil, "", err
 		}
 		return sql.OpenDB(gosnowflake.NewConnector(gosnowflake.SnowflakeDriver{}, cfg)), "snowflake", nil
 	}
 	return nil, "", fmt.Errorf("connection %s: SQL on %q connections is not supported (snowflake and postgres are)", conn.ID, conn.Type)
+}
+
+// snowflakeConfig maps an Airflow Snowflake connection (and the task's
+// overrides) onto the driver's settings. The URI form
+// snowflake://user:pass@account/database/schema?warehouse=..&role=.. and
+// Airflow's JSON form (extras account, warehouse, database, role, region)
+// both work.
+func snowflakeConfig(conn Connection, s dags.SQLSpec) (gosnowflake.Config, error) {
+	database, schema := conn.Extra["database"], firstOf(conn.Extra["schema"], conn.Schema)
+	if db, sc, ok := strings.Cut(conn.Schema, "/"); ok {
+		database, schema = firstOf(database, db), sc
+	}
+	cfg := gosnowflake.Config{
+		Account:   firstOf(conn.Extra["account"], accountOf(conn.Host)),
+		User:      conn.Login,
+		Password:  conn.Password,
+		Database:  firstOf(s.Database, database),
+		Schema:    firstOf(s.Schema, schema),
+		Warehouse: firstOf(s.Warehouse, conn.Extra["warehouse"]),
+		Role:      firstOf(s.Role, conn.Extra["role"]),
+		Region:    conn.Extra["region"],
+		Protocol:  firstOf(conn.Extra["protocol"], "https"),
+		Port:      conn.Port,
+		// Telemetry would send data to Snowflake about this client.
+		DisableTelemetry: true,
+		LoginTimeout:     30 * time.Second,
+	}
+	// A full host name (or a test endpoint) is where to connect; a bare
+	// account name is only the account.
+	if strings.Contains(conn.Host, ".") || conn.Extra["protocol"] == "http" {
+		cfg.Host = conn.Host
+	}
+	if firstOf(conn.Extra["private_key_content"], conn.Extra["private_key_file"]) != "" {
+		pk, err := privateKey(conn)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.PrivateKey, cfg.Authenticator, cfg.Password = pk, gosnowflake.AuthTypeJwt, ""
+	}
+	return cfg, nil
 }
 
 // privateKey reads a key-pair connection's unencrypted PKCS#8 RSA key
@@ -252,13 +271,9 @@ func privateKey(conn Connection) (*rsa.PrivateKey, error) {
 	return rk, nil
 }
 
-func accountOf(host string) string {
-	host = strings.TrimSuffix(host, ".snowflakecomputing.com")
-	if i := strings.Index(host, "."); i >= 0 && !strings.Contains(host, "snowflakecomputing") {
-		return host
-	}
-	return host
-}
+// accountOf is the account in a Snowflake host name
+// (xy12345.eu-central-1.snowflakecomputing.com -> xy12345.eu-central-1).
+func accountOf(host string) string { return strings.TrimSuffix(host, ".snowflakecomputing.com") }
 
 func firstOf(vals ...string) string {
 	for _, v := range vals {

@@ -201,3 +201,27 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func TestSnowflakeConfig(t *testing.T) {
+	conn, err := ParseConnection("sf", "snowflake://loader:pw@xy12345/RAW/PUBLIC?warehouse=LOAD_WH&role=LOADER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := snowflakeConfig(conn, dags.SQLSpec{Schema: "STAGING"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Account != "xy12345" || cfg.Database != "RAW" || cfg.Schema != "STAGING" || cfg.Warehouse != "LOAD_WH" || cfg.Role != "LOADER" ||
+		cfg.User != "loader" || cfg.Password != "pw" || cfg.Host != "" {
+		t.Fatalf("config: %+v", cfg)
+	}
+	conn, _ = ParseConnection("sf", `{"conn_type": "snowflake", "host": "xy12345.eu-central-1.snowflakecomputing.com", "login": "u", "extra": {"database": "ANALYTICS", "private_key_content": "not a key"}}`)
+	if _, err := snowflakeConfig(conn, dags.SQLSpec{}); err == nil || !strings.Contains(err.Error(), "not PEM") {
+		t.Fatalf("bad key: %v", err)
+	}
+	conn.Extra["private_key_content"] = ""
+	cfg, _ = snowflakeConfig(conn, dags.SQLSpec{})
+	if cfg.Account != "xy12345.eu-central-1" || cfg.Host != conn.Host || cfg.Database != "ANALYTICS" {
+		t.Fatalf("json config: %+v", cfg)
+	}
+}
