@@ -214,6 +214,14 @@ func parseAPITime(name, v string) (*time.Time, error) {
 	return &t, nil
 }
 
+// parseOptTime parses an optional time field of a request body.
+func parseOptTime(name string, v *string) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return parseAPITime(name, *v)
+}
+
 // timeRange reads name_gte and name_lte from the query.
 func timeRange(r *http.Request, name string) (gte, lte *time.Time, err error) {
 	q := r.URL.Query()

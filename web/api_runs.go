@@ -172,19 +172,11 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("a new run can only be queued, not %q", *body.State))
 		return
 	}
-	var logical, exec *time.Time
-	var err error
-	if body.LogicalDate != nil {
-		if logical, err = parseAPITime("logical_date", *body.LogicalDate); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	if body.ExecutionDate != nil {
-		if exec, err = parseAPITime("execution_date", *body.ExecutionDate); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+	logical, err1 := parseOptTime("logical_date", body.LogicalDate)
+	exec, err2 := parseOptTime("execution_date", body.ExecutionDate)
+	if err := errors.Join(err1, err2); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	switch {
 	case logical != nil && exec != nil && !logical.Equal(*exec):
@@ -525,19 +517,11 @@ func (s *Server) apiClearTIs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var from, to *time.Time
-	var err error
-	if body.StartDate != nil {
-		if from, err = parseAPITime("start_date", *body.StartDate); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	if body.EndDate != nil {
-		if to, err = parseAPITime("end_date", *body.EndDate); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+	from, err1 := parseOptTime("start_date", body.StartDate)
+	to, err2 := parseOptTime("end_date", body.EndDate)
+	if err := errors.Join(err1, err2); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	runID := ""
 	if body.DagRunID != nil {

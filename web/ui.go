@@ -963,10 +963,25 @@ type clearPreview struct {
 	Downstream, Upstream, OnlyFailed, Past, Future, Sure bool
 }
 
+// tiHeader is what the task instance page shows above its tries.
+func (s *Server) tiHeader(ctx context.Context, k store.TIKey, ret string) (tiPage, error) {
+	ti, err := s.st.TaskInstance(ctx, k)
+	if err != nil {
+		return tiPage{}, err
+	}
+	st := string(ti.State)
+	if st == "" {
+		st = "none"
+	}
+	return tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
+		DagURL: dagURL(k.DagID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
+		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: ret}, nil
+}
+
 func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
-	ti, err := s.st.TaskInstance(ctx, k)
+	p, err := s.tiHeader(ctx, k, r.URL.RequestURI())
 	if err != nil {
 		s.pageError(w, r, err)
 		return
@@ -976,13 +991,6 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	st := string(ti.State)
-	if st == "" {
-		st = "none"
-	}
-	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
-		DagURL: dagURL(k.DagID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
-		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: r.URL.RequestURI()}
 	secrets, err := s.st.SecretValues(ctx)
 	if err != nil {
 		s.pageError(w, r, err)
@@ -1056,18 +1064,12 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k store.TIKey, ret string, pv *clearPreview) {
-	ctx := r.Context()
-	ti, err := s.st.TaskInstance(ctx, k)
+	p, err := s.tiHeader(r.Context(), k, ret)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	st := string(ti.State)
-	if st == "" {
-		st = "none"
-	}
-	p := tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
-		DagURL: dagURL(k.DagID), TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: ret, Preview: pv}
+	p.Preview = pv
 	s.render(w, r, http.StatusOK, "ti.html", k.TaskID, "dags", p)
 }
 
