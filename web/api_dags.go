@@ -202,6 +202,15 @@ func timeDelta(d time.Duration) map[string]any {
 	return map[string]any{"__type": "TimeDelta", "days": days, "seconds": int64(d / time.Second), "microseconds": int64(d % time.Second / time.Microsecond)}
 }
 
+// filteredDAGs returns the DAGs the request's list filters select.
+func (s *Server) filteredDAGs(r *http.Request) ([]dagView, error) {
+	views, err := s.dagViews(r.Context(), false)
+	if err != nil {
+		return nil, err
+	}
+	return filterDAGs(r, views)
+}
+
 // filterDAGs applies the list filters of GET /dags (and PATCH /dags).
 func filterDAGs(r *http.Request, views []dagView) ([]dagView, error) {
 	onlyActive, err := boolParam(r, "only_active", true)
@@ -283,12 +292,7 @@ func (s *Server) apiListDAGs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	views, err := s.dagViews(r.Context(), false)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	views, err = filterDAGs(r, views)
+	views, err := s.filteredDAGs(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -372,12 +376,8 @@ func (s *Server) apiPatchDAGs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	views, err := s.dagViews(r.Context(), false)
+	views, err := s.filteredDAGs(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if views, err = filterDAGs(r, views); err != nil {
 		s.fail(w, r, err)
 		return
 	}
