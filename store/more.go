@@ -24,7 +24,7 @@ type Variable struct {
 func (s *Store) SetVariable(ctx context.Context, v Variable) error {
 	_, err := s.exec(ctx, `INSERT INTO variables (key, value, description, is_secret, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, description = excluded.description,
-		is_secret = excluded.is_secret, updated_at = excluded.updated_at`, v.Key, v.Value, v.Description, v.Secret, ts(v.UpdatedAt))
+		is_secret = excluded.is_secret, updated_at = excluded.updated_at`, v.Key, v.Value, v.Description, boolInt(v.Secret), ts(v.UpdatedAt))
 	return err
 }
 

@@ -25,7 +25,7 @@ func openSQLite(t *testing.T) *store.Store {
 func TestSQLiteConformance(t *testing.T) { storetest.Run(t, openSQLite) }
 
 func TestOpenErrors(t *testing.T) {
-	for _, dsn := range []string{"postgres://x", "sqlite:", "mysql:x"} {
+	for _, dsn := range []string{"postgres://127.0.0.1:1/x?connect_timeout=2", "sqlite:", "mysql:x"} {
 		if _, err := store.Open(context.Background(), dsn); err == nil {
 			t.Errorf("%s: no error", dsn)
 		}

@@ -1,0 +1,59 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"updraft/store"
+	"updraft/store/pgtest"
+	"updraft/store/storetest"
+)
+
+// The same conformance suite on a real PostgreSQL, a database per test.
+func TestPostgresConformance(t *testing.T) {
+	pg := pgtest.Start(t)
+	var n atomic.Int32
+	storetest.Run(t, func(t *testing.T) *store.Store {
+		dsn := pg.CreateDB(t, fmt.Sprintf("conf_%d", n.Add(1)))
+		s, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Replicas starting together migrate one database without stepping on
+// each other.
+func TestPostgresConcurrentMigrations(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "mig")
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := store.Open(context.Background(), dsn)
+			if err == nil {
+				err = s.Migrate(context.Background())
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
