@@ -11,6 +11,9 @@ import (
 	"updraft/store"
 )
 
+// Alert keys join their parts with the unit separator (PostgreSQL text
+// cannot hold NUL).
+//
 // The scheduler records alerts (store.Alert*) in the store's outbox, in
 // the same transaction as the change they are about. What is then sent,
 // and where, is the notifier's business.
@@ -26,14 +29,14 @@ const (
 )
 
 func taskAlert(kind string, k store.TIKey, try int, detail string, at time.Time) store.Alert {
-	return store.Alert{Key: strings.Join([]string{kind, k.DagID, k.RunID, k.TaskID, strconv.Itoa(try)}, "\x00"), Kind: kind,
+	return store.Alert{Key: strings.Join([]string{kind, k.DagID, k.RunID, k.TaskID, strconv.Itoa(try)}, "\x1f"), Kind: kind,
 		DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, Try: try, Detail: detail, CreatedAt: at}
 }
 
 // runAlert is keyed by the time too: a run cleared and failing again is a
 // new event.
 func runAlert(kind, dagID, runID, detail string, at time.Time) store.Alert {
-	return store.Alert{Key: strings.Join([]string{kind, dagID, runID, at.UTC().Format(time.RFC3339Nano)}, "\x00"), Kind: kind,
+	return store.Alert{Key: strings.Join([]string{kind, dagID, runID, at.UTC().Format(time.RFC3339Nano)}, "\x1f"), Kind: kind,
 		DagID: dagID, RunID: runID, Detail: detail, CreatedAt: at}
 }
 
@@ -54,10 +57,10 @@ func importAlerts(before map[string]string, files map[string]dags.Problems, revi
 			if revision != "" {
 				detail += "\n(git revision " + revision + ")"
 			}
-			out = append(out, store.Alert{Key: strings.Join([]string{AlertImportError, file, hex.EncodeToString(sum[:8]), at.UTC().Format(time.RFC3339Nano)}, "\x00"),
+			out = append(out, store.Alert{Key: strings.Join([]string{AlertImportError, file, hex.EncodeToString(sum[:8]), at.UTC().Format(time.RFC3339Nano)}, "\x1f"),
 				Kind: AlertImportError, File: file, Detail: detail, CreatedAt: at})
 		case trace == "" && had:
-			out = append(out, store.Alert{Key: strings.Join([]string{AlertImportFixed, file, at.UTC().Format(time.RFC3339Nano)}, "\x00"),
+			out = append(out, store.Alert{Key: strings.Join([]string{AlertImportFixed, file, at.UTC().Format(time.RFC3339Nano)}, "\x1f"),
 				Kind: AlertImportFixed, File: file, CreatedAt: at})
 		}
 	}

@@ -139,13 +139,21 @@ type harness struct {
 	s     *Scheduler
 }
 
+// harnessDB, when set, gives each harness a database of its own instead of
+// a SQLite file (TestScenariosOnPostgres sets it).
+var harnessDB func(t *testing.T) string
+
 // succeed is the default script: every try succeeds.
 func succeed(executor.TryKey) (executor.State, int) { return executor.Succeeded, 0 }
 
 func newHarness(t *testing.T, yaml string, now time.Time, outcome func(executor.TryKey) (executor.State, int)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "u.db")
+	if harnessDB != nil {
+		dsn = harnessDB(t)
+	}
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
