@@ -260,26 +260,12 @@ func boolParam(r *http.Request, name string, def bool) (bool, error) {
 
 // --- health and version ---
 
-type healthStatus struct {
-	Status string `json:"status"`
-}
-
 // apiHealth is Airflow's /api/v1/health: the metadatabase and the
 // scheduler's heartbeat (unhealthy when older than 30 s, Airflow's
 // scheduler_health_check_threshold).
 func (s *Server) apiHealth(w http.ResponseWriter, r *http.Request) {
-	db := "healthy"
-	if _, err := s.st.LastAuditID(r.Context()); err != nil {
-		db = "unhealthy"
-	}
-	sched := map[string]any{"status": "unhealthy", "latest_scheduler_heartbeat": nil}
-	if hb := s.opt.Heartbeat(); !hb.IsZero() {
-		sched["latest_scheduler_heartbeat"] = apiTime(hb)
-		if s.now().Sub(hb) < 30*time.Second {
-			sched["status"] = "healthy"
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"metadatabase": healthStatus{db}, "scheduler": sched})
+	db, sched := s.components(r)
+	writeJSON(w, http.StatusOK, map[string]any{"metadatabase": db, "scheduler": sched})
 }
 
 func (s *Server) apiVersion(w http.ResponseWriter, r *http.Request) {

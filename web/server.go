@@ -119,6 +119,8 @@ func New(o Options) *Server {
 	r.Use(securityHeaders)
 	// Public: probes, metrics, the login form.
 	r.Get("/health", s.health)
+	r.Get("/health/live", s.live)
+	r.Get("/health/ready", s.ready)
 	r.Get("/metrics", s.metrics)
 	r.Get("/api/v1/health", s.apiHealth)
 	r.Get("/api/v1/version", s.apiVersion)
@@ -192,7 +194,28 @@ func sessionOf(r *http.Request) Session {
 	return out
 }
 
-// health answers 200 once a DAG folder load has happened.
+// components reports the metadatabase and the scheduler as Airflow's
+// health endpoints do: the database answers; the scheduler's loop beat
+// within the last 30 s (Airflow's scheduler_health_check_threshold).
+func (s *Server) components(r *http.Request) (db, sched map[string]any) {
+	db = map[string]any{"status": "healthy"}
+	if _, err := s.st.LastAuditID(r.Context()); err != nil {
+		db["status"] = "unhealthy"
+	}
+	sched = map[string]any{"status": "unhealthy", "latest_scheduler_heartbeat": nil}
+	if hb := s.opt.Heartbeat(); !hb.IsZero() {
+		sched["latest_scheduler_heartbeat"] = apiTime(hb)
+		if s.now().Sub(hb) < 30*time.Second {
+			sched["status"] = "healthy"
+		}
+	}
+	return db, sched
+}
+
+// health is Airflow's /health (metadatabase, scheduler) plus the DAG
+// folder and the git sync. It answers 503 until the DAGs have loaded once;
+// a failing git sync is reported but keeps 200 (the last good revision
+// serves).
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	_, at := s.bag.Current()
 	w.Header().Set("Content-Type", "application/json")
@@ -201,10 +224,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		status = "unhealthy"
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	out := map[string]any{"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}}
+	db, sched := s.components(r)
+	out := map[string]any{"metadatabase": db, "scheduler": sched,
+		"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}}
 	if s.git != nil {
-		// A failing sync leaves the last good revision serving, so the
-		// server stays up (200) and says the sync is unhealthy.
 		st := s.git.Status()
 		git := map[string]any{"status": "healthy", "revision": st.Current.Hash,
 			"consecutive_failures": st.ConsecutiveFailures, "syncs": st.Syncs, "changes": st.Changes}
@@ -218,6 +241,31 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		out["git_sync"] = git
 	}
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// live is the liveness probe: 503 when the scheduling loop is stuck (no
+// beat for 2 minutes), so the orchestrator restarts the process. A server
+// whose loop has not started yet is alive.
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
+	if hb := s.opt.Heartbeat(); !hb.IsZero() && s.now().Sub(hb) > 2*time.Minute {
+		http.Error(w, "scheduler loop stuck since "+apiTime(hb), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// ready is the readiness probe: the database answers and the DAGs have
+// loaded once.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if _, at := s.bag.Current(); at.IsZero() {
+		http.Error(w, "DAGs not loaded yet", http.StatusServiceUnavailable)
+		return
+	}
+	if db, _ := s.components(r); db["status"] != "healthy" {
+		http.Error(w, "metadatabase unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 type dagJSON struct {

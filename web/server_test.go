@@ -97,6 +97,33 @@ func TestHealthAndJSON(t *testing.T) {
 	if resp, _ := get(t, empty, "/health"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("health before load: %d", resp.StatusCode)
 	}
+	// Probes: ready once the DAGs have loaded; alive unless the loop is stuck.
+	if resp, _ := get(t, empty, "/health/ready"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("ready before load: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, srv, "/health/ready"); resp.StatusCode != 200 {
+		t.Fatalf("ready: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, srv, "/health/live"); resp.StatusCode != 200 {
+		t.Fatalf("live: %d", resp.StatusCode)
+	}
+	stuck := newEnv(t, fixedBag{&dags.Result{}, time.Now()}, func(o *Options) {
+		o.Heartbeat = func() time.Time { return time.Now().Add(-5 * time.Minute) }
+	})
+	if resp, _ := get(t, stuck, "/health/live"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("live with a stuck loop: %d", resp.StatusCode)
+	}
+	_, body = get(t, stuck, "/health")
+	var h struct {
+		DB    struct{ Status string } `json:"metadatabase"`
+		Sched struct {
+			Status    string  `json:"status"`
+			Heartbeat *string `json:"latest_scheduler_heartbeat"`
+		} `json:"scheduler"`
+	}
+	if err := json.Unmarshal([]byte(body), &h); err != nil || h.DB.Status != "healthy" || h.Sched.Status != "unhealthy" || h.Sched.Heartbeat == nil {
+		t.Fatalf("airflow-shaped health: %s", body)
+	}
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
