@@ -165,7 +165,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	path, ok := strings.CutPrefix(dsn, "sqlite:")
 	if !ok {
-		return nil, fmt.Errorf("unsupported database %q: use sqlite:PATH or postgres://...", redactDSN(dsn))
+		return nil, fmt.Errorf("unsupported database %q: use sqlite:PATH or postgres://...", RedactDSN(dsn))
 	}
 	if path == "" {
 		return nil, fmt.Errorf("database %q: empty path", dsn)
@@ -343,7 +343,7 @@ func isUnique(err error) bool {
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: not a PostgreSQL URL", redactDSN(dsn))
+		return nil, fmt.Errorf("open %s: not a PostgreSQL URL", RedactDSN(dsn))
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
@@ -351,13 +351,13 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", redactDSN(dsn), err)
+		return nil, fmt.Errorf("open %s: %w", RedactDSN(dsn), err)
 	}
 	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}}, dialect: postgresDialect}, nil
 }
 
-// redactDSN hides the password of a database URL.
-func redactDSN(dsn string) string {
+// RedactDSN hides the password of a database URL.
+func RedactDSN(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxx")

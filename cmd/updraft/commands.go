@@ -425,6 +425,101 @@ func (m Main) dbMigrate(ctx context.Context, args []string) int {
 		return 1
 	}
 	st.Close()
-	fmt.Fprintf(m.Stdout, "database %s is up to date\n", c.db)
+	fmt.Fprintf(m.Stdout, "database %s is up to date\n", store.RedactDSN(c.db))
+	return 0
+}
+
+// dbCheck reports whether the database answers and has this build's schema.
+func (m Main) dbCheck(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("db check")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	st, err := store.Open(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stdout, "updraft: database unreachable:", err)
+		return 1
+	}
+	defer st.Close()
+	applied, latest, err := st.SchemaVersion(ctx)
+	switch {
+	case err != nil:
+		fmt.Fprintln(m.Stdout, "updraft: database answers but its schema cannot be read:", err)
+		return 1
+	case applied < latest:
+		fmt.Fprintf(m.Stdout, "database %s: schema version %d, this build needs %d: run `updraft db migrate`\n", store.RedactDSN(c.db), applied, latest)
+		return 1
+	case applied > latest:
+		fmt.Fprintf(m.Stdout, "database %s: schema version %d is newer than this build's %d: upgrade updraft\n", store.RedactDSN(c.db), applied, latest)
+		return 1
+	}
+	fmt.Fprintf(m.Stdout, "database %s: reachable, schema version %d\n", store.RedactDSN(c.db), applied)
+	return 0
+}
+
+// dbClean removes old history (Airflow's `db clean`).
+func (m Main) dbClean(ctx context.Context, args []string) int {
+	fl, c := m.commonFlags("db clean")
+	before := fl.String("before", "", "remove history before this date (2024-01-01 or RFC 3339)")
+	olderThan := fl.Duration("older-than", 0, "or: remove history older than this, e.g. 2160h (90 days)")
+	dry := fl.Bool("dry-run", false, "say what would be removed, remove nothing")
+	keepLogs := fl.Bool("keep-logs", false, "leave the removed tries' log files")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	var cut time.Time
+	switch {
+	case *before != "" && *olderThan != 0:
+		fmt.Fprintln(m.Stderr, "updraft: use --before or --older-than, not both")
+		return 2
+	case *before != "":
+		t, err := parseDate(*before)
+		if err != nil {
+			fmt.Fprintln(m.Stderr, "updraft:", err)
+			return 2
+		}
+		cut = t
+	case *olderThan > 0:
+		cut = time.Now().Add(-*olderThan)
+	default:
+		fmt.Fprintln(m.Stderr, "usage: updraft db clean (--before DATE | --older-than DURATION) [--dry-run] [--keep-logs]")
+		return 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	defer st.Close()
+	rep, err := st.Clean(ctx, cut, *dry)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	verb := "removed"
+	if *dry {
+		verb = "would remove"
+	}
+	fmt.Fprintf(m.Stdout, "%s history before %s: %d runs, %d task instances, %d tries, %d audit entries, %d alerts, %d DAG versions\n",
+		verb, cut.UTC().Format(time.RFC3339), rep.Runs, rep.TaskInstances, rep.Tries, rep.AuditEntries, rep.Alerts, rep.Versions)
+	if *dry || *keepLogs {
+		return 0
+	}
+	removed := 0
+	for _, p := range rep.LogPaths {
+		if err := os.Remove(p); err == nil {
+			removed++
+		}
+		base := strings.TrimSuffix(p, ".log")
+		os.Remove(base + ".pid")
+		os.Remove(base + ".exit")
+		// Folders left empty go too (run_id=..., then task_id=... above).
+		for dir := filepath.Dir(p); dir != "." && dir != "/"; dir = filepath.Dir(dir) {
+			if os.Remove(dir) != nil {
+				break
+			}
+		}
+	}
+	fmt.Fprintf(m.Stdout, "removed %d log files\n", removed)
 	return 0
 }

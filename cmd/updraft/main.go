@@ -54,6 +54,9 @@ Usage:
                                      Airflow connections from UPDRAFT_CONN_<ID> and UPDRAFT_CONNECTIONS_DIR
                                      people and scripts allowed in; roles Viewer, User, Op, Admin
   updraft db migrate                 create or upgrade the database
+  updraft db check                   is the database reachable and up to date?
+  updraft db clean (--before DATE | --older-than DURATION) [--dry-run] [--keep-logs]
+                                     remove old runs, tries, logs, audit entries, alerts
   updraft version                    print the version
 
 Commands that read DAGs or the database take --dags DIR (env UPDRAFT_DAGS,
@@ -107,6 +110,12 @@ func (m Main) Run(ctx context.Context, args []string) int {
 	case "db":
 		if len(args) >= 2 && args[1] == "migrate" {
 			return m.dbMigrate(ctx, args[2:])
+		}
+		if len(args) >= 2 && args[1] == "check" {
+			return m.dbCheck(ctx, args[2:])
+		}
+		if len(args) >= 2 && args[1] == "clean" {
+			return m.dbClean(ctx, args[2:])
 		}
 	case "version", "--version":
 		fmt.Fprintln(m.Stdout, "updraft", version)

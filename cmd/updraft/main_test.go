@@ -15,7 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"updraft/dags"
 	"updraft/notify/mattermosttest"
+	"updraft/store"
 	"updraft/store/pgtest"
 
 	"go.uber.org/goleak"
@@ -361,5 +363,54 @@ func TestUsersCommand(t *testing.T) {
 	_, out, _ := run(t, nil, "users", "list", "--db", db)
 	if !strings.Contains(out, "ann") || !strings.Contains(out, "Op") || !strings.Contains(out, "ann@example.com") || strings.Contains(out, "bob") {
 		t.Fatalf("list: %s", out)
+	}
+}
+
+func TestDBCheckAndClean(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "u.db")
+	if code, out, _ := run(t, nil, "db", "check", "--db", db); code != 1 || !strings.Contains(out, "run `updraft db migrate`") {
+		t.Fatalf("check before migrating: %d %s", code, out)
+	}
+	if code, out, _ := run(t, nil, "db", "migrate", "--db", db); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	if code, out, _ := run(t, nil, "db", "check", "--db", db); code != 0 || !strings.Contains(out, "reachable, schema version") {
+		t.Fatalf("check: %d %s", code, out)
+	}
+	if code, out, _ := run(t, nil, "db", "check", "--db", "postgres://updraft:hunter2@127.0.0.1:1/u?connect_timeout=2"); code != 1 || strings.Contains(out, "hunter2") {
+		t.Fatalf("unreachable: %d %s", code, out)
+	}
+	// An old finished run with its log, and a recent one.
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "logs", "dag_id=d", "run_id=old", "task_id=t", "attempt=1.log")
+	os.MkdirAll(filepath.Dir(logPath), 0o755)
+	os.WriteFile(logPath, []byte("old\n"), 0o644)
+	for i, day := range []string{"2023-01-01", "2026-01-01"} {
+		logical, _ := time.Parse("2006-01-02", day)
+		r := store.Run{DagID: "d", RunID: []string{"old", "new"}[i], RunType: "manual", LogicalDate: logical, State: dags.RunSuccess, QueuedAt: logical}
+		if err := st.CreateRun(ctx, r, []store.TaskInstance{{DagID: "d", RunID: r.RunID, TaskID: "t", State: dags.StateSuccess, Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: "old", TaskID: "t"}, TryNumber: 1, StartDate: time.Now(), LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, _ := run(t, nil, "db", "clean", "--before", "2024-01-01", "--dry-run", "--db", db); code != 0 || !strings.Contains(out, "would remove history before 2024-01-01T00:00:00Z: 1 runs, 1 task instances, 1 tries") {
+		t.Fatalf("dry run: %d %s", code, out)
+	}
+	if code, out, _ := run(t, nil, "db", "clean", "--before", "2024-01-01", "--db", db); code != 0 || !strings.Contains(out, "removed 1 log files") {
+		t.Fatalf("clean: %d %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logs", "dag_id=d")); !os.IsNotExist(err) {
+		t.Fatalf("the emptied log folders are still there: %v", err)
+	}
+	if code, _, errOut := run(t, nil, "db", "clean", "--db", db); code != 2 || !strings.Contains(errOut, "usage") {
+		t.Fatalf("no cut-off: %d %s", code, errOut)
 	}
 }

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"ImportErrorsPools": testImportErrorsPools,
 		"UsersSessions":     testUsersSessions,
 		"Alerts":            testAlerts,
+		"Clean":             testClean,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -447,5 +448,50 @@ func testAlerts(t *testing.T, s *store.Store) {
 	must(t, err)
 	if counts[store.AlertPending] != 1 || counts[store.AlertSent] != 1 {
 		t.Fatalf("counts: %v", counts)
+	}
+}
+
+func testClean(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	if applied, latest, err := s.SchemaVersion(ctx); err != nil || applied != latest || latest < 4 {
+		t.Fatalf("schema version %d of %d: %v", applied, latest, err)
+	}
+	must(t, s.SyncDAGs(ctx, t0, []store.DAGRecord{{ID: "d", File: "d.yaml", Version: "v1", Source: "{}"}}, true))
+	must(t, s.SyncDAGs(ctx, t0, []store.DAGRecord{{ID: "d", File: "d.yaml", Version: "v2", Source: "{}"}}, true))
+	old, kept, running := newRun("d", 0, "scheduled"), newRun("d", 40, "scheduled"), newRun("d", 1, "manual")
+	old.State, kept.State, running.State = dags.RunSuccess, dags.RunFailed, dags.RunRunning
+	for _, r := range []store.Run{old, kept, running} {
+		must(t, s.CreateRun(ctx, r, tis(r, "x")))
+	}
+	must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, TryNumber: 1, StartDate: t0, LogPath: "/logs/old.log"}))
+	must(t, s.Audit(ctx, store.AuditEntry{At: t0, Actor: "a", Action: "trigger"}))
+	must(t, s.AddAlert(ctx, store.Alert{Key: "k", Kind: store.AlertRunFailed, CreatedAt: t0}))
+	cut := t0.AddDate(0, 0, 30)
+	rep, err := s.Clean(ctx, cut, true)
+	must(t, err)
+	if rep.Runs != 1 || rep.TaskInstances != 1 || rep.Tries != 1 || rep.AuditEntries != 1 || rep.Alerts != 0 || len(rep.LogPaths) != 1 || rep.Versions != 0 {
+		t.Fatalf("dry run: %+v", rep)
+	}
+	if runs, _ := s.Runs(ctx, store.RunFilter{DagID: "d"}); len(runs) != 3 {
+		t.Fatal("the dry run removed runs")
+	}
+	rep, err = s.Clean(ctx, cut, false)
+	must(t, err)
+	runs, _ := s.Runs(ctx, store.RunFilter{DagID: "d"})
+	if len(runs) != 2 || rep.Runs != 1 || rep.LogPaths[0] != "/logs/old.log" {
+		t.Fatalf("after cleaning: %+v %+v", runs, rep)
+	}
+	if _, err := s.TaskInstance(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("task instance of a cleaned run: %v", err)
+	}
+	if log, _ := s.AuditLog(ctx, 10); len(log) != 0 {
+		t.Fatalf("audit: %+v", log)
+	}
+	// Pending alerts and versions still in use stay.
+	if counts, _ := s.CountAlerts(ctx); counts[store.AlertPending] != 1 {
+		t.Fatalf("alerts: %v", counts)
+	}
+	if _, err := s.DAGVersionSource(ctx, "d", "v2"); err != nil {
+		t.Fatalf("current version: %v", err)
 	}
 }
