@@ -15,11 +15,14 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// buildBinary builds updraft for the process-level tests.
+// buildBinary builds updraft for the process-level tests, as the
+// container image does (static, cgo off), so every test that builds it
+// shares one build in the cache.
 func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "updraft")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
