@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,5 +56,20 @@ func TestPostgresConcurrentMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://updraft:hunter2@db:5432/u?sslmode=require": "postgres://updraft:xxx@db:5432/u?sslmode=require",
+		"postgres://updraft@db/u":                              "postgres://updraft@db/u",
+		"sqlite:/var/lib/updraft.db":                           "sqlite:/var/lib/updraft.db",
+	} {
+		if got := store.RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q", in, got)
+		}
+	}
+	if _, err := store.Open(context.Background(), "postgres://updraft:hunter2@127.0.0.1:1/u?connect_timeout=2"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("open error: %v", err)
 	}
 }

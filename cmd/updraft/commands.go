@@ -31,7 +31,7 @@ func (m Main) commonFlags(name string) (*flag.FlagSet, *common) {
 	fl.SetOutput(m.Stderr)
 	c := &common{}
 	fl.StringVar(&c.dags, "dags", m.envOr("UPDRAFT_DAGS", "dags"), "folder of DAG files (env UPDRAFT_DAGS)")
-	fl.StringVar(&c.db, "db", m.envOr("UPDRAFT_DB", "sqlite:updraft.db"), "metadata database (env UPDRAFT_DB)")
+	fl.StringVar(&c.db, "db", m.envOr("UPDRAFT_DB", "sqlite:updraft.db"), "metadata database: sqlite:PATH or postgres://user:pass@host/db (env UPDRAFT_DB)")
 	return fl, c
 }
 

@@ -60,7 +60,8 @@ Usage:
   updraft version                    print the version
 
 Commands that read DAGs or the database take --dags DIR (env UPDRAFT_DAGS,
-default "dags") and --db sqlite:PATH (env UPDRAFT_DB, default sqlite:updraft.db).
+default "dags") and --db sqlite:PATH or postgres://... (env UPDRAFT_DB, default
+sqlite:updraft.db).
 On first start, the server creates an Admin from UPDRAFT_ADMIN_USER and
 UPDRAFT_ADMIN_PASSWORD when that user does not exist yet.
 `

@@ -176,7 +176,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl := flag.NewFlagSet("server", flag.ContinueOnError)
 	fl.SetOutput(m.Stderr)
 	fl.StringVar(&cfg.DAGs, "dags", cfg.DAGs, "folder of DAG files (env UPDRAFT_DAGS)")
-	fl.StringVar(&cfg.DB, "db", cfg.DB, "metadata database, sqlite:PATH (env UPDRAFT_DB)")
+	fl.StringVar(&cfg.DB, "db", cfg.DB, "metadata database: sqlite:PATH or postgres://user:pass@host/db (env UPDRAFT_DB)")
 	fl.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the web server (env UPDRAFT_ADDR)")
 	fl.StringVar(&cfg.Addr, "listen", cfg.Addr, "same as --addr")
 	fl.StringVar(&cfg.Logs, "logs", cfg.Logs, "folder for task logs (env UPDRAFT_LOGS)")
@@ -339,7 +339,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	notifier := newNotifier(cfg.Alerts, st, folder, "http://"+ln.Addr().String(), logger)
 	ui.WithAlerts(notifier.Enabled())
 	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", dagsFrom, "db", cfg.DB,
+	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", dagsFrom, "db", store.RedactDSN(cfg.DB),
 		"executor", cfg.Executor, "version", version)
 
 	g, ctx := errgroup.WithContext(ctx)
