@@ -42,6 +42,10 @@ type Options struct {
 	PollInterval time.Duration // how often commands from other processes are looked for (1 s)
 	ExecutorName string        // recorded with each try ("local", "kubernetes")
 	ManualOnly   bool          // create no scheduled runs (updraft dags test runs one run only)
+	// ObserveStep and ObserveTry, when set, are told each scheduling
+	// step's time and each finished try's outcome and duration (metrics).
+	ObserveStep func(time.Duration)
+	ObserveTry  func(state string, d time.Duration)
 	LogDir       string        // where try logs are written
 	Clock        Clock
 	Log          *slog.Logger
@@ -145,8 +149,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer poll.Stop()
 	lastAudit, _ := s.st.LastAuditID(ctx)
 	for {
+		stepStart := time.Now()
 		next, err := s.Tick(ctx)
 		s.beat.Store(time.Now().UnixNano())
+		if s.opts.ObserveStep != nil {
+			s.opts.ObserveStep(time.Since(stepStart))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -1068,6 +1076,9 @@ func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.
 		if err != nil {
 			return err
 		}
+	}
+	if s.opts.ObserveTry != nil && ti.StartDate != nil {
+		s.opts.ObserveTry(string(state), at.Sub(*ti.StartDate))
 	}
 	s.log.Info("try finished", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", ev.Key.TryNumber,
 		"state", ti.State, "reason", ev.Reason)

@@ -52,6 +52,8 @@ type Options struct {
 	Version  string
 	// Heartbeat reports when the scheduler loop last ran (for /health).
 	Heartbeat func() time.Time
+	// Metrics is the Prometheus registry /metrics serves (NewMetrics when nil).
+	Metrics *Metrics
 }
 
 // Server is the HTTP handler for the UI and the REST API.
@@ -69,6 +71,7 @@ type Server struct {
 	git     GitSync
 	gitOpt  GitOptions
 	alerts  bool // a webhook is configured
+	metrics *Metrics
 }
 
 // WithAlerts says whether alerts go to a webhook (the alerts page and the
@@ -111,17 +114,22 @@ func New(o Options) *Server {
 	if o.Heartbeat == nil {
 		o.Heartbeat = func() time.Time { return time.Time{} }
 	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
 	s := &Server{bag: o.Bag, st: o.Store, cmd: o.Commands, log: o.Log, now: o.Now, opt: o,
-		auth: newAuth(o.Store, o.Auth, o.Now)}
+		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics}
+	s.metrics.reg.MustRegister(stateCollector{s})
 	s.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html"))
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
+	r.Use(s.metrics.instrument)
 	r.Use(securityHeaders)
 	// Public: probes, metrics, the login form.
 	r.Get("/health", s.health)
 	r.Get("/health/live", s.live)
 	r.Get("/health/ready", s.ready)
-	r.Get("/metrics", s.metrics)
+	r.Method(http.MethodGet, "/metrics", s.metricsHandler())
 	r.Get("/api/v1/health", s.apiHealth)
 	r.Get("/api/v1/version", s.apiVersion)
 	r.Get("/login", s.loginPage)

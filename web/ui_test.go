@@ -281,3 +281,36 @@ func TestLegacyAirflowLinks(t *testing.T) {
 		t.Errorf("no run at that date: %d", status)
 	}
 }
+
+// /metrics is Prometheus' format from client_golang: state gauges read at
+// scrape time, latency histograms by route (never by raw path), and the
+// histograms other components feed.
+func TestMetrics(t *testing.T) {
+	m := NewMetrics()
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG}, func(o *Options) { o.Metrics = m })
+	if status, body := e.call("POST", "/api/v1/dags/hostile/dagRuns", `{"dag_run_id": "r1"}`, "op"); status != 200 {
+		t.Fatalf("trigger: %d %s", status, body)
+	}
+	e.call("GET", "/dags/hostile/runs/r1", "", "viewer")
+	m.ObserveStep(3 * time.Millisecond)
+	m.ObserveTry("success", 2*time.Second)
+	m.ObservePodStart(1500 * time.Millisecond)
+	status, body := e.call("GET", "/metrics", "", "")
+	if status != 200 {
+		t.Fatalf("metrics: %d", status)
+	}
+	for _, want := range []string{
+		"updraft_dags 1\n", `updraft_dag_runs{state="queued"} 1`, `updraft_task_instances{state="none"} 2`, "updraft_queue_depth 0",
+		`updraft_http_request_duration_seconds_count{code="200",method="GET",route="/dags/{dag_id}/runs/{run_id}"} 1`,
+		`updraft_http_request_duration_seconds_count{code="200",method="POST",route="/api/v1/dags/{dag_id}/dagRuns"} 1`,
+		"updraft_scheduler_loop_duration_seconds_count 1", `updraft_task_try_duration_seconds_count{state="success"} 1`,
+		"updraft_pod_start_latency_seconds_count 1", "updraft_alerts_pending 0", "go_goroutines ", "process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(body, `route="/dags/hostile/runs/r1"`) {
+		t.Error("a raw path became a label")
+	}
+}

@@ -300,11 +300,12 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		folder = dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
 	}
 	folder.Refresh()
+	metrics := web.NewMetrics()
 	var exec executor.Executor
 	var runExecutor func(context.Context) error
 	switch cfg.Executor {
 	case "kubernetes":
-		kexec, err := newKubeExecutor(cfg.Kube, logger)
+		kexec, err := newKubeExecutor(cfg.Kube, logger, metrics.ObservePodStart)
 		if err != nil {
 			fmt.Fprintln(m.Stderr, "updraft server:", err)
 			return 2
@@ -317,7 +318,8 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots,
 		Secrets: st.SecretValues, Log: logger}))
 	exec = router
-	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor})
+	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
+		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry})
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -330,7 +332,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		return 1
 	}
 	ui := web.New(web.Options{Bag: folder, Store: st, Commands: sched, Log: logger, Auth: authOpts,
-		Version: version, Heartbeat: sched.Heartbeat})
+		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics})
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
 		ui.WithGit(syncer, cfg.Git.Endpoints)
@@ -428,7 +430,7 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, c authConfig, logger *
 
 // newKubeExecutor connects to the cluster (a kubeconfig file and context,
 // or the in-cluster service account) and returns the pod executor.
-func newKubeExecutor(c kubeConfig, logger *slog.Logger) (*kubeexec.Executor, error) {
+func newKubeExecutor(c kubeConfig, logger *slog.Logger, observePodStart func(time.Duration)) (*kubeexec.Executor, error) {
 	var rc *rest.Config
 	var err error
 	if c.Kubeconfig == "" {
@@ -453,7 +455,7 @@ func newKubeExecutor(c kubeConfig, logger *slog.Logger) (*kubeexec.Executor, err
 	if err != nil {
 		return nil, err
 	}
-	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces,
+	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces, ObservePodStart: observePodStart,
 		Defaults: defaults}), nil
 }
 

@@ -37,6 +37,9 @@ type Options struct {
 	// By default only Defaults.Namespace is watched, which a namespaced
 	// Role allows; a task naming another namespace is refused.
 	AllNamespaces bool
+	// ObservePodStart, when set, is told how long each pod took from its
+	// creation to its container running (a metric).
+	ObservePodStart func(time.Duration)
 }
 
 // Executor runs tries as pods. Call Run before Start.
@@ -63,6 +66,7 @@ type podTry struct {
 	finished  bool
 	logging   bool
 	node      string // the node the pod was scheduled on, once known
+	started   bool   // the container was seen running
 	logDone   chan struct{}
 	logStop   context.CancelFunc // ends the log stream
 	timers    []*time.Timer
@@ -286,7 +290,15 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 	if newNode {
 		pt.node = pod.Spec.NodeName
 	}
+	firstStart := st.started && !pt.started
+	if firstStart {
+		pt.started = true
+	}
+	created := pt.created
 	e.mu.Unlock()
+	if firstStart && e.opts.ObservePodStart != nil {
+		e.opts.ObservePodStart(time.Since(created))
+	}
 	if newNode {
 		e.appendLog(pt.try, "updraft: pod "+pod.Namespace+"/"+pod.Name+" scheduled on node "+pod.Spec.NodeName)
 	}

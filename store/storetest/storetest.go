@@ -175,6 +175,11 @@ func testRuns(t *testing.T, s *store.Store) {
 	if lasts["d"].RunID != r2.RunID || lasts["e"].RunID != other.RunID || len(lasts) != 2 {
 		t.Fatalf("last scheduled runs: %+v", lasts)
 	}
+	runStates, tiStates, err := s.StateCounts(ctx)
+	must(t, err)
+	if runStates["queued"] != 4 || tiStates["none"] != 5 {
+		t.Fatalf("state counts: %v %v", runStates, tiStates)
+	}
 	grid, err := s.TaskInstancesOfRuns(ctx, "d", []string{r1.RunID, r2.RunID})
 	must(t, err)
 	if len(grid) != 4 || grid[0].RunID != r1.RunID {
