@@ -46,9 +46,9 @@ type Options struct {
 	// step's time and each finished try's outcome and duration (metrics).
 	ObserveStep func(time.Duration)
 	ObserveTry  func(state string, d time.Duration)
-	LogDir       string        // where try logs are written
-	Clock        Clock
-	Log          *slog.Logger
+	LogDir      string // where try logs are written
+	Clock       Clock
+	Log         *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
