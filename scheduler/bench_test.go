@@ -13,6 +13,7 @@ import (
 	"updraft/dags"
 	"updraft/executor"
 	"updraft/store"
+	"updraft/store/pgtest"
 )
 
 func chainDAG(id string, n int, extra string) string {
@@ -26,6 +27,16 @@ func chainDAG(id string, n int, extra string) string {
 		b.WriteString("}\n")
 	}
 	return b.String()
+}
+
+// BenchmarkThroughputPostgres is BenchmarkThroughput on a throwaway
+// PostgreSQL (one replica).
+func BenchmarkThroughputPostgres(b *testing.B) {
+	pg := pgtest.Start(b)
+	n := 0
+	benchDB = func() string { n++; return pg.CreateDB(b, fmt.Sprintf("bench%d", n)) }
+	defer func() { benchDB = nil }()
+	BenchmarkThroughput(b)
 }
 
 // BenchmarkThroughput schedules and completes 1,000 runs of a 10-task
@@ -67,11 +78,19 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
+// benchDB, when set, gives each benchmark harness a database instead of a
+// SQLite file (BenchmarkThroughputPostgres sets it).
+var benchDB func() string
+
 // newHarnessB is newHarness for benchmarks.
 func newHarnessB(b *testing.B, yaml string) *harness {
 	t := &testing.T{}
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "u.db"))
+	dsn := "sqlite:" + filepath.Join(b.TempDir(), "u.db")
+	if benchDB != nil {
+		dsn = benchDB()
+	}
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
