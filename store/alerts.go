@@ -98,19 +98,24 @@ func (s *Store) Alerts(ctx context.Context, limit int) ([]Alert, error) {
 
 // CountAlerts returns how many alerts are in each state.
 func (s *Store) CountAlerts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM alerts GROUP BY state`)
+	return s.countBy(ctx, `SELECT state, COUNT(*) FROM alerts GROUP BY state`)
+}
+
+// countBy runs a "SELECT key, COUNT(*) ... GROUP BY key" query.
+func (s *Store) countBy(ctx context.Context, q string) (map[string]int, error) {
+	rows, err := s.query(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]int{}
 	for rows.Next() {
-		var st string
+		var key string
 		var n int
-		if err := rows.Scan(&st, &n); err != nil {
+		if err := rows.Scan(&key, &n); err != nil {
 			return nil, err
 		}
-		out[st] = n
+		out[key] = n
 	}
 	return out, rows.Err()
 }

@@ -242,29 +242,15 @@ func (s *Store) SecretValues(ctx context.Context) ([]string, error) {
 // StateCounts returns how many runs and task instances are in each state
 // (a task instance without a state counts as "none").
 func (s *Store) StateCounts(ctx context.Context) (runs, tis map[string]int, err error) {
-	count := func(q string) (map[string]int, error) {
-		rows, err := s.query(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		out := map[string]int{}
-		for rows.Next() {
-			var st string
-			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				return nil, err
-			}
-			if st == "" {
-				st = "none"
-			}
-			out[st] = n
-		}
-		return out, rows.Err()
-	}
-	if runs, err = count(`SELECT state, COUNT(*) FROM dag_runs GROUP BY state`); err != nil {
+	if runs, err = s.countBy(ctx, `SELECT state, COUNT(*) FROM dag_runs GROUP BY state`); err != nil {
 		return nil, nil, err
 	}
-	tis, err = count(`SELECT state, COUNT(*) FROM task_instances GROUP BY state`)
-	return runs, tis, err
+	if tis, err = s.countBy(ctx, `SELECT state, COUNT(*) FROM task_instances GROUP BY state`); err != nil {
+		return nil, nil, err
+	}
+	if n, ok := tis[""]; ok {
+		tis["none"] += n
+		delete(tis, "")
+	}
+	return runs, tis, nil
 }

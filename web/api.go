@@ -232,6 +232,21 @@ func timeRange(r *http.Request, name string) (gte, lte *time.Time, err error) {
 	return
 }
 
+// dateRanges reads the list filters' three ranges, Airflow's
+// execution_date_gte/lte, start_date_gte/lte and end_date_gte/lte, in that
+// order.
+func dateRanges(r *http.Request) ([6]*time.Time, error) {
+	var out [6]*time.Time
+	for i, name := range []string{"execution_date", "start_date", "end_date"} {
+		gte, lte, err := timeRange(r, name)
+		if err != nil {
+			return out, err
+		}
+		out[2*i], out[2*i+1] = gte, lte
+	}
+	return out, nil
+}
+
 // multi reads a repeated query parameter, also accepting comma-separated
 // values.
 func multi(r *http.Request, name string) []string {

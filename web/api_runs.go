@@ -43,16 +43,11 @@ func runFilterFromQuery(r *http.Request, dagID string) (store.RunFilter, error) 
 	if dagID != "~" {
 		f.DagID = dagID
 	}
-	var err error
-	if f.LogicalGTE, f.LogicalLTE, err = timeRange(r, "execution_date"); err != nil {
+	rg, err := dateRanges(r)
+	if err != nil {
 		return f, err
 	}
-	if f.StartGTE, f.StartLTE, err = timeRange(r, "start_date"); err != nil {
-		return f, err
-	}
-	if f.EndGTE, f.EndLTE, err = timeRange(r, "end_date"); err != nil {
-		return f, err
-	}
+	f.LogicalGTE, f.LogicalLTE, f.StartGTE, f.StartLTE, f.EndGTE, f.EndLTE = rg[0], rg[1], rg[2], rg[3], rg[4], rg[5]
 	for _, st := range multi(r, "state") {
 		f.States = append(f.States, dags.RunState(st))
 	}
@@ -322,16 +317,11 @@ func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) ma
 // tiFilterFromQuery reads the list filters of GET .../taskInstances.
 func tiFilterFromQuery(r *http.Request) (store.TIFilter, error) {
 	var f store.TIFilter
-	var err error
-	if f.LogicalGTE, f.LogicalLTE, err = timeRange(r, "execution_date"); err != nil {
+	rg, err := dateRanges(r)
+	if err != nil {
 		return f, err
 	}
-	if f.StartGTE, f.StartLTE, err = timeRange(r, "start_date"); err != nil {
-		return f, err
-	}
-	if f.EndGTE, f.EndLTE, err = timeRange(r, "end_date"); err != nil {
-		return f, err
-	}
+	f.LogicalGTE, f.LogicalLTE, f.StartGTE, f.StartLTE, f.EndGTE, f.EndLTE = rg[0], rg[1], rg[2], rg[3], rg[4], rg[5]
 	for _, st := range multi(r, "state") {
 		if st == "none" {
 			st = ""
