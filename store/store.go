@@ -1043,6 +1043,7 @@ type Try struct {
 	LogPath   string
 	Hostname  string
 	Rendered  string // the rendered fields as JSON
+	Owner     string // the server (replica id) that started or adopted it
 }
 
 // StartTry records that try number t.TryNumber began. A try is recorded
@@ -1050,8 +1051,8 @@ type Try struct {
 // keeps a restarted scheduler from running a try twice.
 func (s *Store) StartTry(ctx context.Context, t Try) error {
 	_, err := s.exec(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date,
-		executor, handle, log_path, hostname, rendered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, t.Rendered)
+		executor, handle, log_path, hostname, rendered, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, t.Rendered, t.Owner)
 	if isUnique(err) {
 		return fmt.Errorf("try %d of %s: %w", t.TryNumber, t.TIKey, ErrConflict)
 	}
@@ -1109,7 +1110,7 @@ func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 // UnfinishedTries returns tries with no end: after a restart, the ones the
 // executor must adopt or fail.
 func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
-	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path
+	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path, owner
 		FROM task_tries WHERE end_date IS NULL ORDER BY start_date`)
 	if err != nil {
 		return nil, err
@@ -1119,7 +1120,7 @@ func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
 	for rows.Next() {
 		var t Try
 		var state, start string
-		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath); err != nil {
+		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath, &t.Owner); err != nil {
 			return nil, err
 		}
 		t.State, t.StartDate = dags.TaskState(state), parseTS(start)

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"UsersSessions":     testUsersSessions,
 		"Alerts":            testAlerts,
 		"Clean":             testClean,
+		"Replicas":          testReplicas,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -499,4 +500,39 @@ func testClean(t *testing.T, s *store.Store) {
 	if _, err := s.DAGVersionSource(ctx, "d", "v2"); err != nil {
 		t.Fatalf("current version: %v", err)
 	}
+}
+
+func testReplicas(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	must(t, s.Beat(ctx, "a", "host-a", t0))
+	must(t, s.Beat(ctx, "b", "host-b", t0))
+	must(t, s.Beat(ctx, "a", "host-a", t0.Add(time.Minute)))
+	if live, _ := s.Replicas(ctx, t0.Add(30*time.Second)); len(live) != 1 || live[0].ID != "a" || !live[0].StartedAt.Equal(t0) {
+		t.Fatalf("live replicas: %+v", live)
+	}
+	r := newRun("d", 0, "manual")
+	must(t, s.CreateRun(ctx, r, tis(r, "x", "y", "z")))
+	for task, owner := range map[string]string{"x": "a", "y": "b", "z": ""} {
+		must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: r.RunID, TaskID: task}, TryNumber: 1, StartDate: t0, Owner: owner}))
+	}
+	// c takes over b's try and the ownerless one; a is alive.
+	got, err := s.ClaimOrphanTries(ctx, "c", t0.Add(30*time.Second))
+	must(t, err)
+	if len(got) != 2 || got[0].Owner != "c" {
+		t.Fatalf("claimed: %+v", got)
+	}
+	// A second claimer finds nothing left: c is alive now.
+	must(t, s.Beat(ctx, "c", "host-c", t0.Add(time.Minute)))
+	if again, _ := s.ClaimOrphanTries(ctx, "d", t0.Add(30*time.Second)); len(again) != 0 {
+		t.Fatalf("claimed twice: %+v", again)
+	}
+	open, _ := s.UnfinishedTries(ctx)
+	owners := map[string]string{}
+	for _, o := range open {
+		owners[o.TaskID] = o.Owner
+	}
+	if owners["x"] != "a" || owners["y"] != "c" || owners["z"] != "c" {
+		t.Fatalf("owners: %v", owners)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Store) error { return tx.LockScheduling(ctx) }))
 }
