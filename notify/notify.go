@@ -121,8 +121,23 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 }
 
+// alertsLock is the key under which one replica at a time delivers.
+const alertsLock = 7261738
+
 // Step delivers every due event once and returns when the next is due.
+// Servers sharing a database take turns: a step that finds another one
+// delivering does nothing.
 func (n *Notifier) Step(ctx context.Context) (time.Time, error) {
+	var next time.Time
+	err := n.o.Store.OneAtATime(ctx, alertsLock, func() error {
+		var err error
+		next, err = n.step(ctx)
+		return err
+	})
+	return next, err
+}
+
+func (n *Notifier) step(ctx context.Context) (time.Time, error) {
 	now := n.o.Now()
 	due, err := n.o.Store.DueAlerts(ctx, now, 500)
 	if err != nil {

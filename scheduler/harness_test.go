@@ -55,6 +55,9 @@ func (x *scripted) Free() int {
 func (x *scripted) Start(_ context.Context, t executor.Try) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if len(x.running) >= x.slots {
+		return executor.ErrFull // as the real executors do
+	}
 	x.started = append(x.started, t)
 	x.events <- executor.Event{Key: t.Key, State: executor.Running, At: x.clock.Now()}
 	state, code := x.outcome(t.Key)

@@ -920,3 +920,45 @@ func TestImportErrorAlerts(t *testing.T) {
 		t.Fatalf("detail: %q", all[2].Detail)
 	}
 }
+
+// A step hands the executor no more tries than it has free slots, even
+// with many ready: the others wait for a slot instead of failing.
+func TestExecutorSlotsBoundAStep(t *testing.T) {
+	h := newHarness(t, `
+wide:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "x"}
+    - {task_id: b, operator: BashOperator, bash_command: "x"}
+    - {task_id: c, operator: BashOperator, bash_command: "x"}
+    - {task_id: d, operator: BashOperator, bash_command: "x"}
+    - {task_id: e, operator: BashOperator, bash_command: "x"}
+`, utc("2024-01-01T00:00:00Z"), func(executor.TryKey) (executor.State, int) { return "", 0 })
+	h.ex.slots = 2
+	r, _ := h.s.Trigger(h.ctx, "wide", TriggerOptions{})
+	h.settle()
+	if n := h.ex.startedCount(); n != 2 {
+		t.Fatalf("%d tries started with 2 slots", n)
+	}
+	for h.ex.startedCount() < 5 {
+		keys := h.ex.runningKeys()
+		if len(keys) == 0 {
+			t.Fatalf("stuck: %s", h.states(r))
+		}
+		h.ex.release(keys[0], executor.Succeeded, 0)
+		h.settle()
+	}
+	h.ex.mu.Lock()
+	for k := range h.ex.running {
+		h.ex.mu.Unlock()
+		h.ex.release(k, executor.Succeeded, 0)
+		h.ex.mu.Lock()
+	}
+	h.ex.mu.Unlock()
+	h.settle()
+	if got := h.states(r); got != "a=success b=success c=success d=success e=success" {
+		t.Fatalf("states: %s", got)
+	}
+}

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,9 +48,18 @@ type Options struct {
 	// step's time and each finished try's outcome and duration (metrics).
 	ObserveStep func(time.Duration)
 	ObserveTry  func(state string, d time.Duration)
-	LogDir      string // where try logs are written
-	Clock       Clock
-	Log         *slog.Logger
+	// Shared says other servers (replicas) use the same database: steps
+	// then take the database's scheduling lock and read everything afresh,
+	// every running run is looked at each second, and the tries of a
+	// replica that stopped beating are taken over. ReplicaID names this
+	// server (its tries' owner); ReplicaTimeout is how long a silent
+	// replica is still thought alive (30 s).
+	Shared         bool
+	ReplicaID      string
+	ReplicaTimeout time.Duration
+	LogDir         string // where try logs are written
+	Clock          Clock
+	Log            *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
@@ -79,6 +90,8 @@ type Scheduler struct {
 	cache    tiCache
 
 	beat atomic.Int64 // unix nanos of the loop's last sign of life
+
+	lastBeat, lastTakeover time.Time // replica duties (Shared)
 }
 
 // Heartbeat returns when the scheduling loop last showed it is alive (zero
@@ -115,6 +128,11 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 	}
 	if opts.ExecutorName == "" {
 		opts.ExecutorName = "local"
+	}
+	if opts.Shared && opts.ReplicaID == "" {
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		opts.ReplicaID = hostname() + "-" + hex.EncodeToString(b)
 	}
 	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
 		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{},
@@ -198,6 +216,10 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 			return true
 		case <-poll:
 			s.beat.Store(time.Now().UnixNano())
+			if s.opts.Shared {
+				s.replicaDuties(ctx)
+				return true // other replicas move runs on: look every second
+			}
 			// Commands given by other processes (the CLI) are seen through
 			// the audit log; without a new entry there is nothing to do.
 			if id, err := s.st.LastAuditID(ctx); err == nil && id != *lastAudit {
@@ -257,6 +279,13 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
+	}
+	if s.opts.Shared {
+		// One replica's step at a time, on what the others committed.
+		if err := st.LockScheduling(ctx); err != nil {
+			return next, nil, err
+		}
+		s.allDirty = true
 	}
 	if err := s.syncBag(ctx, st, now); err != nil {
 		return next, nil, err
@@ -855,10 +884,18 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 	})
 	var vars map[string]string
 	total := len(busy)
+	// The executor's free slots change only when the tries start, after
+	// the commit: count what this step hands it.
+	used := map[string]int{}
 	for i, rt := range ready {
 		t := rt.dag.Task(rt.ti.TaskID)
-		if total >= s.opts.Parallelism || s.exec.Free() <= 0 {
+		if total >= s.opts.Parallelism {
 			return append(held, ready[i:]...), starts, nil
+		}
+		class, free := s.freeSlots(t.Spec)
+		if free-used[class] <= 0 {
+			held = append(held, rt)
+			continue
 		}
 		slots, known := poolSlots[rt.ti.Pool]
 		switch {
@@ -879,6 +916,7 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 		}
 		if ok {
 			starts = append(starts, p)
+			used[class]++
 			total++
 			perDAG[rt.ti.DagID]++
 			perTask[rt.ti.DagID+"."+t.ID]++
@@ -886,6 +924,22 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 		}
 	}
 	return held, starts, nil
+}
+
+// routedExecutor is an executor made of several (builtin.Router): its free
+// slots depend on the task.
+type routedExecutor interface {
+	SlotClass(spec dags.OperatorSpec) string
+	FreeSlots(class string) int
+}
+
+// freeSlots returns which slots a task would take and how many are free.
+func (s *Scheduler) freeSlots(spec dags.OperatorSpec) (string, int) {
+	if r, ok := s.exec.(routedExecutor); ok {
+		class := r.SlotClass(spec)
+		return class, r.FreeSlots(class)
+	}
+	return "", s.exec.Free()
 }
 
 // pendingStart is a try recorded in the store, to hand to the executor
@@ -914,7 +968,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	spec, renderErr := dags.Render(t, rc, vars)
 	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
-	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning,
+	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning, Owner: s.opts.ReplicaID,
 		StartDate: now, Executor: s.opts.ExecutorName, LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: string(rendered)}); err != nil {
 		return pendingStart{}, false, err
 	}
@@ -1096,33 +1150,37 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 	if err := s.syncBag(ctx, s.st, now); err != nil {
 		return err
 	}
-	tries, err := s.st.UnfinishedTries(ctx)
+	var tries []store.Try
+	var err error
+	if s.opts.Shared {
+		// Only the tries of replicas that stopped beating: the others'
+		// are theirs.
+		if err := s.st.Beat(ctx, s.opts.ReplicaID, s.hostname, time.Now()); err != nil {
+			return err
+		}
+		// Tries this replica id owned before a restart are ours to adopt.
+		open, err := s.st.UnfinishedTries(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range open {
+			if t.Owner == s.opts.ReplicaID {
+				tries = append(tries, t)
+			}
+		}
+		orphans, err := s.st.ClaimOrphanTries(ctx, s.opts.ReplicaID, time.Now().Add(-s.replicaTimeout()))
+		if err != nil {
+			return err
+		}
+		tries = append(tries, orphans...)
+	} else {
+		tries, err = s.st.UnfinishedTries(ctx)
+	}
 	if err != nil {
 		return err
 	}
-	for _, t := range tries {
-		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
-		try := executor.Try{Key: key, LogPath: t.LogPath}
-		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
-			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
-				task := d.Task(t.TaskID)
-				// The spec (not rendered again) tells a routing executor where the try ran.
-				try.SkipOn, try.Timeout, try.Spec = task.SkipOnExitCode(), task.ExecutionTimeout, task.Spec
-			}
-		}
-		err := s.exec.Adopt(ctx, try)
-		switch {
-		case err == nil:
-			s.log.Info("adopted a try left running", "try", key.String())
-		case errors.Is(err, executor.ErrGone):
-			reason := "the scheduler stopped during this try and its process is gone"
-			appendLog(t.LogPath, "updraft: "+reason)
-			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
+	if err := s.adopt(ctx, tries, now); err != nil {
+		return err
 	}
 	// Executors that leave things behind (pods) clean what no live try needs.
 	if sw, ok := s.exec.(interface {
@@ -1158,6 +1216,76 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// adopt re-attaches to tries started by another process (an earlier run
+// of this server, or a replica that died): running ones report to this
+// executor from now on, gone ones fail with a reason (and are retried if
+// they may be).
+func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time) error {
+	for _, t := range tries {
+		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
+		try := executor.Try{Key: key, LogPath: t.LogPath}
+		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
+			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
+				task := d.Task(t.TaskID)
+				// The spec (not rendered again) tells a routing executor where the try ran.
+				try.SkipOn, try.Timeout, try.Spec = task.SkipOnExitCode(), task.ExecutionTimeout, task.Spec
+			}
+		}
+		err := s.exec.Adopt(ctx, try)
+		switch {
+		case err == nil:
+			s.log.Info("adopted a try left running", "try", key.String(), "from", t.Owner)
+		case errors.Is(err, executor.ErrGone):
+			reason := "the scheduler stopped during this try and its process is gone"
+			appendLog(t.LogPath, "updraft: "+reason)
+			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) replicaTimeout() time.Duration {
+	if s.opts.ReplicaTimeout > 0 {
+		return s.opts.ReplicaTimeout
+	}
+	return 30 * time.Second
+}
+
+// replicaDuties beats for this replica, and takes over the tries of
+// replicas that stopped beating (every few seconds).
+func (s *Scheduler) replicaDuties(ctx context.Context) {
+	now := time.Now()
+	if now.Sub(s.lastBeat) >= 5*time.Second {
+		if err := s.st.Beat(ctx, s.opts.ReplicaID, s.hostname, now); err != nil {
+			s.log.Warn("replica heartbeat failed", "err", err)
+		} else {
+			s.lastBeat = now
+		}
+	}
+	if now.Sub(s.lastTakeover) < 5*time.Second {
+		return
+	}
+	s.lastTakeover = now
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tries, err := s.st.ClaimOrphanTries(ctx, s.opts.ReplicaID, now.Add(-s.replicaTimeout()))
+	if err != nil {
+		s.log.Warn("taking over the tries of stopped replicas failed", "err", err)
+		return
+	}
+	if len(tries) > 0 {
+		s.log.Info("taking over the tries of a stopped replica", "tries", len(tries))
+		if err := s.adopt(ctx, tries, s.clock.Now()); err != nil {
+			s.log.Warn("adopting tries failed", "err", err)
+		}
+		s.allDirty = true
+	}
 }
 
 func sortedIDs(m map[string]*dags.DAG) []string {

@@ -85,3 +85,23 @@ func (s *Store) LockScheduling(ctx context.Context) error {
 	_, err := s.exec(ctx, `SELECT pg_advisory_xact_lock(7261737)`)
 	return err
 }
+
+// OneAtATime runs fn unless another server sharing the database is running
+// its own fn under the same key (then it returns at once without running
+// it): for work only one replica may do at a time, such as sending alerts.
+// SQLite has one server, so there fn just runs.
+func (s *Store) OneAtATime(ctx context.Context, key int64, fn func() error) error {
+	if s.dialect != postgresDialect {
+		return fn()
+	}
+	return s.InTx(ctx, func(tx *Store) error {
+		var got bool
+		if err := tx.queryRow(ctx, `SELECT pg_try_advisory_xact_lock(?)`, key).Scan(&got); err != nil {
+			return err
+		}
+		if !got {
+			return nil
+		}
+		return fn()
+	})
+}

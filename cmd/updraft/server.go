@@ -47,6 +47,7 @@ type serverConfig struct {
 	Parallelism    int
 	Slots          int
 	InProcessSlots int
+	ReplicaTimeout time.Duration
 	Kube           kubeConfig
 	Git            gitConfig
 	Auth           authConfig
@@ -141,14 +142,15 @@ func (m Main) envOr(key, def string) string {
 
 func (m Main) serverConfig(args []string) (serverConfig, error) {
 	cfg := serverConfig{
-		DAGs:        m.envOr("UPDRAFT_DAGS", "dags"),
-		DB:          m.envOr("UPDRAFT_DB", "sqlite:updraft.db"),
-		Addr:        m.envOr("UPDRAFT_ADDR", m.envOr("UPDRAFT_LISTEN", "127.0.0.1:8080")),
-		Logs:        m.envOr("UPDRAFT_LOGS", "logs"),
-		Executor:    m.envOr("UPDRAFT_EXECUTOR", "local"),
-		Interval:    2 * time.Second,
-		Parallelism: 32,
-		Slots:       16,
+		DAGs:           m.envOr("UPDRAFT_DAGS", "dags"),
+		DB:             m.envOr("UPDRAFT_DB", "sqlite:updraft.db"),
+		Addr:           m.envOr("UPDRAFT_ADDR", m.envOr("UPDRAFT_LISTEN", "127.0.0.1:8080")),
+		Logs:           m.envOr("UPDRAFT_LOGS", "logs"),
+		Executor:       m.envOr("UPDRAFT_EXECUTOR", "local"),
+		Interval:       2 * time.Second,
+		ReplicaTimeout: 30 * time.Second,
+		Parallelism:    32,
+		Slots:          16,
 		Kube: kubeConfig{Kubeconfig: m.Env("UPDRAFT_KUBECONFIG"), Context: m.Env("UPDRAFT_KUBE_CONTEXT"),
 			Namespace: m.envOr("UPDRAFT_NAMESPACE", "default"), Image: m.envOr("UPDRAFT_POD_IMAGE", "debian:bookworm-slim"),
 			QPS: 20, Burst: 40, Pods: 256},
@@ -164,7 +166,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	cfg.Alerts = alertsConfig{WebhookURL: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL"), WebhookURLFile: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE"),
 		Channel: m.Env("UPDRAFT_MATTERMOST_CHANNEL"), Username: m.envOr("UPDRAFT_MATTERMOST_USERNAME", "updraft"),
 		IconURL: m.Env("UPDRAFT_MATTERMOST_ICON_URL"), PublicURL: m.Env("UPDRAFT_PUBLIC_URL"), On: m.Env("UPDRAFT_ALERT_ON")}
-	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL} {
+	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL, "UPDRAFT_REPLICA_TIMEOUT": &cfg.ReplicaTimeout} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -219,7 +221,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Alerts.On, "alert-on", cfg.Alerts.On, "optional alerts, comma-separated: retry, success, recovery, marked (env UPDRAFT_ALERT_ON)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
-	fl.IntVar(&cfg.InProcessSlots, "inprocess-slots", 8, "HTTP and Mattermost tasks run at once inside the server")
+	fl.IntVar(&cfg.InProcessSlots, "inprocess-slots", 8, "HTTP, Mattermost and SQL tasks run at once inside the server")
+	fl.DurationVar(&cfg.ReplicaTimeout, "replica-timeout", cfg.ReplicaTimeout, "with PostgreSQL: a replica silent this long is taken for dead and its tries are taken over (env UPDRAFT_REPLICA_TIMEOUT)")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -318,8 +321,12 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots,
 		Secrets: st.SecretValues, Log: logger}))
 	exec = router
+	// On PostgreSQL, several servers may share the database: they take
+	// turns at scheduling and take over each other's tries.
+	shared := strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://")
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
-		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry})
+		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry, Shared: shared, ReplicaID: m.Env("UPDRAFT_REPLICA_ID"),
+		ReplicaTimeout: cfg.ReplicaTimeout})
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

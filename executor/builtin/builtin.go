@@ -362,6 +362,22 @@ func (r *Router) Events() <-chan executor.Event { return r.events }
 
 func (r *Router) Free() int { return r.Main.Free() + r.InProc.Free() }
 
+// SlotClass says which executor's slots a task takes.
+func (r *Router) SlotClass(spec dags.OperatorSpec) string {
+	if Handles(spec) {
+		return "inprocess"
+	}
+	return "main"
+}
+
+// FreeSlots returns the free slots of one of the executors.
+func (r *Router) FreeSlots(class string) int {
+	if class == "inprocess" {
+		return r.InProc.Free()
+	}
+	return r.Main.Free()
+}
+
 func (r *Router) Start(ctx context.Context, t executor.Try) error {
 	if Handles(t.Spec) {
 		return r.InProc.Start(ctx, t)

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"updraft/store/pgtest"
+)
+
+// haDAG is ten tasks in two chains of five, each try writing one line to
+// the launch record when it starts (the executor's own record of launches).
+func haDAG(record string) string {
+	var b strings.Builder
+	b.WriteString("ha:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_runs: 200\n  max_active_tasks: 200\n  tasks:\n")
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "    - {task_id: t%d, operator: BashOperator, retries: 3, retry_delay: 0, bash_command: 'echo \"{{ run_id }} {{ ti.task_id }} {{ ti.try_number }}\" >> %s; sleep 1'", i, record)
+		if i%5 != 0 {
+			fmt.Fprintf(&b, ", dependencies: [t%d]", i-1)
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+// Three servers on one PostgreSQL run 200 runs of 10 tasks while one of
+// them is killed with SIGKILL every 10 s and started again: every run
+// completes, no try is launched twice (checked in the store and in the
+// tasks' own launch record), and nothing is left running.
+func TestReplicasSurviveKills(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "ha")
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	record := filepath.Join(dir, "launches")
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	os.WriteFile(filepath.Join(dir, "dags", "ha.yaml"), []byte(haDAG(record)), 0o644)
+	if code, out, errOut := run(t, nil, "db", "migrate", "--db", dsn); code != 0 {
+		t.Fatalf("migrate: %s %s", out, errOut)
+	}
+	type replica struct {
+		cmd *exec.Cmd
+		out *syncBuffer
+		url string
+	}
+	start := func(i int) *replica {
+		var out syncBuffer
+		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", dsn, "--logs", filepath.Join(dir, fmt.Sprintf("logs%d", i)),
+			"--addr", "127.0.0.1:0", "--local-slots", "16", "--parallelism", "48", "--replica-timeout", "4s")
+		cmd.Env = append(os.Environ(), "UPDRAFT_ADMIN_USER=admin", "UPDRAFT_ADMIN_PASSWORD="+adminPassword, "UPDRAFT_REPLICA_ID=")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := &replica{cmd: cmd, out: &out}
+		re := regexp.MustCompile(`url=(http://\S+)`)
+		waitFor(t, "replica to start", 30*time.Second, func() bool {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				r.url = m[1]
+				return true
+			}
+			return false
+		}, &out)
+		return r
+	}
+	replicas := []*replica{start(0), start(1), start(2)}
+	t.Cleanup(func() {
+		for _, r := range replicas {
+			r.cmd.Process.Kill()
+			r.cmd.Wait()
+		}
+	})
+	for i := 0; i < 200; i++ {
+		body := fmt.Sprintf(`{"dag_run_id": "r%03d", "logical_date": "%s"}`, i, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC3339))
+		if code, resp := adminPost(t, replicas[i%3].url+"/api/v1/dags/ha/dagRuns", body); code != 200 {
+			t.Fatalf("trigger %d: %d %s", i, code, resp)
+		}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(q string) int {
+		var n int
+		if err := db.QueryRowContext(context.Background(), q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(8 * time.Minute)
+	kills := 0
+	for count(`SELECT COUNT(*) FROM dag_runs WHERE state IN ('success', 'failed')`) < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d runs finished after %d kills", count(`SELECT COUNT(*) FROM dag_runs WHERE state IN ('success', 'failed')`), kills)
+		}
+		time.Sleep(10 * time.Second)
+		i := rand.IntN(3)
+		replicas[i].cmd.Process.Kill() // SIGKILL
+		replicas[i].cmd.Wait()
+		kills++
+		replicas[i] = start(i)
+	}
+	if failed := count(`SELECT COUNT(*) FROM dag_runs WHERE state <> 'success'`); failed != 0 {
+		rows, _ := db.Query(`SELECT t.run_id, t.task_id, t.state, t.try_number, COALESCE(r.reason, ''), COALESCE(r.owner, '') FROM task_instances t
+			LEFT JOIN task_tries r ON r.dag_id = t.dag_id AND r.run_id = t.run_id AND r.task_id = t.task_id
+			WHERE t.state <> 'success' ORDER BY t.run_id, t.task_id, r.try_number LIMIT 20`)
+		for rows != nil && rows.Next() {
+			var run, task, state, reason, owner string
+			var try int
+			rows.Scan(&run, &task, &state, &try, &reason, &owner)
+			t.Logf("%s %s %s try %d: %s (%s)", run, task, state, try, reason, owner)
+		}
+		t.Fatalf("%d runs did not succeed", failed)
+	}
+	// In the store: every task instance succeeded, each try row is one try.
+	if n := count(`SELECT COUNT(*) FROM task_instances WHERE state <> 'success'`); n != 0 {
+		t.Fatalf("%d task instances did not succeed", n)
+	}
+	if n := count(`SELECT COUNT(*) FROM task_tries WHERE end_date IS NULL`); n != 0 {
+		t.Fatalf("%d tries left running", n)
+	}
+	// In the launch record: no (run, task, try) twice, and every successful
+	// try launched exactly once.
+	data, _ := os.ReadFile(record)
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		seen[line]++
+	}
+	for line, n := range seen {
+		if n != 1 {
+			t.Errorf("launched %d times: %s", n, line)
+		}
+	}
+	rows, err := db.Query(`SELECT run_id, task_id, try_number FROM task_tries WHERE state = 'success'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	successes := 0
+	for rows.Next() {
+		var run, task string
+		var try int
+		if err := rows.Scan(&run, &task, &try); err != nil {
+			t.Fatal(err)
+		}
+		successes++
+		if seen[fmt.Sprintf("%s %s %d", run, task, try)] != 1 {
+			t.Errorf("successful try %s %s %d is not in the launch record once", run, task, try)
+		}
+	}
+	if successes != 2000 {
+		t.Errorf("%d successful tries, want 2000", successes)
+	}
+	t.Logf("%d kills, %d launches, %d task instances retried", kills, len(seen), count(`SELECT COUNT(*) FROM task_instances WHERE try_number > 1`))
+}
