@@ -67,6 +67,7 @@ dev-cluster: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dags
 	$(GO) test -run '^$$' -bench 'Throughput|HandoffLatency' -benchtime 1x -count 3 ./scheduler
+	$(GO) test -run '^$$' -bench 'ReplicasPostgres' -benchtime 1x -count 2 ./scheduler
 	$(GO) test -run '^$$' -bench ServerRSS -benchtime 1x -count 2 ./cmd/updraft
 	UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench 'PodCreation|PodHandoff' -benchtime 1x -count 2 ./executor/kubernetes
 	$(GO) test -run '^$$' -bench PushToSchedulable -benchtime 50x -count 3 ./cmd/updraft

@@ -172,3 +172,69 @@ func BenchmarkHandoffLatency(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkReplicasPostgres runs the engine on PostgreSQL with one and with
+// three schedulers sharing the database, each with its own connection pool
+// and an executor that ends every try at once: 300 manual runs of a
+// 10-task chain, driven by the real scheduling loops.
+func BenchmarkReplicasPostgres(b *testing.B) {
+	pg := pgtest.Start(b)
+	n := 0
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				n++
+				dsn := pg.CreateDB(b, fmt.Sprintf("rep%d", n))
+				ctx, cancel := context.WithCancel(context.Background())
+				res := dags.Load(mapFS("dags.yaml", chainDAG("chain", 10, "")), dags.Options{Now: time.Now()})
+				bag := &staticBag{res: res, at: time.Now()}
+				var scheds []*Scheduler
+				var stores []*store.Store
+				for i := 0; i < replicas; i++ {
+					st, err := store.Open(ctx, dsn)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := st.Migrate(ctx); err != nil {
+						b.Fatal(err)
+					}
+					stores = append(stores, st)
+					ex := &timedExec{events: make(chan executor.Event, 1<<16), started: map[executor.TryKey]time.Time{}, ended: map[executor.TryKey]time.Time{}}
+					scheds = append(scheds, New(st, ex, bag, Options{LogDir: b.TempDir(), Parallelism: 1000, Shared: true,
+						ReplicaID: fmt.Sprintf("r%d", i)}))
+				}
+				for i := 0; i < 300; i++ {
+					logical := utc("2024-01-01T00:00:00Z").Add(time.Duration(i) * time.Minute)
+					if _, err := scheds[0].Trigger(ctx, "chain", TriggerOptions{LogicalDate: &logical}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				done := make(chan error, replicas)
+				b.StartTimer()
+				start := time.Now()
+				for _, s := range scheds {
+					go func() { done <- s.Run(ctx) }()
+				}
+				for {
+					finished, _ := stores[0].CountRuns(ctx, store.RunFilter{DagID: "chain", States: []dags.RunState{dags.RunSuccess}})
+					if finished == 300 {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				cancel()
+				for range scheds {
+					<-done
+				}
+				for _, st := range stores {
+					st.Close()
+				}
+				b.ReportMetric(3000/elapsed.Seconds(), "task-instances/s")
+				b.StartTimer()
+			}
+		})
+	}
+}
