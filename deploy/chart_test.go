@@ -124,7 +124,7 @@ func TestChart(t *testing.T) {
 		if c.name == "production" {
 			dep := kinds["Deployment"]
 			for _, want := range []string{`"path":"/health/ready"`, `"path":"/health/live"`, `"name":"updraft-db"`, `"UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE"`,
-				`"--git-url=https://git.example.com/data/dags.git"`, `"runAsNonRoot":true`, `"UPDRAFT_CONNECTIONS_DIR"`} {
+				`"--git-url=https://git.example.com/data/dags.git"`, `"runAsNonRoot":true`, `"UPDRAFT_CONNECTIONS_DIR"`, `"claimName":"updraft-logs"`, `"fieldPath":"metadata.name"`} {
 				if !strings.Contains(dep, want) {
 					t.Errorf("production Deployment lacks %s", want)
 				}
