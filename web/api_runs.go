@@ -423,6 +423,15 @@ func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.apiTI(ti, run, last))
 }
 
+// checkNewState accepts the states the API lets a caller set on a task
+// instance (the enum of Airflow's UpdateTaskInstance).
+func checkNewState(st string) error {
+	if st != "success" && st != "failed" {
+		return badRequest("new_state must be success or failed")
+	}
+	return nil
+}
+
 func tiRef(ti store.TaskInstance, run store.Run) map[string]any {
 	return map[string]any{"task_id": ti.TaskID, "dag_id": ti.DagID, "execution_date": apiTime(run.LogicalDate), "dag_run_id": ti.RunID}
 }
@@ -438,8 +447,8 @@ func (s *Server) apiPatchTI(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if body.NewState != "success" && body.NewState != "failed" {
-		s.fail(w, r, badRequest("new_state must be success or failed"))
+	if err := checkNewState(body.NewState); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	ti, err := s.st.TaskInstance(r.Context(), k)
@@ -592,8 +601,8 @@ func (s *Server) apiUpdateTIsState(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if body.NewState != "success" && body.NewState != "failed" {
-		s.fail(w, r, badRequest("new_state must be success or failed"))
+	if err := checkNewState(body.NewState); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if body.TaskID == "" {
