@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"updraft/executor/kubernetes/cluster"
+	"updraft/store/pgtest"
 )
 
 // SIGKILL the server while 20 pods run, restart it: every pod is adopted,
@@ -94,4 +96,90 @@ func startCmd(t *testing.T, bin string, args ...string) *serverProc {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return &serverProc{cmd: cmd, out: &out}
+}
+
+// Two servers share a PostgreSQL and a cluster; the one whose pods are
+// running is SIGKILLed and not restarted: the other notices it stopped
+// beating, takes its tries over and adopts its pods, and the run finishes
+// with every pod created once and none left behind.
+func TestReplicaAdoptsPodsOfAKilledOne(t *testing.T) {
+	ctx := context.Background()
+	kube, err := cluster.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kube.Stop()
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "kubeha")
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	var b strings.Builder
+	b.WriteString("fanout:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 50\n  tasks:\n")
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "    - {task_id: p%02d, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 10s}}\n", i)
+	}
+	writeFile(t, filepath.Join(dir, "dags", "fanout.yaml"), b.String())
+	start := func(id string) *serverProc {
+		s := startCmd(t, bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", dsn, "--logs", filepath.Join(dir, "logs-"+id),
+			"--addr", "127.0.0.1:0", "--executor", "kubernetes", "--kubeconfig", kube.Kubeconfig, "--namespace", "default",
+			"--kube-qps", "100", "--kube-burst", "200", "--replica-timeout", "3s")
+		return s
+	}
+	// Start them one after the other, with their ids.
+	t.Setenv("UPDRAFT_REPLICA_ID", "a")
+	a := start("a")
+	t.Setenv("UPDRAFT_REPLICA_ID", "b")
+	bsrv := start("b")
+	if code, out, errOut := run(t, map[string]string{"UPDRAFT_DB": dsn, "UPDRAFT_DAGS": filepath.Join(dir, "dags")},
+		"dags", "trigger", "fanout", "--logical-date", "2024-01-01"); code != 0 {
+		t.Fatalf("trigger: %s %s", out, errOut)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	one := func(q string) string {
+		var s string
+		if err := db.QueryRowContext(ctx, q).Scan(&s); err != nil {
+			return ""
+		}
+		return s
+	}
+	pods := kube.Client.CoreV1().Pods("default")
+	waitFor(t, "10 running pods", 60*time.Second, func() bool {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, p := range list.Items {
+			if p.Status.Phase == "Running" {
+				n++
+			}
+		}
+		return n == 10
+	}, a.out, bsrv.out)
+	// Kill the replica that owns most running tries; the other survives.
+	owner := one(`SELECT owner FROM task_tries WHERE end_date IS NULL GROUP BY owner ORDER BY COUNT(*) DESC LIMIT 1`)
+	victim, survivor := a, bsrv
+	if owner == "b" {
+		victim, survivor = bsrv, a
+	}
+	victim.cmd.Process.Signal(syscall.SIGKILL)
+	victim.cmd.Wait()
+	waitFor(t, "the run to finish on the surviving replica", 120*time.Second, func() bool {
+		return one(`SELECT state FROM dag_runs`) == "success"
+	}, survivor.out)
+	if got := one(`SELECT COUNT(*) || '/' || MAX(try_number) || '/' || SUM(CASE WHEN state = 'success' THEN 1 ELSE 0 END) FROM task_tries`); got != "10/1/10" {
+		t.Fatalf("tries (count/max try/successes) = %s, want 10/1/10:\n%s", got, survivor.out.String())
+	}
+	if !strings.Contains(survivor.out.String(), "taking over the tries of a stopped replica") {
+		t.Errorf("the survivor did not take over:\n%s", survivor.out.String())
+	}
+	waitFor(t, "no pod left behind", 30*time.Second, func() bool {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
+		return err == nil && len(list.Items) == 0
+	}, survivor.out)
 }
