@@ -66,6 +66,14 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.With(admin).Patch("/variables/{key}", s.apiPatchVariable)
 	r.With(admin).Delete("/variables/{key}", s.apiDeleteVariable)
 
+	r.With(admin).Get("/users", s.apiListUsers)
+	r.With(admin).Post("/users", s.apiCreateUser)
+	r.With(admin).Get("/users/{username}", s.apiGetUser)
+	r.With(admin).Patch("/users/{username}", s.apiPatchUser)
+	r.With(admin).Delete("/users/{username}", s.apiDeleteUser)
+	r.With(admin).Get("/roles", s.apiListRoles)
+	r.With(admin).Get("/roles/{role_name}", s.apiGetRole)
+
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})

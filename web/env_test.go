@@ -86,6 +86,12 @@ func newEnv(t testing.TB, bag Bag, tweak ...func(*Options)) *env {
 // and returns the status and body.
 func (e *env) call(method, path, body, user string, hdr ...string) (int, string) {
 	e.t.Helper()
+	return e.callAs(method, path, body, user, user+"-password", hdr...)
+}
+
+// callAs is call with a password of the caller's choosing.
+func (e *env) callAs(method, path, body, user, password string, hdr ...string) (int, string) {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
@@ -94,7 +100,7 @@ func (e *env) call(method, path, body, user string, hdr ...string) (int, string)
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if user != "" {
-		req.SetBasicAuth(user, user+"-password")
+		req.SetBasicAuth(user, password)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

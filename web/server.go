@@ -134,7 +134,7 @@ func New(o Options) *Server {
 	r.Get("/api/v1/version", s.apiVersion)
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
-	r.Handle("/static/*", staticHandler())
+	r.Method(http.MethodGet, "/static/*", staticHandler())
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/logout", s.logoutSubmit)

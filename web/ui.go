@@ -59,6 +59,10 @@ func (s *Server) uiRoutes(r chi.Router) {
 	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mark", s.formMarkTI)
 	r.With(admin).Post("/variables", s.formSetVariable)
 	r.With(admin).Post("/variables/{key}/delete", s.formDeleteVariable)
+	r.With(admin).Get("/users", s.pageUsers)
+	r.With(admin).Post("/users", s.formCreateUser)
+	r.With(admin).Post("/users/{username}", s.formEditUser)
+	r.With(admin).Post("/users/{username}/delete", s.formDeleteUser)
 }
 
 func staticHandler() http.Handler {

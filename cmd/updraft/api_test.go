@@ -209,6 +209,58 @@ func TestOfficialClientDrivesServer(t *testing.T) {
 	if _, resp, err := client.VariableApi.GetVariables(viewer).Execute(); err == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("viewer lists variables: %v %v", resp, err)
 	}
+	// Users and roles: an Admin creates a user with Airflow's role list,
+	// the new user gets in, a patch demotes them, a delete removes them.
+	nu := airflow.User{}
+	nu.SetUsername("otto")
+	nu.SetPassword("otto-password")
+	nu.SetEmail("otto@example.com")
+	nu.SetRoles([]airflow.UserCollectionItemRoles{{Name: airflow.PtrString("Op")}})
+	newUser, resp, err := client.UserApi.PostUser(ctx).User(nu).Execute()
+	must("create user", resp, err)
+	if newUser.GetUsername() != "otto" || len(newUser.GetRoles()) != 1 || newUser.GetRoles()[0].GetName() != "Op" || newUser.Password != nil {
+		t.Fatalf("created user = %+v", newUser)
+	}
+	otto := context.WithValue(context.Background(), airflow.ContextBasicAuth, airflow.BasicAuth{UserName: "otto", Password: "otto-password"})
+	if _, resp, err := client.DAGApi.GetDags(otto).Execute(); err != nil {
+		must("the new user lists DAGs", resp, err)
+	}
+	demote := airflow.User{}
+	demote.SetRoles([]airflow.UserCollectionItemRoles{{Name: airflow.PtrString("Viewer")}})
+	if _, resp, err := client.UserApi.PatchUser(ctx, "otto").User(demote).UpdateMask([]string{"roles"}).Execute(); err != nil {
+		must("patch user", resp, err)
+	}
+	users, resp, err := client.UserApi.GetUsers(ctx).OrderBy("username").Execute()
+	must("list users", resp, err)
+	roleOf := map[string]string{}
+	for _, u := range users.GetUsers() {
+		roleOf[u.GetUsername()] = u.GetRoles()[0].GetName()
+	}
+	if users.GetTotalEntries() != 3 || roleOf["otto"] != "Viewer" || roleOf["admin"] != "Admin" {
+		t.Fatalf("users = %v", roleOf)
+	}
+	if one, resp, err := client.UserApi.GetUser(ctx, "otto").Execute(); err != nil || one.GetEmail() != "otto@example.com" {
+		must("get user", resp, err)
+		t.Fatalf("user = %+v", one)
+	}
+	roles, resp, err := client.RoleApi.GetRoles(ctx).Execute()
+	must("list roles", resp, err)
+	if roles.GetTotalEntries() != 4 || roles.GetRoles()[3].GetName() != "Admin" {
+		t.Fatalf("roles = %+v", roles)
+	}
+	if role, resp, err := client.RoleApi.GetRole(ctx, "Viewer").Execute(); err != nil || len(role.GetActions()) == 0 {
+		must("get role", resp, err)
+		t.Fatalf("role = %+v", role)
+	}
+	if _, resp, err := client.UserApi.GetUsers(otto).Execute(); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a Viewer lists users: %v %v", resp, err)
+	}
+	if resp, err := client.UserApi.DeleteUser(ctx, "otto").Execute(); err != nil {
+		must("delete user", resp, err)
+	}
+	if _, resp, err := client.DAGApi.GetDags(otto).Execute(); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a deleted user: %v %v", resp, err)
+	}
 	health, resp, err := client.MonitoringApi.GetHealth(ctx).Execute()
 	must("health", resp, err)
 	if health.GetMetadatabase().Status == nil || *health.GetMetadatabase().Status != airflow.HEALTHSTATUS_HEALTHY || *health.GetScheduler().Status != airflow.HEALTHSTATUS_HEALTHY {

@@ -179,6 +179,8 @@ func TestBrowser(t *testing.T) {
 		{"details", "/dags/browser_demo?tab=details", "#details"},
 		{"audit", "/audit", "#audit"},
 		{"variables", "/variables", "#variables"},
+		{"alerts", "/alerts", "#alerts"},
+		{"users", "/users", "#users"},
 	} {
 		step("open "+page.name, chromedp.Navigate(url+page.path), chromedp.WaitVisible(chromedp.CSS(page.sel)))
 		shot(page.name)
@@ -188,5 +190,18 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	}
+	// An Admin adds a user from the Users page.
+	step("create a user", chromedp.SendKeys(chromedp.CSS(`#user-form input[name="username"]`), "nadia"),
+		chromedp.SetValue(chromedp.CSS(`#user-form select[name="role"]`), "Op"),
+		chromedp.SendKeys(chromedp.CSS(`#user-form input[name="password"]`), "nadia-password"),
+		chromedp.Click(chromedp.CSS(`#user-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if got := text("#flash"); !strings.Contains(got, "Created nadia") {
+		t.Fatalf("flash after creating a user: %q", got)
+	}
+	if got := text("#users"); !strings.Contains(got, "nadia") {
+		t.Fatalf("users table: %q", got)
+	}
+	shot("users-created")
 	t.Log(fmt.Sprintf("screenshots in %s", shots))
 }
