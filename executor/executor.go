@@ -73,3 +73,11 @@ type Executor interface {
 	// Free returns how many more tries Start would accept now.
 	Free() int
 }
+
+// LogReplayer is implemented by executors whose Adopt writes a try's log
+// again from its start (the Kubernetes executor reads the pod's whole
+// output again). A copy of the log kept elsewhere is then replaced rather
+// than extended.
+type LogReplayer interface {
+	ReplaysLog(t Try) bool
+}

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"updraft/dags"
 	"updraft/store"
+	"updraft/trylog"
 )
 
 const (
@@ -220,7 +219,7 @@ func (n *Notifier) taskBox(ctx context.Context, a store.Alert, color string) (At
 		if t.Reason != "" {
 			box.Fields = append(box.Fields, Field{Title: "Reason", Value: t.Reason, Short: true})
 		}
-		tail, err := n.logTail(ctx, t.LogPath)
+		tail, err := n.logTail(ctx, t)
 		if err != nil {
 			return box, err
 		}
@@ -231,21 +230,17 @@ func (n *Notifier) taskBox(ctx context.Context, a store.Alert, color string) (At
 	return box, nil
 }
 
-// logTail returns the last lines of a log, secrets masked.
-func (n *Notifier) logTail(ctx context.Context, path string) (string, error) {
-	f, err := os.Open(path)
+// logTail returns the last lines of a try's log, secrets masked.
+func (n *Notifier) logTail(ctx context.Context, t store.Try) (string, error) {
+	l, err := trylog.Open(ctx, n.o.Store, t)
 	if err != nil {
-		return "", nil // no log (yet): nothing to quote
+		return "", nil // no log to quote
 	}
-	defer f.Close()
+	defer l.Close()
 	const window = 64 << 10
-	info, err := f.Stat()
+	start := max(0, l.Size-window)
+	buf, err := l.Read(ctx, start, l.Size-start)
 	if err != nil {
-		return "", nil
-	}
-	start := max(0, info.Size()-window)
-	buf := make([]byte, info.Size()-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
 		return "", nil
 	}
 	lines := strings.Split(strings.TrimRight(string(buf), "\n"), "\n")

@@ -19,6 +19,7 @@ import (
 	"updraft/dags"
 	"updraft/executor"
 	"updraft/store"
+	"updraft/trylog"
 )
 
 // Bag is the source of DAGs: the latest load of the DAG folder.
@@ -58,8 +59,11 @@ type Options struct {
 	ReplicaID      string
 	ReplicaTimeout time.Duration
 	LogDir         string // where try logs are written
-	Clock          Clock
-	Log            *slog.Logger
+	// LogCopies, when set, copies the logs of this server's tries into the
+	// store, so that every replica can show them (package trylog).
+	LogCopies *trylog.Copier
+	Clock     Clock
+	Log       *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
@@ -978,6 +982,8 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 // start hands a recorded try to the executor; a try that cannot start
 // (template error, nothing to run) fails with the reason.
 func (s *Scheduler) start(ctx context.Context, p pendingStart) {
+	k := p.try.Key
+	s.opts.LogCopies.Watch(ctx, k, p.try.LogPath, false)
 	err := p.renderErr
 	if err == nil {
 		err = s.exec.Start(ctx, p.try)
@@ -985,9 +991,9 @@ func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 	if err == nil {
 		return
 	}
-	k := p.try.Key
 	s.log.Warn("try could not start", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", k.TryNumber, "err", err)
-	appendLog(p.try.LogPath, "updraft: the try could not start: "+err.Error())
+	s.opts.LogCopies.Note(ctx, k, p.try.LogPath, "updraft: the try could not start: "+err.Error())
+	s.opts.LogCopies.Finish(ctx, k)
 	ev := executor.Event{Key: k, State: executor.Failed, Reason: err.Error(), At: s.clock.Now()}
 	if err := s.st.InTx(ctx, func(tx *store.Store) error { return s.finishTry(ctx, tx, ev) }); err != nil {
 		s.log.Error("try failure not recorded", "try", k.String(), "err", err)
@@ -1000,14 +1006,6 @@ func hostname() string {
 	return h
 }
 
-func appendLog(path, line string) {
-	_ = os.MkdirAll(filepath.Dir(path), 0o755)
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		fmt.Fprintln(f, line)
-		f.Close()
-	}
-}
-
 // handleEvent applies one executor event to the store.
 func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
 	s.mu.Lock()
@@ -1017,6 +1015,11 @@ func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
 
 // handleEvents applies executor events in one transaction. s.mu is held.
 func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
+	for _, ev := range evs {
+		if ev.State != executor.Running {
+			s.opts.LogCopies.Finish(ctx, ev.Key) // the whole log is copied before the end is recorded
+		}
+	}
 	err := s.st.InTx(ctx, func(tx *store.Store) error {
 		for _, ev := range evs {
 			s.markDirty(ev.Key.DagID, ev.Key.RunID)
@@ -1237,9 +1240,11 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 		switch {
 		case err == nil:
 			s.log.Info("adopted a try left running", "try", key.String(), "from", t.Owner)
+			replays, _ := s.exec.(executor.LogReplayer)
+			s.opts.LogCopies.Watch(ctx, key, t.LogPath, replays != nil && replays.ReplaysLog(try))
 		case errors.Is(err, executor.ErrGone):
 			reason := "the scheduler stopped during this try and its process is gone"
-			appendLog(t.LogPath, "updraft: "+reason)
+			s.opts.LogCopies.Note(ctx, key, t.LogPath, "updraft: "+reason)
 			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
 				return err
 			}

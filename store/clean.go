@@ -92,6 +92,7 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 			return nil
 		}
 		for _, q := range []string{
+			`DELETE FROM log_chunks` + inOld,
 			`DELETE FROM task_tries` + inOld,
 			`DELETE FROM task_instances` + inOld,
 		} {

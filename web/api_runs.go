@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/trylog"
 )
 
 // --- DAG runs ---
@@ -718,19 +718,12 @@ func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int
 	if t == nil {
 		return "", 0, fmt.Errorf("task instance %s has no try %d: %w", k, try, store.ErrNotFound)
 	}
-	f, err := os.Open(t.LogPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", 0, nil // the try has not written anything yet
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("open log: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
+	l, err := trylog.Open(ctx, s.st, *t)
 	if err != nil {
 		return "", 0, err
 	}
-	size := info.Size()
+	defer l.Close()
+	size := l.Size
 	if offset > size {
 		offset = size
 	}
@@ -748,10 +741,11 @@ func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int
 			end -= hold
 		}
 	}
-	buf := make([]byte, end-offset)
-	if _, err := f.ReadAt(buf, offset); err != nil && !errors.Is(err, io.EOF) {
+	buf, err := l.Read(ctx, offset, end-offset)
+	if err != nil {
 		return "", 0, err
 	}
+	end = offset + int64(len(buf))
 	return mask(string(buf), secrets), end, nil
 }
 

@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"html"
 	"html/template"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -27,6 +25,7 @@ import (
 	"updraft/gitsync"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/trylog"
 )
 
 //go:embed static
@@ -1014,7 +1013,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			if ns, pod, ok := strings.Cut(t.Handle, "/"); ok {
 				row.Namespace, row.Handle = ns, pod
 			}
-			row.Node = nodeOf(t.LogPath)
+			row.Node = nodeOf(r.Context(), s.st, t)
 		}
 		if t.Rendered != "" {
 			row.Rendered = mask(prettyJSON(t.Rendered), secrets)
@@ -1237,15 +1236,14 @@ var nodeLine = regexp.MustCompile(`updraft: pod \S+ scheduled on node (\S+)`)
 
 // nodeOf finds the node a pod ran on in the head of its try's log, where
 // the Kubernetes executor notes it.
-func nodeOf(logPath string) string {
-	f, err := os.Open(logPath)
+func nodeOf(ctx context.Context, st *store.Store, t store.Try) string {
+	l, err := trylog.Open(ctx, st, t)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	head := make([]byte, 16<<10)
-	n, _ := io.ReadFull(f, head)
-	if m := nodeLine.FindSubmatch(head[:n]); m != nil {
+	defer l.Close()
+	head, _ := l.Read(ctx, 0, 16<<10)
+	if m := nodeLine.FindSubmatch(head); m != nil {
 		return string(m[1])
 	}
 	return ""

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -163,4 +164,81 @@ func TestReplicasSurviveKills(t *testing.T) {
 		t.Errorf("%d successful tries, want 2000", successes)
 	}
 	t.Logf("%d kills, %d launches, %d task instances retried", kills, len(seen), count(`SELECT COUNT(*) FROM task_instances WHERE try_number > 1`))
+}
+
+// Two servers on one PostgreSQL, each with its own log folder (no shared
+// volume): the log of a running try is copied into the database as it
+// grows, and once the try ended both replicas serve the whole log even
+// when the folder it was written to is gone (another machine's disk).
+func TestLogsFromEveryReplica(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "logs")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	writeFile(t, filepath.Join(dir, "dags", "talk.yaml"), `talk:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: speak, operator: BashOperator, bash_command: "echo first-words; sleep 5; echo last-words"}
+`)
+	servers := map[string]string{}
+	for _, id := range []string{"a", "b"} {
+		url, _ := startInProcess(t, map[string]string{"UPDRAFT_DB": dsn, "UPDRAFT_DAGS": filepath.Join(dir, "dags"),
+			"UPDRAFT_LOGS": filepath.Join(dir, "logs-"+id), "UPDRAFT_REPLICA_ID": id})
+		servers[id] = url
+	}
+	if status, body := adminPost(t, servers["a"]+"/api/v1/dags/talk/dagRuns", `{"dag_run_id": "r1"}`); status != 200 {
+		t.Fatalf("trigger: %d %s", status, body)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	copied := func() (string, bool) {
+		var data []byte
+		var ended bool
+		err := db.QueryRow(`SELECT COALESCE((SELECT string_agg(data, '' ORDER BY start_at) FROM log_chunks WHERE task_id = 'speak'), ''::bytea),
+			(SELECT end_date IS NOT NULL FROM task_tries WHERE task_id = 'speak')`).Scan(&data, &ended)
+		return string(data), err == nil && ended
+	}
+	waitFor(t, "the first words copied into the database", 30*time.Second, func() bool {
+		data, _ := copied()
+		return strings.Contains(data, "first-words")
+	})
+	if data, ended := copied(); ended || strings.Contains(data, "last-words") {
+		t.Logf("the try ended before its copy was seen growing (a slow machine): %q", data)
+	}
+	var owner string
+	waitFor(t, "the run to succeed", 60*time.Second, func() bool {
+		var state string
+		return db.QueryRow(`SELECT r.state, t.owner FROM dag_runs r JOIN task_tries t ON t.run_id = r.run_id WHERE r.run_id = 'r1'`).Scan(&state, &owner) == nil && state == "success"
+	})
+	// The folder the try's log was written to goes away.
+	if err := os.Rename(filepath.Join(dir, "logs-"+owner), filepath.Join(dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	logOf := func(server string) string {
+		resp, err := adminGet(servers[server] + "/api/v1/dags/talk/dagRuns/r1/taskInstances/speak/logs/1?full_content=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Content string }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("log from %s: %d %v", server, resp.StatusCode, err)
+		}
+		return body.Content
+	}
+	file, _ := os.ReadFile(filepath.Join(dir, "gone", "dag_id=talk", "run_id=r1", "task_id=speak", "attempt=1.log"))
+	for _, server := range []string{"a", "b"} {
+		got := logOf(server)
+		if !strings.Contains(got, "first-words") || !strings.Contains(got, "last-words") || !strings.Contains(got, "try ended: success") {
+			t.Fatalf("the log from %s:\n%s", server, got)
+		}
+		if got != string(file) {
+			t.Errorf("the log from %s differs from the file written:\n%s\n---\n%s", server, got, file)
+		}
+	}
 }

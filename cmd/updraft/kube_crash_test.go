@@ -79,6 +79,22 @@ func TestKilledServerAdoptsPods(t *testing.T) {
 	if n := strings.Count(restarted.out.String(), "adopted a try left running"); n != 20 {
 		t.Errorf("%d tries adopted, want 20", n)
 	}
+	// An adopted pod's log is read again from its start, and the try's log
+	// starts over with it instead of repeating what was written before.
+	for i := 0; i < 20; i++ {
+		matches, _ := filepath.Glob(filepath.Join(dir, "logs", "dag_id=fanout", "*", fmt.Sprintf("task_id=p%02d", i), "attempt=1.log"))
+		if len(matches) != 1 {
+			t.Fatalf("log files of p%02d: %v", i, matches)
+		}
+		b, err := os.ReadFile(matches[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := string(b)
+		if strings.Count(log, "adopted pod") != 1 || strings.Count(log, "scheduled on node") != 1 || strings.Count(log, "try ended: success") != 1 {
+			t.Errorf("log of p%02d:\n%s", i, log)
+		}
+	}
 	waitFor(t, "no pod left behind", 30*time.Second, func() bool {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
 		return err == nil && len(list.Items) == 0
@@ -177,6 +193,36 @@ func TestReplicaAdoptsPodsOfAKilledOne(t *testing.T) {
 	}
 	if !strings.Contains(survivor.out.String(), "taking over the tries of a stopped replica") {
 		t.Errorf("the survivor did not take over:\n%s", survivor.out.String())
+	}
+	// Each try's log is in the database (the replicas have no common
+	// folder): an adopted pod's log was read again from its start and
+	// replaced the copy, so it says so once and ends once.
+	rows, err := db.QueryContext(ctx, `SELECT task_id, string_agg(data, '' ORDER BY start_at) FROM log_chunks GROUP BY task_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := map[string]string{}
+	for rows.Next() {
+		var task string
+		var data []byte
+		if err := rows.Scan(&task, &data); err != nil {
+			t.Fatal(err)
+		}
+		copies[task] = string(data)
+	}
+	rows.Close()
+	adopted := 0
+	for i := 0; i < 10; i++ {
+		log := copies[fmt.Sprintf("p%02d", i)]
+		if strings.Count(log, "updraft: try ended: success") != 1 || strings.Count(log, "adopted pod") > 1 {
+			t.Errorf("log copy of p%02d:\n%s", i, log)
+		}
+		if strings.Contains(log, "adopted pod") {
+			adopted++
+		}
+	}
+	if adopted == 0 {
+		t.Errorf("no log copy shows an adoption")
 	}
 	waitFor(t, "no pod left behind", 30*time.Second, func() bool {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})

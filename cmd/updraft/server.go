@@ -32,6 +32,7 @@ import (
 	"updraft/notify"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/trylog"
 	"updraft/web"
 )
 
@@ -42,6 +43,7 @@ type serverConfig struct {
 	DB             string
 	Addr           string
 	Logs           string
+	LogCopies      string // auto, on or off
 	Executor       string
 	Interval       time.Duration
 	Parallelism    int
@@ -146,6 +148,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		DB:             m.envOr("UPDRAFT_DB", "sqlite:updraft.db"),
 		Addr:           m.envOr("UPDRAFT_ADDR", m.envOr("UPDRAFT_LISTEN", "127.0.0.1:8080")),
 		Logs:           m.envOr("UPDRAFT_LOGS", "logs"),
+		LogCopies:      m.envOr("UPDRAFT_LOG_COPIES", "auto"),
 		Executor:       m.envOr("UPDRAFT_EXECUTOR", "local"),
 		Interval:       2 * time.Second,
 		ReplicaTimeout: 30 * time.Second,
@@ -182,6 +185,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the web server (env UPDRAFT_ADDR)")
 	fl.StringVar(&cfg.Addr, "listen", cfg.Addr, "same as --addr")
 	fl.StringVar(&cfg.Logs, "logs", cfg.Logs, "folder for task logs (env UPDRAFT_LOGS)")
+	fl.StringVar(&cfg.LogCopies, "log-copies", cfg.LogCopies, "copy try logs into the database so every replica shows them: auto (with PostgreSQL), on or off (env UPDRAFT_LOG_COPIES)")
 	fl.StringVar(&cfg.Executor, "executor", cfg.Executor, "executor: local or kubernetes (env UPDRAFT_EXECUTOR)")
 	fl.StringVar(&cfg.Kube.Kubeconfig, "kubeconfig", cfg.Kube.Kubeconfig, "kubeconfig file (env UPDRAFT_KUBECONFIG; default: in-cluster)")
 	fl.StringVar(&cfg.Kube.Context, "kube-context", cfg.Kube.Context, "kubeconfig context (env UPDRAFT_KUBE_CONTEXT)")
@@ -231,6 +235,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		return cfg, errors.New("--dags-interval and --git-interval must be positive")
 	case cfg.Executor != "local" && cfg.Executor != "kubernetes":
 		return cfg, fmt.Errorf("--executor %q: use local or kubernetes", cfg.Executor)
+	case cfg.LogCopies != "auto" && cfg.LogCopies != "on" && cfg.LogCopies != "off":
+		return cfg, fmt.Errorf("--log-copies %q: use auto, on or off", cfg.LogCopies)
 	case cfg.Parallelism < 1 || cfg.Slots < 1:
 		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
 	case cfg.Auth.SessionTTL <= 0:
@@ -324,9 +330,15 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	// On PostgreSQL, several servers may share the database: they take
 	// turns at scheduling and take over each other's tries.
 	shared := strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://")
+	// Their try logs are copied into the database, so that each replica
+	// shows every log without a volume they all mount.
+	var copies *trylog.Copier
+	if cfg.LogCopies == "on" || cfg.LogCopies == "auto" && shared {
+		copies = trylog.NewCopier(st, logger)
+	}
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
 		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry, Shared: shared, ReplicaID: m.Env("UPDRAFT_REPLICA_ID"),
-		ReplicaTimeout: cfg.ReplicaTimeout})
+		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies})
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -362,6 +374,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	g.Go(func() error { return router.Run(ctx) })
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return notifier.Run(ctx) })
+	g.Go(func() error { copies.Run(ctx); return nil })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

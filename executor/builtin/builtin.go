@@ -395,6 +395,14 @@ func (r *Router) Kill(ctx context.Context, k executor.TryKey, reason string) err
 	return r.Main.Kill(ctx, k, reason)
 }
 
+// ReplaysLog says whether adopting t writes its log again from its start.
+func (r *Router) ReplaysLog(t executor.Try) bool {
+	if lr, ok := r.Main.(executor.LogReplayer); ok && !Handles(t.Spec) {
+		return lr.ReplaysLog(t)
+	}
+	return false
+}
+
 func (r *Router) Adopt(ctx context.Context, t executor.Try) error {
 	if Handles(t.Spec) {
 		return r.InProc.Adopt(ctx, t)

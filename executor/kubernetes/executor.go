@@ -448,10 +448,17 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	e.mu.Lock()
 	e.tries[t.Key] = pt
 	e.mu.Unlock()
-	e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart")
+	// The pod's whole log is read again from its start, so the try's log
+	// starts over rather than repeating what an earlier process wrote.
+	_ = os.MkdirAll(filepath.Dir(t.LogPath), 0o755)
+	_ = os.WriteFile(t.LogPath, nil, 0o644)
+	e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart; its log is read again from the start")
 	e.running(pt)
 	return nil
 }
+
+// ReplaysLog says that Adopt writes a try's log again from its start.
+func (e *Executor) ReplaysLog(executor.Try) bool { return true }
 
 // Sweep deletes the pods no try needs any more: pods of tries that are not
 // live (not running here, and not unfinished for the scheduler) that ended

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"Alerts":            testAlerts,
 		"Clean":             testClean,
 		"Replicas":          testReplicas,
+		"LogCopies":         testLogCopies,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -470,6 +471,7 @@ func testClean(t *testing.T, s *store.Store) {
 		must(t, s.CreateRun(ctx, r, tis(r, "x")))
 	}
 	must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, TryNumber: 1, StartDate: t0, LogPath: "/logs/old.log"}))
+	must(t, s.AppendLog(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, 1, 0, []byte("old log")))
 	must(t, s.Audit(ctx, store.AuditEntry{At: t0, Actor: "a", Action: "trigger"}))
 	must(t, s.AddAlert(ctx, store.Alert{Key: "k", Kind: store.AlertRunFailed, CreatedAt: t0}))
 	cut := t0.AddDate(0, 0, 30)
@@ -489,6 +491,9 @@ func testClean(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.TaskInstance(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("task instance of a cleaned run: %v", err)
+	}
+	if n, _ := s.LogSize(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, 1); n != 0 {
+		t.Fatalf("the log copy of a cleaned try is still there: %d bytes", n)
 	}
 	if log, _ := s.AuditLog(ctx, 10); len(log) != 0 {
 		t.Fatalf("audit: %+v", log)
@@ -535,4 +540,43 @@ func testReplicas(t *testing.T, s *store.Store) {
 		t.Fatalf("owners: %v", owners)
 	}
 	must(t, s.InTx(ctx, func(tx *store.Store) error { return tx.LockScheduling(ctx) }))
+}
+
+func testLogCopies(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}
+	if data, size, err := s.ReadLog(ctx, k, 1, 0, 100); err != nil || size != 0 || len(data) != 0 {
+		t.Fatalf("no log yet: %q %d %v", data, size, err)
+	}
+	// Bytes, not text: any byte survives, NUL and invalid UTF-8 included.
+	parts := [][]byte{[]byte("line one\n"), {0, 0xff, 0xfe, '\n'}, []byte("line three\n")}
+	var all []byte
+	for _, p := range parts {
+		must(t, s.AppendLog(ctx, k, 1, int64(len(all)), p))
+		all = append(all, p...)
+	}
+	must(t, s.AppendLog(ctx, k, 1, 0, []byte("a repeat is ignored")))
+	must(t, s.AppendLog(ctx, k, 2, 0, []byte("another try")))
+	if n, err := s.LogSize(ctx, k, 1); err != nil || n != int64(len(all)) {
+		t.Fatalf("size %d, want %d: %v", n, len(all), err)
+	}
+	for _, c := range []struct{ offset, n int64 }{{0, 1000}, {0, 3}, {5, 6}, {9, 4}, {12, 100}, {int64(len(all)), 10}} {
+		data, size, err := s.ReadLog(ctx, k, 1, c.offset, c.n)
+		want := all[min(c.offset, int64(len(all))):min(int64(len(all)), c.offset+c.n)]
+		if err != nil || size != int64(len(all)) || string(data) != string(want) {
+			t.Errorf("read %d+%d: %q (size %d, %v), want %q", c.offset, c.n, data, size, err, want)
+		}
+	}
+	// A gap ends a read: what follows it is not the log's next bytes.
+	must(t, s.AppendLog(ctx, k, 1, int64(len(all))+10, []byte("after a gap")))
+	if data, _, _ := s.ReadLog(ctx, k, 1, 0, 1000); string(data) != string(all) {
+		t.Errorf("read across a gap: %q", data)
+	}
+	must(t, s.DeleteLog(ctx, k, 1))
+	if n, _ := s.LogSize(ctx, k, 1); n != 0 {
+		t.Errorf("after delete: %d bytes", n)
+	}
+	if data, _, _ := s.ReadLog(ctx, k, 2, 0, 100); string(data) != "another try" {
+		t.Errorf("another try's log: %q", data)
+	}
 }

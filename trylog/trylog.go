@@ -1,0 +1,268 @@
+// Package trylog owns where try logs live. An executor writes a try's log
+// to a file on the replica running it. When several replicas share a
+// database, a Copier also copies what is new in each running try's file
+// into the store every second, and the rest when the try ends, so every
+// replica can show every log, live, without a shared volume. Open reads a
+// log from whichever of the two holds more of it.
+package trylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"updraft/executor"
+	"updraft/store"
+)
+
+// chunkSize bounds one copied chunk (one row in the store).
+const chunkSize = 256 << 10
+
+// Copier copies the logs of this replica's running tries into the store.
+// A nil *Copier copies nothing; Note still writes the local file.
+type Copier struct {
+	st       *store.Store
+	log      *slog.Logger
+	interval time.Duration
+
+	mu      sync.Mutex
+	watched map[executor.TryKey]*watch
+	ended   map[executor.TryKey]time.Time // recently finished: a late Watch is ignored
+}
+
+type watch struct {
+	path   string
+	mu     sync.Mutex // one copy at a time
+	copied int64      // bytes of the file already in the store, at the same offsets
+}
+
+// NewCopier returns a Copier writing to st; Run must be running for
+// running tries' logs to be copied before they end.
+func NewCopier(st *store.Store, log *slog.Logger) *Copier {
+	return &Copier{st: st, log: log, interval: time.Second,
+		watched: map[executor.TryKey]*watch{}, ended: map[executor.TryKey]time.Time{}}
+}
+
+// Watch starts copying a running try's log file. restarted says that the
+// executor writes the log again from its start (it adopted the try and
+// reads its whole output again): the copy is then replaced. Otherwise the
+// file goes on where the copy ends.
+func (c *Copier) Watch(ctx context.Context, k executor.TryKey, path string, restarted bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	_, ended := c.ended[k]
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	w := &watch{path: path}
+	if restarted {
+		if err := c.st.DeleteLog(ctx, tiKey(k), k.TryNumber); err != nil {
+			c.log.Warn("log copy not reset", "try", k.String(), "err", err)
+		}
+	} else {
+		n, err := c.st.LogSize(ctx, tiKey(k), k.TryNumber)
+		if err != nil {
+			c.log.Warn("log copy size unknown", "try", k.String(), "err", err)
+		}
+		w.copied = n
+	}
+	c.mu.Lock()
+	c.watched[k] = w
+	c.mu.Unlock()
+}
+
+// Finish copies what is left of a try's log and stops watching it. It is
+// called before the try's end is recorded, so whoever reads the ended try
+// (an alert on another replica) finds its whole log.
+func (c *Copier) Finish(ctx context.Context, k executor.TryKey) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	w := c.watched[k]
+	delete(c.watched, k)
+	c.ended[k] = time.Now()
+	c.mu.Unlock()
+	if w != nil {
+		c.copy(ctx, k, w)
+	}
+}
+
+// Note appends a line of updraft's own to a try's log (and to its copy,
+// when the try is not watched: it ended without its executor, or on
+// another replica).
+func (c *Copier) Note(ctx context.Context, k executor.TryKey, path, line string) {
+	line = fmt.Sprintf("[%s] %s\n", time.Now().UTC().Format(time.RFC3339), line)
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		_, _ = f.WriteString(line)
+		f.Close()
+	}
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	w := c.watched[k]
+	c.mu.Unlock()
+	if w != nil {
+		return // the next copy takes the line with the rest of the file
+	}
+	n, err := c.st.LogSize(ctx, tiKey(k), k.TryNumber)
+	if err == nil {
+		err = c.st.AppendLog(ctx, tiKey(k), k.TryNumber, n, []byte(line))
+	}
+	if err != nil {
+		c.log.Warn("note not copied to the try's log", "try", k.String(), "err", err)
+	}
+}
+
+// Run copies every watched log each second until ctx ends.
+func (c *Copier) Run(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.copyAll(ctx)
+		}
+	}
+}
+
+func (c *Copier) copyAll(ctx context.Context) {
+	c.mu.Lock()
+	type item struct {
+		k executor.TryKey
+		w *watch
+	}
+	items := make([]item, 0, len(c.watched))
+	for k, w := range c.watched {
+		items = append(items, item{k, w})
+	}
+	for k, at := range c.ended {
+		if time.Since(at) > 10*time.Minute {
+			delete(c.ended, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, it := range items {
+		c.copy(ctx, it.k, it.w)
+	}
+}
+
+// copy appends what the file has beyond what the store has.
+func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, err := os.Open(w.path)
+	if err != nil {
+		return // nothing written yet
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return
+	}
+	if info.Size() < w.copied { // the file was started over
+		if err := c.st.DeleteLog(ctx, tiKey(k), k.TryNumber); err != nil {
+			c.log.Warn("log copy not reset", "try", k.String(), "err", err)
+			return
+		}
+		w.copied = 0
+	}
+	buf := make([]byte, chunkSize)
+	for w.copied < info.Size() {
+		n, err := f.ReadAt(buf[:min(int64(chunkSize), info.Size()-w.copied)], w.copied)
+		if n > 0 {
+			if err := c.st.AppendLog(ctx, tiKey(k), k.TryNumber, w.copied, buf[:n]); err != nil {
+				c.log.Warn("log not copied to the store", "try", k.String(), "err", err)
+				return
+			}
+			w.copied += int64(n)
+		}
+		if err != nil && !errors.Is(err, io.EOF) || n == 0 {
+			return
+		}
+	}
+}
+
+func tiKey(k executor.TryKey) store.TIKey {
+	return store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}
+}
+
+// Log is one try's log open for reading.
+type Log struct {
+	f    *os.File // the local file, when it holds at least as much as the copy
+	st   *store.Store
+	k    store.TIKey
+	try  int
+	Size int64
+}
+
+// Open opens a try's log where most of it is: the local file, or the copy
+// in the store (another replica runs or ran the try). A log nobody wrote
+// yet is empty.
+func Open(ctx context.Context, st *store.Store, t store.Try) (*Log, error) {
+	l := &Log{st: st, k: t.TIKey, try: t.TryNumber}
+	copied, err := st.LogSize(ctx, t.TIKey, t.TryNumber)
+	if err != nil {
+		return nil, fmt.Errorf("log copy: %w", err)
+	}
+	l.Size = copied
+	if t.LogPath == "" {
+		return l, nil
+	}
+	f, err := os.Open(t.LogPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil || info.Size() < copied {
+		f.Close()
+		return l, nil
+	}
+	l.f, l.Size = f, info.Size()
+	return l, nil
+}
+
+// Read returns up to n bytes from offset (fewer at the end).
+func (l *Log) Read(ctx context.Context, offset, n int64) ([]byte, error) {
+	if offset >= l.Size || n <= 0 {
+		return nil, nil
+	}
+	n = min(n, l.Size-offset)
+	if l.f == nil {
+		data, _, err := l.st.ReadLog(ctx, l.k, l.try, offset, n)
+		return data, err
+	}
+	buf := make([]byte, n)
+	m, err := l.f.ReadAt(buf, offset)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:m], nil
+}
+
+// Close releases the local file.
+func (l *Log) Close() error {
+	if l.f != nil {
+		return l.f.Close()
+	}
+	return nil
+}
