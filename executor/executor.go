@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"updraft/dags"
@@ -80,4 +82,18 @@ type Executor interface {
 // than extended.
 type LogReplayer interface {
 	ReplaysLog(t Try) bool
+}
+
+// AppendLogLine adds one line of updraft's own to a try's log, stamped
+// with its time, creating the log (and its folder) if need be. It returns
+// the bytes written; a log that cannot be written is skipped silently
+// (the try's state says what happened).
+func AppendLogLine(path string, at time.Time, line string) string {
+	text := fmt.Sprintf("[%s] %s\n", at.UTC().Format(time.RFC3339), line)
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		_, _ = f.WriteString(text)
+		f.Close()
+	}
+	return text
 }

@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -101,12 +100,7 @@ func (c *Copier) Finish(ctx context.Context, k executor.TryKey) {
 // when the try is not watched: it ended without its executor, or on
 // another replica).
 func (c *Copier) Note(ctx context.Context, k executor.TryKey, path, line string) {
-	line = fmt.Sprintf("[%s] %s\n", time.Now().UTC().Format(time.RFC3339), line)
-	_ = os.MkdirAll(filepath.Dir(path), 0o755)
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		_, _ = f.WriteString(line)
-		f.Close()
-	}
+	line = executor.AppendLogLine(path, time.Now(), line)
 	if c == nil {
 		return
 	}

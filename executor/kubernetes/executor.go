@@ -141,11 +141,7 @@ func (e *Executor) send(ev executor.Event) {
 }
 
 func (e *Executor) appendLog(t executor.Try, line string) {
-	_ = os.MkdirAll(filepath.Dir(t.LogPath), 0o755)
-	if f, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		fmt.Fprintf(f, "[%s] %s\n", time.Now().UTC().Format(time.RFC3339), line)
-		f.Close()
-	}
+	executor.AppendLogLine(t.LogPath, time.Now(), line)
 }
 
 // Start creates the try's pod. It returns at once: the pod is created in

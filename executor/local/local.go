@@ -215,10 +215,7 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 }
 
 func (e *Executor) appendLog(t executor.Try, line string) {
-	if f, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		fmt.Fprintf(f, "[%s] %s\n", e.now().UTC().Format(time.RFC3339), line)
-		f.Close()
-	}
+	executor.AppendLogLine(t.LogPath, e.now(), line)
 }
 
 func (e *Executor) forget(k executor.TryKey) {
