@@ -177,7 +177,10 @@ func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
 		}
 		w.copied = 0
 	}
-	buf := make([]byte, chunkSize)
+	if w.copied >= info.Size() {
+		return
+	}
+	buf := make([]byte, min(chunkSize, info.Size()-w.copied))
 	for w.copied < info.Size() {
 		n, err := f.ReadAt(buf[:min(int64(chunkSize), info.Size()-w.copied)], w.copied)
 		if n > 0 {
