@@ -16,16 +16,20 @@ type SQLSpec struct {
 	ConnID string `json:"conn_id"`
 	// SQL holds the statements or scripts, each templated; a file named
 	// in the DAG (".sql") is read when the DAG loads.
-	SQL             []string `json:"sql"`
-	Files           []string `json:"sql_files,omitempty"` // the files SQL came from, for display
-	Warehouse       string   `json:"warehouse,omitempty"`
-	Database        string   `json:"database,omitempty"`
-	Schema          string   `json:"schema,omitempty"`
-	Role            string   `json:"role,omitempty"`
-	Parameters      []any    `json:"parameters,omitempty"` // positional: ? (Snowflake) or $1 (PostgreSQL)
-	Autocommit      bool     `json:"autocommit"`
-	SplitStatements bool     `json:"split_statements"`
-	ShowResults     bool     `json:"show_return_value_in_logs"`
+	SQL       []string `json:"sql"`
+	Files     []string `json:"sql_files,omitempty"` // the files SQL came from, for display
+	Warehouse string   `json:"warehouse,omitempty"`
+	Database  string   `json:"database,omitempty"`
+	Schema    string   `json:"schema,omitempty"`
+	Role      string   `json:"role,omitempty"`
+	// Parameters are bound to the statements' placeholders: a list for
+	// %s (or the drivers' own ? and $1), a mapping for %(name)s, as
+	// Airflow's hooks bind them (pyformat).
+	Parameters      []any          `json:"parameters,omitempty"`
+	NamedParameters map[string]any `json:"named_parameters,omitempty"`
+	Autocommit      bool           `json:"autocommit"`
+	SplitStatements bool           `json:"split_statements"`
+	ShowResults     bool           `json:"show_return_value_in_logs"`
 
 	at *val
 }
@@ -41,6 +45,11 @@ func (s SQLSpec) templates() []templateField {
 	for _, p := range s.Parameters {
 		if str, ok := p.(string); ok {
 			out = append(out, templateField{"parameters", str, s.at})
+		}
+	}
+	for _, name := range sortedKeys(s.NamedParameters) {
+		if str, ok := s.NamedParameters[name].(string); ok {
+			out = append(out, templateField{"parameters." + name, str, s.at})
 		}
 	}
 	return out
@@ -61,6 +70,17 @@ func (s SQLSpec) Render(r *Renderer) (OperatorSpec, error) {
 			}
 		}
 		out.Parameters[i] = p
+	}
+	if s.NamedParameters != nil {
+		out.NamedParameters = make(map[string]any, len(s.NamedParameters))
+		for name, p := range s.NamedParameters {
+			if str, ok := p.(string); ok {
+				if p, err = r.field("parameters."+name, str); err != nil {
+					return nil, err
+				}
+			}
+			out.NamedParameters[name] = p
+		}
 	}
 	return out, nil
 }
@@ -111,9 +131,9 @@ func decodeSQL(d *taskDecoder) OperatorSpec {
 		case kindSeq:
 			s.Parameters, _ = toAny(v).([]any)
 		case kindMap:
-			d.r.errf(v, "parameters as a mapping (named %%(name)s placeholders) are not supported; use a list with ? (Snowflake) or $1 (PostgreSQL) placeholders")
+			s.NamedParameters = toAnyMap(d.r, "parameters", v)
 		default:
-			d.r.errf(v, "parameters: expected a list, got %s", v.describe())
+			d.r.errf(v, "parameters: expected a list (for %%s placeholders) or a mapping (for %%(name)s), got %s", v.describe())
 		}
 	}
 	if v := d.take("autocommit"); v != nil {

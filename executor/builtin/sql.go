@@ -90,11 +90,11 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 			qctx = gosnowflake.WithQueryIDChan(ctx, ids)
 		}
 		start := time.Now()
-		args := []any(nil)
-		if len(s.Parameters) > 0 && hasPlaceholder(q) {
-			args = s.Parameters
+		bound, args, err := bind(q, s.Parameters, s.NamedParameters, engine)
+		if err != nil {
+			return fmt.Errorf("statement %d: %w", i+1, err)
 		}
-		rows, res, err := run(qctx, q, args...)
+		rows, res, err := run(qctx, bound, args...)
 		qid := ""
 		if ids != nil {
 			select {

@@ -68,6 +68,24 @@ func TestSQLOnPostgres(t *testing.T) {
 		!strings.Contains(log, "2024-05-01 00:00:00 +0000 UTC | 3") || !strings.Contains(log, "committed") || strings.Contains(log, "password") {
 		t.Fatalf("load: %+v\n%s", ev, log)
 	}
+	// Airflow's pyformat placeholders, as DAG files written for Airflow
+	// have them: %s from a list, %(name)s from a mapping, %% for %.
+	ev, log = run("pyformat", dags.SQLSpec{ConnID: "warehouse_pg", ShowResults: true,
+		SQL:        []string{"SELECT count(*) || '%%' FROM orders WHERE day = %s::date OR n = %s"},
+		Parameters: []any{"2024-05-02", 1}})
+	if ev.State != executor.Succeeded || !strings.Contains(log, "2%") {
+		t.Fatalf("pyformat list: %+v\n%s", ev, log)
+	}
+	ev, log = run("named", dags.SQLSpec{ConnID: "warehouse_pg", ShowResults: true,
+		SQL:             []string{"SELECT sum(n) FROM orders WHERE day = %(day)s::date AND n >= %(min)s AND day = %(day)s::date"},
+		NamedParameters: map[string]any{"day": "2024-05-01", "min": 2, "unused": "x"}})
+	if ev.State != executor.Succeeded || !strings.Contains(log, "]   2\n") {
+		t.Fatalf("pyformat mapping: %+v\n%s", ev, log)
+	}
+	ev, _ = run("missing", dags.SQLSpec{ConnID: "warehouse_pg", SQL: []string{"SELECT %(nope)s"}, NamedParameters: map[string]any{"day": "x"}})
+	if ev.State != executor.Failed || !strings.Contains(ev.Reason, `statement 1: %(nope)s: parameters has no "nope"`) {
+		t.Fatalf("missing name: %+v", ev)
+	}
 	// Without autocommit the statements are one transaction: a failure
 	// leaves nothing behind.
 	ev, log = run("bad", dags.SQLSpec{ConnID: "warehouse_pg", SplitStatements: true,
@@ -163,6 +181,16 @@ func TestSQLOnSnowflake(t *testing.T) {
 	if len(stmts) != 3 || stmts[1].Bindings["1"] == nil || !strings.Contains(mustJSON(stmts[1].Bindings["1"]), "2024-05-01") {
 		t.Fatalf("statements: %+v", stmts)
 	}
+	// A statement written for Airflow (%(name)s) reaches Snowflake as ?
+	// with its value bound, not pasted into the text.
+	ev, log = run("named", dags.SQLSpec{ConnID: "snowflake", SQL: []string{"DELETE FROM analytics.orders WHERE day = %(day)s AND region = %(region)s"},
+		NamedParameters: map[string]any{"day": "2024-05-02", "region": "emea"}}, 0)
+	stmts = sf.Statements()
+	last := stmts[len(stmts)-1]
+	if ev.State != executor.Succeeded || last.SQL != "DELETE FROM analytics.orders WHERE day = ? AND region = ?" ||
+		!strings.Contains(mustJSON(last.Bindings["1"]), "2024-05-02") || !strings.Contains(mustJSON(last.Bindings["2"]), "emea") {
+		t.Fatalf("named parameters: %+v %+v\n%s", ev, last, log)
+	}
 	login := sf.Logins()[0]
 	if login["LOGIN_NAME"] != "loader" || login["PASSWORD"] != "s3cret-pw" || login["ACCOUNT_NAME"] != "testacct" {
 		t.Fatalf("login: %v", login)
@@ -223,5 +251,45 @@ func TestSnowflakeConfig(t *testing.T) {
 	cfg, _ = snowflakeConfig(conn, dags.SQLSpec{})
 	if cfg.Account != "xy12345.eu-central-1" || cfg.Host != conn.Host || cfg.Database != "ANALYTICS" {
 		t.Fatalf("json config: %+v", cfg)
+	}
+}
+
+func TestBindPyformat(t *testing.T) {
+	for _, c := range []struct {
+		q      string
+		list   []any
+		named  map[string]any
+		engine string
+		want   string
+		args   []any
+		err    string
+	}{
+		{q: "SELECT '100%'", engine: "postgres", want: "SELECT '100%'"},
+		{q: "SELECT %s, %s", list: []any{1, "a"}, engine: "postgres", want: "SELECT $1, $2", args: []any{1, "a"}},
+		{q: "SELECT %s, %s", list: []any{1, "a"}, engine: "snowflake", want: "SELECT ?, ?", args: []any{1, "a"}},
+		{q: "SELECT %(a)s + %(b)s + %(a)s LIKE 'x%%'", named: map[string]any{"a": 1, "b": 2}, engine: "postgres",
+			want: "SELECT $1 + $2 + $1 LIKE 'x%'", args: []any{1, 2}},
+		{q: "SELECT %(a)s + %(a)s", named: map[string]any{"a": 1}, engine: "snowflake", want: "SELECT ? + ?", args: []any{1, 1}},
+		{q: "SELECT $1 LIKE 'a%'", list: []any{"v"}, engine: "postgres", want: "SELECT $1 LIKE 'a%'", args: []any{"v"}},
+		{q: "SELECT ?", list: []any{"v"}, engine: "snowflake", want: "SELECT ?", args: []any{"v"}},
+		{q: "TRUNCATE t", list: []any{"v"}, engine: "postgres", want: "TRUNCATE t"},
+		{q: "SELECT '%%s'", list: []any{"v"}, engine: "postgres", want: "SELECT '%%s'"},
+		{q: "SELECT %s", list: []any{}, engine: "postgres", err: "more %s placeholders than parameters has values (0)"},
+		{q: "SELECT %s", list: []any{1, 2}, engine: "postgres", err: "parameters has 2 values but the statement takes 1"},
+		{q: "SELECT %s", named: map[string]any{"a": 1}, engine: "postgres", err: "parameters is a mapping"},
+		{q: "SELECT %(a)s", list: []any{1}, engine: "postgres", err: "parameters is a list"},
+		{q: "SELECT %(a", named: map[string]any{"a": 1}, engine: "postgres", err: "not closed by )s"},
+		{q: "SELECT %s LIKE 'a%'", list: []any{1}, engine: "postgres", err: "a literal % is written %%"},
+	} {
+		got, args, err := bind(c.q, c.list, c.named, c.engine)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("bind(%q): %v, want an error with %q", c.q, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want || !reflect.DeepEqual(args, c.args) {
+			t.Errorf("bind(%q, %v, %v) = %q %v %v, want %q %v", c.q, c.list, c.named, got, args, err, c.want, c.args)
+		}
 	}
 }
