@@ -174,7 +174,7 @@ type auth struct {
 	st      *store.Store
 	opt     AuthOptions
 	now     func() time.Time
-	limiter *loginLimiter
+	limiter loginLimiter
 	basic   *basicCache
 }
 
@@ -185,7 +185,7 @@ func newAuth(st *store.Store, opt AuthOptions, now func() time.Time) *auth {
 	if opt.ProxyRole == "" {
 		opt.ProxyRole = RoleViewer
 	}
-	return &auth{st: st, opt: opt, now: now, limiter: newLoginLimiter(), basic: &basicCache{m: map[[32]byte]basicEntry{}}}
+	return &auth{st: st, opt: opt, now: now, limiter: loginLimiter{st}, basic: &basicCache{m: map[[32]byte]basicEntry{}}}
 }
 
 var errBadCredentials = errors.New("wrong username or password")
@@ -201,25 +201,36 @@ func (e errTooMany) Error() string {
 // per client address.
 func (a *auth) check(ctx context.Context, username, password, client string) (store.User, error) {
 	now := a.now()
-	if wait := a.limiter.blocked(now, username, client); wait > 0 {
-		return store.User{}, errTooMany{wait}
-	}
 	u, err := a.st.User(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return u, err
 	}
+	// A password verified moments ago passes without the limiter: only
+	// someone who knows it can be in the cache, so guessers cannot lock
+	// a busy API client out.
 	if err == nil && a.basic.ok(u, password, now) {
 		return u, nil
+	}
+	wait, lerr := a.limiter.blocked(ctx, now, username, client)
+	if lerr != nil {
+		return store.User{}, lerr
+	}
+	if wait > 0 {
+		return store.User{}, errTooMany{wait}
 	}
 	hash := []byte(u.PasswordHash)
 	if err != nil {
 		hash = dummyHash // same work for unknown users: no user enumeration by timing
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
-		a.limiter.fail(now, username, client)
+		if err := a.limiter.fail(ctx, now, username, client); err != nil {
+			return store.User{}, err
+		}
 		return store.User{}, errBadCredentials
 	}
-	a.limiter.reset(username)
+	if err := a.limiter.reset(ctx, now, username); err != nil {
+		return store.User{}, err
+	}
 	a.basic.remember(u, password, now)
 	return u, nil
 }
@@ -409,16 +420,9 @@ func (c *basicCache) remember(u store.User, password string, now time.Time) {
 
 // loginLimiter slows password guessing: after maxUserFailures failed
 // logins for one user name, or maxIPFailures from one address, within
-// failureWindow, further attempts are refused until the window ends.
-type loginLimiter struct {
-	mu sync.Mutex
-	m  map[string]*failures
-}
-
-type failures struct {
-	n     int
-	first time.Time
-}
+// failureWindow, further attempts are refused until the window ends. The
+// counts are in the store, so every replica enforces the same limits.
+type loginLimiter struct{ st *store.Store }
 
 const (
 	maxUserFailures = 5
@@ -426,46 +430,36 @@ const (
 	failureWindow   = 5 * time.Minute
 )
 
-func newLoginLimiter() *loginLimiter { return &loginLimiter{m: map[string]*failures{}} }
+func limiterKeys(username, ip string) map[string]int {
+	if len(username) > 64 { // longer than any real user name: keep the key short
+		username = username[:64]
+	}
+	return map[string]int{"user:" + strings.ToLower(username): maxUserFailures, "ip:" + ip: maxIPFailures}
+}
 
-func (l *loginLimiter) blocked(now time.Time, username, ip string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l loginLimiter) blocked(ctx context.Context, now time.Time, username, ip string) (time.Duration, error) {
 	var wait time.Duration
-	for key, limit := range map[string]int{"u:" + strings.ToLower(username): maxUserFailures, "ip:" + ip: maxIPFailures} {
-		f := l.m[key]
-		if f == nil {
-			continue
+	for key, limit := range limiterKeys(username, ip) {
+		n, first, err := l.st.LoginFailures(ctx, key, now.Add(-failureWindow))
+		if err != nil {
+			return 0, err
 		}
-		if now.Sub(f.first) >= failureWindow {
-			delete(l.m, key)
-			continue
-		}
-		if f.n >= limit {
-			wait = max(wait, f.first.Add(failureWindow).Sub(now))
+		if n >= limit {
+			wait = max(wait, first.Add(failureWindow).Sub(now))
 		}
 	}
-	return wait
+	return wait, nil
 }
 
-func (l *loginLimiter) fail(now time.Time, username, ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) >= 100_000 {
-		clear(l.m)
-	}
-	for _, key := range []string{"u:" + strings.ToLower(username), "ip:" + ip} {
-		f := l.m[key]
-		if f == nil || now.Sub(f.first) >= failureWindow {
-			f = &failures{first: now}
-			l.m[key] = f
+func (l loginLimiter) fail(ctx context.Context, now time.Time, username, ip string) error {
+	for key := range limiterKeys(username, ip) {
+		if err := l.st.AddLoginFailure(ctx, key, now, now.Add(-failureWindow)); err != nil {
+			return err
 		}
-		f.n++
 	}
+	return nil
 }
 
-func (l *loginLimiter) reset(username string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.m, "u:"+strings.ToLower(username))
+func (l loginLimiter) reset(ctx context.Context, now time.Time, username string) error {
+	return l.st.ClearLoginFailures(ctx, "user:"+strings.ToLower(username), now.Add(-failureWindow))
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -265,9 +266,31 @@ func TestLoginRateLimit(t *testing.T) {
 	if status, _ := e.call("GET", "/api/v1/dags", "", "viewer"); status != 200 {
 		t.Fatalf("other user: %d", status)
 	}
+	// Another replica on the same database counts the same failures.
+	other := newAuth(e.st, AuthOptions{}, clock)
+	if _, err := other.check(e.ctx, "admin", "admin-password", "10.0.0.9"); !errors.As(err, new(errTooMany)) {
+		t.Fatalf("another replica lets the locked user in: %v", err)
+	}
+	// A client whose password was verified before the guessing began is
+	// not locked out by it.
+	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
+		t.Fatalf("op before the guessing: %d", status)
+	}
+	for i := 0; i < maxUserFailures; i++ {
+		e.callAs("GET", "/api/v1/dags", "", "op", "guess")
+	}
+	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
+		t.Fatalf("op with a verified password during the guessing: %d", status)
+	}
+	if _, err := other.check(e.ctx, "op", "op-password", "10.0.0.9"); !errors.As(err, new(errTooMany)) {
+		t.Fatalf("a replica that never verified op's password lets it through while limited: %v", err)
+	}
 	now = now.Add(failureWindow + time.Second)
 	if status, _ := e.call("GET", "/api/v1/dags", "", "admin"); status != 200 {
 		t.Fatalf("after the window: %d", status)
+	}
+	if _, err := other.check(e.ctx, "op", "op-password", "10.0.0.9"); err != nil {
+		t.Fatalf("op after the window, on the other replica: %v", err)
 	}
 }
 

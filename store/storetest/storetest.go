@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"Clean":             testClean,
 		"Replicas":          testReplicas,
 		"LogCopies":         testLogCopies,
+		"LoginFailures":     testLoginFailures,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -578,5 +579,41 @@ func testLogCopies(t *testing.T, s *store.Store) {
 	}
 	if data, _, _ := s.ReadLog(ctx, k, 2, 0, 100); string(data) != "another try" {
 		t.Errorf("another try's log: %q", data)
+	}
+}
+
+func testLoginFailures(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	window := 5 * time.Minute
+	count := func(key string, now time.Time) int {
+		n, _, err := s.LoginFailures(ctx, key, now.Add(-window))
+		must(t, err)
+		return n
+	}
+	for i := 0; i < 3; i++ {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		must(t, s.AddLoginFailure(ctx, "user:ann", now, now.Add(-window)))
+	}
+	must(t, s.AddLoginFailure(ctx, "ip:10.0.0.1", t0, t0.Add(-window)))
+	if n, first, err := s.LoginFailures(ctx, "user:ann", t0.Add(3*time.Minute).Add(-window)); err != nil || n != 3 || !first.Equal(t0) {
+		t.Fatalf("within the window: %d since %v, %v", n, first, err)
+	}
+	// The window ends five minutes after its first failure, and the next
+	// failure starts a new one.
+	later := t0.Add(window + time.Second)
+	if n := count("user:ann", later); n != 0 {
+		t.Fatalf("after the window: %d", n)
+	}
+	must(t, s.AddLoginFailure(ctx, "user:ann", later, later.Add(-window)))
+	if n, first, _ := s.LoginFailures(ctx, "user:ann", later.Add(-window)); n != 1 || !first.Equal(later) {
+		t.Fatalf("a new window: %d since %v", n, first)
+	}
+	// Clearing one key also drops every ended window.
+	must(t, s.ClearLoginFailures(ctx, "user:ann", later.Add(-window)))
+	if n := count("user:ann", later); n != 0 {
+		t.Fatalf("after clearing: %d", n)
+	}
+	if n, _, _ := s.LoginFailures(ctx, "ip:10.0.0.1", t0.Add(-time.Hour)); n != 0 {
+		t.Fatalf("an ended window was kept: %d", n)
 	}
 }
