@@ -66,6 +66,13 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.With(admin).Patch("/variables/{key}", s.apiPatchVariable)
 	r.With(admin).Delete("/variables/{key}", s.apiDeleteVariable)
 
+	op := s.need(permOp)
+	r.With(read).Get("/pools", s.apiListPools)
+	r.With(op).Post("/pools", s.apiCreatePool)
+	r.With(read).Get("/pools/{pool_name}", s.apiGetPool)
+	r.With(op).Patch("/pools/{pool_name}", s.apiPatchPool)
+	r.With(op).Delete("/pools/{pool_name}", s.apiDeletePool)
+
 	r.With(admin).Get("/users", s.apiListUsers)
 	r.With(admin).Post("/users", s.apiCreateUser)
 	r.With(admin).Get("/users/{username}", s.apiGetUser)

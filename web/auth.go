@@ -28,7 +28,7 @@ type Role string
 const (
 	RoleViewer Role = "Viewer" // reads everything but secret values
 	RoleUser   Role = "User"   // and triggers, clears, marks, pauses
-	RoleOp     Role = "Op"     // as User (Airflow's Op also manages connections)
+	RoleOp     Role = "Op"     // and manages pools
 	RoleAdmin  Role = "Admin"  // and manages variables and users
 )
 
@@ -51,6 +51,7 @@ type perm int
 const (
 	permRead  perm = iota // Viewer and above
 	permAct               // trigger, clear, mark, pause: User and above
+	permOp                // pools: Op and Admin
 	permAdmin             // variables, users: Admin
 )
 
@@ -60,6 +61,8 @@ func (r Role) can(p perm) bool {
 		return r == RoleViewer || r == RoleUser || r == RoleOp || r == RoleAdmin
 	case permAct:
 		return r == RoleUser || r == RoleOp || r == RoleAdmin
+	case permOp:
+		return r == RoleOp || r == RoleAdmin
 	case permAdmin:
 		return r == RoleAdmin
 	}

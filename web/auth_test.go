@@ -80,6 +80,9 @@ func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
 		// Reads sent as POST (Airflow's batch lists).
 		{"POST", "/api/v1/dags/~/dagRuns/list", `{}`, permRead},
 		{"POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", `{}`, permRead},
+		{"POST", "/api/v1/pools", `{"name": "snowflake", "slots": 2}`, permOp},
+		{"PATCH", "/api/v1/pools/snowflake", `{"slots": 3}`, permOp},
+		{"DELETE", "/api/v1/pools/snowflake", ``, permOp},
 		// The pages' forms.
 		{"POST", "/dags/sec/pause", ``, permAct},
 		{"POST", "/dags/sec/trigger", ``, permAct},
@@ -90,6 +93,8 @@ func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
 		{"POST", "/variables", ``, permAdmin},
 		{"POST", "/variables/w/delete", ``, permAdmin},
 		{"GET", "/variables", ``, permAdmin},
+		{"POST", "/pools", `name=etl&slots=2`, permOp},
+		{"POST", "/pools/etl/delete", ``, permOp},
 		{"POST", "/users", ``, permAdmin},
 		{"POST", "/users/nobody", ``, permAdmin},
 		{"POST", "/users/nobody/delete", ``, permAdmin},
@@ -139,7 +144,7 @@ func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
 		}
 	}
 	// Reads are open to every role, closed to anonymous callers.
-	for _, path := range []string{"/api/v1/dags", "/api/v1/dags/sec/dagRuns", "/api/v1/importErrors", "/api/v1/eventLogs", "/", "/dags.json"} {
+	for _, path := range []string{"/api/v1/dags", "/api/v1/dags/sec/dagRuns", "/api/v1/importErrors", "/api/v1/eventLogs", "/api/v1/pools", "/", "/dags.json", "/pools"} {
 		if status, _ := e.call("GET", path, "", "viewer"); status != 200 {
 			t.Errorf("viewer GET %s: %d", path, status)
 		}

@@ -186,6 +186,7 @@ type Session struct {
 	User   string
 	Role   Role
 	CanAct bool
+	CanOp  bool // manage pools
 	Admin  bool
 	CSRF   string
 }
@@ -195,7 +196,7 @@ func sessionOf(r *http.Request) Session {
 	if p == nil {
 		return Session{}
 	}
-	out := Session{User: p.user.Username, Role: p.role, CanAct: p.role.can(permAct), Admin: p.role.can(permAdmin)}
+	out := Session{User: p.user.Username, Role: p.role, CanAct: p.role.can(permAct), CanOp: p.role.can(permOp), Admin: p.role.can(permAdmin)}
 	if p.session != nil {
 		out.CSRF = p.session.CSRFToken
 	}

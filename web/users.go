@@ -350,16 +350,17 @@ type apiRole struct {
 // lets a role do.
 var rolePermissions = map[perm][][2]string{
 	permRead: {{"can_read", "DAGs"}, {"can_read", "DAG Runs"}, {"can_read", "Task Instances"}, {"can_read", "Task Logs"},
-		{"can_read", "ImportError"}, {"can_read", "Audit Logs"}, {"can_read", "Website"}},
+		{"can_read", "ImportError"}, {"can_read", "Audit Logs"}, {"can_read", "Pools"}, {"can_read", "Website"}},
 	permAct: {{"can_edit", "DAGs"}, {"can_create", "DAG Runs"}, {"can_edit", "DAG Runs"}, {"can_edit", "Task Instances"},
 		{"can_delete", "Task Instances"}},
+	permOp: {{"can_create", "Pools"}, {"can_edit", "Pools"}, {"can_delete", "Pools"}},
 	permAdmin: {{"can_read", "Variables"}, {"can_create", "Variables"}, {"can_edit", "Variables"}, {"can_delete", "Variables"},
 		{"can_read", "Users"}, {"can_create", "Users"}, {"can_edit", "Users"}, {"can_delete", "Users"}, {"can_read", "Roles"}},
 }
 
 func toAPIRole(role Role) apiRole {
 	out := apiRole{Name: string(role), Actions: []apiAction{}}
-	for _, p := range []perm{permRead, permAct, permAdmin} {
+	for _, p := range []perm{permRead, permAct, permOp, permAdmin} {
 		if !role.can(p) {
 			continue
 		}

@@ -261,6 +261,33 @@ func TestOfficialClientDrivesServer(t *testing.T) {
 	if _, resp, err := client.DAGApi.GetDags(otto).Execute(); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a deleted user: %v %v", resp, err)
 	}
+	// Pools: an Admin creates one, resizes it, lists and deletes it.
+	pool := airflow.Pool{}
+	pool.SetName("snowflake")
+	pool.SetSlots(2)
+	if got, resp, err := client.PoolApi.PostPool(ctx).Pool(pool).Execute(); err != nil || got.GetSlots() != 2 || got.GetOpenSlots() != 2 {
+		must("create pool", resp, err)
+		t.Fatalf("pool = %+v", got)
+	}
+	pool.SetSlots(5)
+	if got, resp, err := client.PoolApi.PatchPool(ctx, "snowflake").Pool(pool).UpdateMask([]string{"slots"}).Execute(); err != nil || got.GetSlots() != 5 {
+		must("patch pool", resp, err)
+		t.Fatalf("pool = %+v", got)
+	}
+	pools, resp, err := client.PoolApi.GetPools(viewer).Execute()
+	must("list pools", resp, err)
+	if pools.GetTotalEntries() != 2 || pools.GetPools()[0].GetName() != "default_pool" {
+		t.Fatalf("pools = %+v", pools)
+	}
+	if got, resp, err := client.PoolApi.GetPool(viewer, "default_pool").Execute(); err != nil || got.GetSlots() != 128 {
+		must("get pool", resp, err)
+	}
+	if resp, err := client.PoolApi.DeletePool(viewer, "snowflake").Execute(); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a Viewer deletes a pool: %v %v", resp, err)
+	}
+	if resp, err := client.PoolApi.DeletePool(ctx, "snowflake").Execute(); err != nil {
+		must("delete pool", resp, err)
+	}
 	health, resp, err := client.MonitoringApi.GetHealth(ctx).Execute()
 	must("health", resp, err)
 	if health.GetMetadatabase().Status == nil || *health.GetMetadatabase().Status != airflow.HEALTHSTATUS_HEALTHY || *health.GetScheduler().Status != airflow.HEALTHSTATUS_HEALTHY {

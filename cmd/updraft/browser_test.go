@@ -180,6 +180,7 @@ func TestBrowser(t *testing.T) {
 		{"audit", "/audit", "#audit"},
 		{"variables", "/variables", "#variables"},
 		{"alerts", "/alerts", "#alerts"},
+		{"pools", "/pools", "#pools"},
 		{"users", "/users", "#users"},
 	} {
 		step("open "+page.name, chromedp.Navigate(url+page.path), chromedp.WaitVisible(chromedp.CSS(page.sel)))

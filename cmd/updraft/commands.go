@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"updraft/executor/local"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/web"
 )
 
 // common holds the --dags and --db flags most commands share.
@@ -521,5 +523,74 @@ func (m Main) dbClean(ctx context.Context, args []string) int {
 		}
 	}
 	fmt.Fprintf(m.Stdout, "removed %d log files\n", removed)
+	return 0
+}
+
+// pools is `updraft pools list|set|delete`, as Airflow's `airflow pools`.
+func (m Main) pools(ctx context.Context, args []string) int {
+	const use = "usage: updraft pools list | set NAME SLOTS [--description D] | delete NAME"
+	if len(args) == 0 {
+		fmt.Fprintln(m.Stderr, use)
+		return 2
+	}
+	fl, c := m.commonFlags("pools " + args[0])
+	desc := fl.String("description", "", "with set: a description")
+	pos, err := parseInterleaved(fl, args[1:])
+	if err != nil {
+		return 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft:", err)
+		return 1
+	}
+	defer st.Close()
+	fail := func(err error) int {
+		fmt.Fprintln(m.Stderr, "updraft:", strings.TrimSuffix(err.Error(), ": bad request"))
+		return 1
+	}
+	switch {
+	case args[0] == "list" && len(pos) == 0:
+		pools, err := st.Pools(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		use, err := st.PoolUsage(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "POOL\tSLOTS\tRUNNING\tQUEUED\tDESCRIPTION")
+		for _, p := range pools {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", p.Name, p.Slots, use[p.Name].Running, use[p.Name].Queued, p.Description)
+		}
+		w.Flush()
+	case args[0] == "set" && len(pos) == 2:
+		slots, err := strconv.Atoi(pos[1])
+		if err != nil {
+			return fail(fmt.Errorf("slots %q: not a whole number", pos[1]))
+		}
+		p := store.Pool{Name: pos[0], Slots: slots, Description: *desc}
+		if err := web.ValidatePool(p); err != nil {
+			return fail(err)
+		}
+		if err := st.SetPool(ctx, p); err != nil {
+			return fail(err)
+		}
+		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "pool_set", Detail: fmt.Sprintf("pool=%s slots=%d", p.Name, p.Slots)})
+		fmt.Fprintf(m.Stdout, "pool %s has %d slots\n", p.Name, p.Slots)
+	case args[0] == "delete" && len(pos) == 1:
+		if err := web.CheckPoolDelete(pos[0]); err != nil {
+			return fail(err)
+		}
+		if err := st.DeletePool(ctx, pos[0]); err != nil {
+			return fail(err)
+		}
+		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "pool_delete", Detail: "pool=" + pos[0]})
+		fmt.Fprintf(m.Stdout, "pool %s deleted\n", pos[0])
+	default:
+		fmt.Fprintln(m.Stderr, use)
+		return 2
+	}
 	return 0
 }

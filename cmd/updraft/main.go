@@ -50,9 +50,11 @@ Usage:
   updraft users create USER --role ROLE (--password-file F | --password-stdin)
   updraft users set-password USER (--password-file F | --password-stdin)
   updraft users delete USER | list
+                                     people and scripts allowed in; roles Viewer, User, Op, Admin
+  updraft pools list | set NAME SLOTS [--description D] | delete NAME
+                                     limits on task instances running at once across DAGs
   updraft connections list | test CONN_ID
                                      Airflow connections from UPDRAFT_CONN_<ID> and UPDRAFT_CONNECTIONS_DIR
-                                     people and scripts allowed in; roles Viewer, User, Op, Admin
   updraft db migrate                 create or upgrade the database
   updraft db check                   is the database reachable and up to date?
   updraft db clean (--before DATE | --older-than DURATION) [--dry-run] [--keep-logs]
@@ -106,6 +108,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 		return m.variables(ctx, args[1:])
 	case "users":
 		return m.users(ctx, args[1:])
+	case "pools":
+		return m.pools(ctx, args[1:])
 	case "connections":
 		return m.connectionsCmd(ctx, args[1:])
 	case "db":

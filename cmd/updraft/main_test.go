@@ -366,6 +366,36 @@ func TestUsersCommand(t *testing.T) {
 	}
 }
 
+func TestPoolsCommand(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "u.db")
+	for _, s := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"pools", "set", "snowflake", "4", "--description", "warehouse sessions"}, 0, "pool snowflake has 4 slots"},
+		{[]string{"pools", "set", "snowflake", "2"}, 0, "has 2 slots"},
+		{[]string{"pools", "set", "bad name", "2"}, 1, "use letters, digits"},
+		{[]string{"pools", "set", "x", "many"}, 1, "not a whole number"},
+		{[]string{"pools", "delete", "default_pool"}, 1, "cannot be deleted"},
+		{[]string{"pools", "delete", "nope"}, 1, "not found"},
+		{[]string{"pools", "list"}, 0, "default_pool"},
+		{[]string{"pools"}, 2, "usage"},
+	} {
+		code, out, errOut := run(t, nil, append(s.args, "--db", db)...)
+		if code != s.code || !strings.Contains(out+errOut, s.out) {
+			t.Fatalf("%v: exit %d, %q %q; want %d and %q", s.args, code, out, errOut, s.code, s.out)
+		}
+	}
+	_, out, _ := run(t, nil, "pools", "list", "--db", db)
+	if !regexp.MustCompile(`snowflake +2 +0 +0`).MatchString(out) {
+		t.Fatalf("list: %s", out)
+	}
+	if code, out, _ := run(t, nil, "pools", "delete", "snowflake", "--db", db); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+}
+
 func TestDBCheckAndClean(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "u.db")

@@ -377,6 +377,21 @@ func testImportErrorsPools(t *testing.T, s *store.Store) {
 	if pools, _ := s.Pools(ctx); len(pools) != 2 {
 		t.Fatalf("pools = %+v", pools)
 	}
+	// Usage counts the slots of queued and running task instances.
+	r := newRun("pooled", 1, "manual")
+	all := tis(r, "q", "run", "done", "big")
+	all[0].State, all[1].State, all[2].State, all[3].State = dags.StateQueued, dags.StateRunning, dags.StateSuccess, dags.StateRunning
+	all[3].Pool, all[3].PoolSlots = "snowflake", 2
+	must(t, s.CreateRun(ctx, r, all))
+	use, err := s.PoolUsage(ctx)
+	must(t, err)
+	if use["default_pool"] != (store.PoolUse{Running: 1, Queued: 1}) || use["snowflake"] != (store.PoolUse{Running: 2}) {
+		t.Fatalf("usage = %+v", use)
+	}
+	must(t, s.DeletePool(ctx, "snowflake"))
+	if err := s.DeletePool(ctx, "snowflake"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting a pool twice: %v", err)
+	}
 }
 
 func testUsersSessions(t *testing.T, s *store.Store) {
