@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/snowflakedb/gosnowflake"
+	"github.com/youmark/pkcs8"
 
 	"updraft/dags"
 )
@@ -239,8 +240,10 @@ func snowflakeConfig(conn Connection, s dags.SQLSpec) (gosnowflake.Config, error
 	return cfg, nil
 }
 
-// privateKey reads a key-pair connection's unencrypted PKCS#8 RSA key
-// (Airflow's private_key_content or private_key_file extras).
+// privateKey reads a key-pair connection's PKCS#8 RSA key (Airflow's
+// private_key_content or private_key_file extras). An encrypted key is
+// decrypted with the connection's password, as Airflow's Snowflake hook
+// does.
 func privateKey(conn Connection) (*rsa.PrivateKey, error) {
 	data := []byte(conn.Extra["private_key_content"])
 	if len(data) == 0 {
@@ -255,7 +258,14 @@ func privateKey(conn Connection) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("connection %s: the private key is not PEM", conn.ID)
 	}
 	if block.Type == "ENCRYPTED PRIVATE KEY" {
-		return nil, fmt.Errorf("connection %s: encrypted private keys are not supported; store the key unencrypted in a Secret", conn.ID)
+		if conn.Password == "" {
+			return nil, fmt.Errorf("connection %s: the private key is encrypted: give its passphrase as the connection's password", conn.ID)
+		}
+		k, err := pkcs8.ParsePKCS8PrivateKeyRSA(block.Bytes, []byte(strings.TrimSpace(conn.Password)))
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: the private key cannot be decrypted with the connection's password (wrong passphrase, or not an RSA key)", conn.ID)
+		}
+		return k, nil
 	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {

@@ -2,10 +2,13 @@ package builtin
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/youmark/pkcs8"
 
 	"updraft/dags"
 	"updraft/executor"
@@ -147,10 +151,19 @@ func TestSQLOnSnowflake(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	encDER, err := pkcs8.MarshalPrivateKey(key, []byte("key passphrase"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encKey := string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: encDER}))
 	env := map[string]string{
-		"UPDRAFT_CONN_SNOWFLAKE":     conn(map[string]string{}, "s3cret-pw"),
-		"UPDRAFT_CONN_SNOWFLAKE_KP":  conn(map[string]string{"private_key_content": pemKey}, ""),
-		"UPDRAFT_CONN_SNOWFLAKE_BAD": conn(map[string]string{}, "wrong"),
+		"UPDRAFT_CONN_SNOWFLAKE":    conn(map[string]string{}, "s3cret-pw"),
+		"UPDRAFT_CONN_SNOWFLAKE_KP": conn(map[string]string{"private_key_content": pemKey}, ""),
+		// An encrypted key (PKCS#8, PBES2) whose passphrase is the connection's password, as in Airflow.
+		"UPDRAFT_CONN_SNOWFLAKE_ENC":      conn(map[string]string{"private_key_content": encKey}, "key passphrase"),
+		"UPDRAFT_CONN_SNOWFLAKE_ENC_BAD":  conn(map[string]string{"private_key_content": encKey}, "not the passphrase"),
+		"UPDRAFT_CONN_SNOWFLAKE_ENC_NONE": conn(map[string]string{"private_key_content": encKey}, ""),
+		"UPDRAFT_CONN_SNOWFLAKE_BAD":      conn(map[string]string{}, "wrong"),
 	}
 	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
 	ctx := context.Background()
@@ -217,6 +230,29 @@ func TestSQLOnSnowflake(t *testing.T) {
 	kp := logins[len(logins)-1]
 	if ev.State != executor.Succeeded || kp["AUTHENTICATOR"] != "SNOWFLAKE_JWT" || kp["TOKEN"] == nil || kp["PASSWORD"] != nil {
 		t.Fatalf("key pair: %+v %v", ev, kp)
+	}
+	// The encrypted key signs the JWT once decrypted: the token verifies
+	// with the key's public half and names its fingerprint.
+	ev, log = run("enc", dags.SQLSpec{ConnID: "snowflake_enc", SQL: []string{"SELECT COUNT(*) FROM t"}}, 0)
+	logins = sf.Logins()
+	if ev.State != executor.Succeeded {
+		t.Fatalf("encrypted key: %+v\n%s", ev, log)
+	}
+	token, _ := logins[len(logins)-1]["TOKEN"].(string)
+	parts := strings.Split(token, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[len(parts)-1])
+	if len(parts) != 3 || err != nil {
+		t.Fatalf("token %q", token)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+		t.Fatalf("the JWT is not signed by the decrypted key: %v", err)
+	}
+	for id, want := range map[string]string{"snowflake_enc_bad": "wrong passphrase", "snowflake_enc_none": "give its passphrase as the connection's password"} {
+		ev, _ = run(id, dags.SQLSpec{ConnID: id, SQL: []string{"SELECT 1"}}, 0)
+		if ev.State != executor.Failed || !strings.Contains(ev.Reason, want) || strings.Contains(ev.Reason, "not the passphrase") {
+			t.Fatalf("%s: %+v", id, ev)
+		}
 	}
 	ev, _ = run("badpw", dags.SQLSpec{ConnID: "snowflake_bad", SQL: []string{"SELECT COUNT(*) FROM t"}}, 0)
 	if ev.State != executor.Failed || !strings.Contains(ev.Reason, "Incorrect username or password") || strings.Contains(ev.Reason, "wrong") {
