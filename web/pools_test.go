@@ -48,6 +48,9 @@ func TestPools(t *testing.T) {
 	if s := state("load"); s != dags.StateScheduled {
 		t.Fatalf("a task in a missing pool: %s, want scheduled (waiting)", s)
 	}
+	if _, tiPage := e.call("GET", "/dags/pooled/runs/r1/tasks/load", "", "viewer"); !strings.Contains(tiPage, "pool etl does not exist") {
+		t.Errorf("the task instance page does not say why it waits:\n%s", tiPage)
+	}
 	status, page := e.call("GET", "/pools", "", "viewer")
 	if status != 200 || !strings.Contains(page, `id="missing-pools"`) || !strings.Contains(page, "<code>etl</code> (1 task)") || strings.Contains(page, `id="pool-form"`) {
 		t.Fatalf("pools page for a viewer: %d\n%s", status, page)

@@ -955,6 +955,7 @@ type tiPage struct {
 	Tries                                                                           []tryRow
 	Return                                                                          string
 	Preview                                                                         *clearPreview
+	Waiting                                                                         []string // what keeps it from starting
 }
 
 type tryRow struct {
@@ -997,6 +998,12 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.pageError(w, r, err)
 		return
+	}
+	if ti, err := s.st.TaskInstance(ctx, k); err == nil {
+		if p.Waiting, err = s.waitingFor(ctx, ti); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
 	}
 	secrets, err := s.st.SecretValues(ctx)
 	if err != nil {
