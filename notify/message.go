@@ -10,7 +10,7 @@ import (
 
 	"updraft/dags"
 	"updraft/store"
-	"updraft/trylog"
+	"updraft/store/trylog"
 )
 
 const (

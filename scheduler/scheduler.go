@@ -19,7 +19,7 @@ import (
 	"updraft/dags"
 	"updraft/executor"
 	"updraft/store"
-	"updraft/trylog"
+	"updraft/store/trylog"
 )
 
 // Bag is the source of DAGs: the latest load of the DAG folder.
@@ -983,7 +983,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 // (template error, nothing to run) fails with the reason.
 func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 	k := p.try.Key
-	s.opts.LogCopies.Watch(ctx, k, p.try.LogPath, false)
+	s.opts.LogCopies.Watch(ctx, logKey(k), p.try.LogPath, false)
 	err := p.renderErr
 	if err == nil {
 		err = s.exec.Start(ctx, p.try)
@@ -992,13 +992,24 @@ func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 		return
 	}
 	s.log.Warn("try could not start", "dag_id", k.DagID, "run_id", k.RunID, "task_id", k.TaskID, "try_number", k.TryNumber, "err", err)
-	s.opts.LogCopies.Note(ctx, k, p.try.LogPath, "updraft: the try could not start: "+err.Error())
-	s.opts.LogCopies.Finish(ctx, k)
+	s.note(ctx, k, p.try.LogPath, "updraft: the try could not start: "+err.Error())
+	s.opts.LogCopies.Finish(ctx, logKey(k))
 	ev := executor.Event{Key: k, State: executor.Failed, Reason: err.Error(), At: s.clock.Now()}
 	if err := s.st.InTx(ctx, func(tx *store.Store) error { return s.finishTry(ctx, tx, ev) }); err != nil {
 		s.log.Error("try failure not recorded", "try", k.String(), "err", err)
 	}
 	s.markDirty(k.DagID, k.RunID)
+}
+
+// note writes a line of updraft's own into a try's log, and into its
+// copy in the store when copies are kept.
+func (s *Scheduler) note(ctx context.Context, k executor.TryKey, path, line string) {
+	text := executor.AppendLogLine(path, s.clock.Now(), line)
+	s.opts.LogCopies.Noted(ctx, logKey(k), text)
+}
+
+func logKey(k executor.TryKey) trylog.Key {
+	return trylog.Key{TIKey: store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}, Try: k.TryNumber}
 }
 
 func hostname() string {
@@ -1017,7 +1028,7 @@ func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
 func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
 	for _, ev := range evs {
 		if ev.State != executor.Running {
-			s.opts.LogCopies.Finish(ctx, ev.Key) // the whole log is copied before the end is recorded
+			s.opts.LogCopies.Finish(ctx, logKey(ev.Key)) // the whole log is copied before the end is recorded
 		}
 	}
 	err := s.st.InTx(ctx, func(tx *store.Store) error {
@@ -1241,10 +1252,10 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 		case err == nil:
 			s.log.Info("adopted a try left running", "try", key.String(), "from", t.Owner)
 			replays, _ := s.exec.(executor.LogReplayer)
-			s.opts.LogCopies.Watch(ctx, key, t.LogPath, replays != nil && replays.ReplaysLog(try))
+			s.opts.LogCopies.Watch(ctx, logKey(key), t.LogPath, replays != nil && replays.ReplaysLog(try))
 		case errors.Is(err, executor.ErrGone):
 			reason := "the scheduler stopped during this try and its process is gone"
-			s.opts.LogCopies.Note(ctx, key, t.LogPath, "updraft: "+reason)
+			s.note(ctx, key, t.LogPath, "updraft: "+reason)
 			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
-	"updraft/trylog"
+	"updraft/store/trylog"
 )
 
 // --- DAG runs ---

@@ -25,7 +25,7 @@ import (
 	"updraft/gitsync"
 	"updraft/scheduler"
 	"updraft/store"
-	"updraft/trylog"
+	"updraft/store/trylog"
 )
 
 //go:embed static

@@ -32,7 +32,7 @@ import (
 	"updraft/notify"
 	"updraft/scheduler"
 	"updraft/store"
-	"updraft/trylog"
+	"updraft/store/trylog"
 	"updraft/web"
 )
 

@@ -16,23 +16,30 @@ import (
 	"sync"
 	"time"
 
-	"updraft/executor"
 	"updraft/store"
 )
+
+// Key names one try of one task instance.
+type Key struct {
+	store.TIKey
+	Try int
+}
+
+func (k Key) String() string { return fmt.Sprintf("%s#%d", k.TIKey, k.Try) }
 
 // chunkSize bounds one copied chunk (one row in the store).
 const chunkSize = 256 << 10
 
 // Copier copies the logs of this replica's running tries into the store.
-// A nil *Copier copies nothing; Note still writes the local file.
+// A nil *Copier copies nothing.
 type Copier struct {
 	st       *store.Store
 	log      *slog.Logger
 	interval time.Duration
 
 	mu      sync.Mutex
-	watched map[executor.TryKey]*watch
-	ended   map[executor.TryKey]time.Time // recently finished: a late Watch is ignored
+	watched map[Key]*watch
+	ended   map[Key]time.Time // recently finished: a late Watch is ignored
 }
 
 type watch struct {
@@ -45,14 +52,14 @@ type watch struct {
 // running tries' logs to be copied before they end.
 func NewCopier(st *store.Store, log *slog.Logger) *Copier {
 	return &Copier{st: st, log: log, interval: time.Second,
-		watched: map[executor.TryKey]*watch{}, ended: map[executor.TryKey]time.Time{}}
+		watched: map[Key]*watch{}, ended: map[Key]time.Time{}}
 }
 
 // Watch starts copying a running try's log file. restarted says that the
 // executor writes the log again from its start (it adopted the try and
 // reads its whole output again): the copy is then replaced. Otherwise the
 // file goes on where the copy ends.
-func (c *Copier) Watch(ctx context.Context, k executor.TryKey, path string, restarted bool) {
+func (c *Copier) Watch(ctx context.Context, k Key, path string, restarted bool) {
 	if c == nil {
 		return
 	}
@@ -64,11 +71,11 @@ func (c *Copier) Watch(ctx context.Context, k executor.TryKey, path string, rest
 	}
 	w := &watch{path: path}
 	if restarted {
-		if err := c.st.DeleteLog(ctx, tiKey(k), k.TryNumber); err != nil {
+		if err := c.st.DeleteLog(ctx, k.TIKey, k.Try); err != nil {
 			c.log.Warn("log copy not reset", "try", k.String(), "err", err)
 		}
 	} else {
-		n, err := c.st.LogSize(ctx, tiKey(k), k.TryNumber)
+		n, err := c.st.LogSize(ctx, k.TIKey, k.Try)
 		if err != nil {
 			c.log.Warn("log copy size unknown", "try", k.String(), "err", err)
 		}
@@ -82,7 +89,7 @@ func (c *Copier) Watch(ctx context.Context, k executor.TryKey, path string, rest
 // Finish copies what is left of a try's log and stops watching it. It is
 // called before the try's end is recorded, so whoever reads the ended try
 // (an alert on another replica) finds its whole log.
-func (c *Copier) Finish(ctx context.Context, k executor.TryKey) {
+func (c *Copier) Finish(ctx context.Context, k Key) {
 	if c == nil {
 		return
 	}
@@ -96,11 +103,11 @@ func (c *Copier) Finish(ctx context.Context, k executor.TryKey) {
 	}
 }
 
-// Note appends a line of updraft's own to a try's log (and to its copy,
-// when the try is not watched: it ended without its executor, or on
-// another replica).
-func (c *Copier) Note(ctx context.Context, k executor.TryKey, path, line string) {
-	line = executor.AppendLogLine(path, time.Now(), line)
+// Noted puts a line of updraft's own, already appended to a try's file
+// (executor.AppendLogLine), into the copy too when nobody watches the try:
+// it ended without its executor, or on another replica. A watched try's
+// line goes with the rest of its file.
+func (c *Copier) Noted(ctx context.Context, k Key, text string) {
 	if c == nil {
 		return
 	}
@@ -108,11 +115,11 @@ func (c *Copier) Note(ctx context.Context, k executor.TryKey, path, line string)
 	w := c.watched[k]
 	c.mu.Unlock()
 	if w != nil {
-		return // the next copy takes the line with the rest of the file
+		return
 	}
-	n, err := c.st.LogSize(ctx, tiKey(k), k.TryNumber)
+	n, err := c.st.LogSize(ctx, k.TIKey, k.Try)
 	if err == nil {
-		err = c.st.AppendLog(ctx, tiKey(k), k.TryNumber, n, []byte(line))
+		err = c.st.AppendLog(ctx, k.TIKey, k.Try, n, []byte(text))
 	}
 	if err != nil {
 		c.log.Warn("note not copied to the try's log", "try", k.String(), "err", err)
@@ -139,7 +146,7 @@ func (c *Copier) Run(ctx context.Context) {
 func (c *Copier) copyAll(ctx context.Context) {
 	c.mu.Lock()
 	type item struct {
-		k executor.TryKey
+		k Key
 		w *watch
 	}
 	items := make([]item, 0, len(c.watched))
@@ -158,7 +165,7 @@ func (c *Copier) copyAll(ctx context.Context) {
 }
 
 // copy appends what the file has beyond what the store has.
-func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
+func (c *Copier) copy(ctx context.Context, k Key, w *watch) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	f, err := os.Open(w.path)
@@ -171,7 +178,7 @@ func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
 		return
 	}
 	if info.Size() < w.copied { // the file was started over
-		if err := c.st.DeleteLog(ctx, tiKey(k), k.TryNumber); err != nil {
+		if err := c.st.DeleteLog(ctx, k.TIKey, k.Try); err != nil {
 			c.log.Warn("log copy not reset", "try", k.String(), "err", err)
 			return
 		}
@@ -184,7 +191,7 @@ func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
 	for w.copied < info.Size() {
 		n, err := f.ReadAt(buf[:min(int64(chunkSize), info.Size()-w.copied)], w.copied)
 		if n > 0 {
-			if err := c.st.AppendLog(ctx, tiKey(k), k.TryNumber, w.copied, buf[:n]); err != nil {
+			if err := c.st.AppendLog(ctx, k.TIKey, k.Try, w.copied, buf[:n]); err != nil {
 				c.log.Warn("log not copied to the store", "try", k.String(), "err", err)
 				return
 			}
@@ -194,10 +201,6 @@ func (c *Copier) copy(ctx context.Context, k executor.TryKey, w *watch) {
 			return
 		}
 	}
-}
-
-func tiKey(k executor.TryKey) store.TIKey {
-	return store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}
 }
 
 // Log is one try's log open for reading.

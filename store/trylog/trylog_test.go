@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"updraft/executor"
 	"updraft/store"
 )
 
@@ -37,6 +36,18 @@ func appendTo(t *testing.T, path, s string) {
 	}
 }
 
+// note writes a line of updraft's own as the scheduler does: into the
+// file, then to the copier.
+func note(c *Copier, k Key, path, line string) {
+	text := "[2026-01-01T00:00:00Z] " + line + "\n"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		f.WriteString(text)
+		f.Close()
+	}
+	c.Noted(context.Background(), k, text)
+}
+
 // readAll reads a try's log the way the web server does.
 func readAll(t *testing.T, st *store.Store, try store.Try) string {
 	t.Helper()
@@ -56,10 +67,10 @@ func TestCopiesFollowTheFile(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	c := NewCopier(st, slog.New(slog.DiscardHandler))
-	k := executor.TryKey{DagID: "d", RunID: "r", TaskID: "x", TryNumber: 1}
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}, 1}
 	path := filepath.Join(t.TempDir(), "a", "attempt=1.log")
 	// elsewhere is the same try seen from a replica without the file.
-	elsewhere := store.Try{TIKey: tiKey(k), TryNumber: 1, LogPath: filepath.Join(t.TempDir(), "missing.log")}
+	elsewhere := store.Try{TIKey: k.TIKey, TryNumber: 1, LogPath: filepath.Join(t.TempDir(), "missing.log")}
 
 	c.Watch(ctx, k, path, false)
 	c.copyAll(ctx) // nothing written yet: nothing copied, no error
@@ -72,7 +83,7 @@ func TestCopiesFollowTheFile(t *testing.T) {
 	// A log larger than a chunk is copied whole, in order.
 	big := strings.Repeat("0123456789abcdef", chunkSize/16*2+5)
 	appendTo(t, path, big)
-	c.Note(ctx, k, path, "updraft: a note while watched")
+	note(c, k, path, "updraft: a note while watched")
 	c.Finish(ctx, k)
 	file, _ := os.ReadFile(path)
 	if got := readAll(t, st, elsewhere); got != string(file) || !strings.HasSuffix(got, "a note while watched\n") {
@@ -80,18 +91,18 @@ func TestCopiesFollowTheFile(t *testing.T) {
 	}
 	// Once finished, a late Watch (an adoption racing the end) does nothing.
 	c.Watch(ctx, k, path, true)
-	if n, _ := st.LogSize(ctx, tiKey(k), 1); n != int64(len(file)) {
+	if n, _ := st.LogSize(ctx, k.TIKey, 1); n != int64(len(file)) {
 		t.Fatalf("a late watch changed the copy: %d bytes", n)
 	}
 
 	// The replica with the file reads it; a stale shorter file loses to the copy.
-	here := store.Try{TIKey: tiKey(k), TryNumber: 1, LogPath: path}
+	here := store.Try{TIKey: k.TIKey, TryNumber: 1, LogPath: path}
 	if got := readAll(t, st, here); got != string(file) {
 		t.Fatal("the local file was not read")
 	}
 	stale := filepath.Join(t.TempDir(), "stale.log")
 	appendTo(t, stale, "one\n")
-	if got := readAll(t, st, store.Try{TIKey: tiKey(k), TryNumber: 1, LogPath: stale}); got != string(file) {
+	if got := readAll(t, st, store.Try{TIKey: k.TIKey, TryNumber: 1, LogPath: stale}); got != string(file) {
 		t.Fatalf("a stale file was preferred to the copy: %q", got[:min(len(got), 20)])
 	}
 }
@@ -102,7 +113,7 @@ func TestAdoptedLogs(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	logger := slog.New(slog.DiscardHandler)
-	k := executor.TryKey{DagID: "d", RunID: "r", TaskID: "pod", TryNumber: 1}
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "pod"}, 1}
 	first, second := filepath.Join(t.TempDir(), "a.log"), filepath.Join(t.TempDir(), "b.log")
 
 	// Replica a runs the try and dies after copying what it wrote.
@@ -117,12 +128,12 @@ func TestAdoptedLogs(t *testing.T) {
 	b.Watch(ctx, k, second, true)
 	appendTo(t, second, "pod line 1\npod line 2\n")
 	b.Finish(ctx, k)
-	if got := readAll(t, st, store.Try{TIKey: tiKey(k), TryNumber: 1}); got != "updraft: adopted\npod line 1\npod line 2\n" {
+	if got := readAll(t, st, store.Try{TIKey: k.TIKey, TryNumber: 1}); got != "updraft: adopted\npod line 1\npod line 2\n" {
 		t.Fatalf("replaced copy: %q", got)
 	}
 
 	// A local process adopted by a restarted server goes on in the same file.
-	k2 := executor.TryKey{DagID: "d", RunID: "r", TaskID: "proc", TryNumber: 1}
+	k2 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "proc"}, 1}
 	same := filepath.Join(t.TempDir(), "p.log")
 	c1 := NewCopier(st, logger)
 	c1.Watch(ctx, k2, same, false)
@@ -133,12 +144,12 @@ func TestAdoptedLogs(t *testing.T) {
 	c2.Watch(ctx, k2, same, false)
 	appendTo(t, same, "after the restart\n")
 	c2.Finish(ctx, k2)
-	if got := readAll(t, st, store.Try{TIKey: tiKey(k2), TryNumber: 1}); got != "before the restart\nwhile nobody copied\nafter the restart\n" {
+	if got := readAll(t, st, store.Try{TIKey: k2.TIKey, TryNumber: 1}); got != "before the restart\nwhile nobody copied\nafter the restart\n" {
 		t.Fatalf("extended copy: %q", got)
 	}
 
 	// A file started over while watched (truncated) replaces the copy too.
-	k3 := executor.TryKey{DagID: "d", RunID: "r", TaskID: "trunc", TryNumber: 1}
+	k3 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "trunc"}, 1}
 	tr := filepath.Join(t.TempDir(), "t.log")
 	c3 := NewCopier(st, logger)
 	c3.Watch(ctx, k3, tr, false)
@@ -146,23 +157,24 @@ func TestAdoptedLogs(t *testing.T) {
 	c3.copyAll(ctx)
 	os.WriteFile(tr, []byte("v2\n"), 0o644)
 	c3.Finish(ctx, k3)
-	if got := readAll(t, st, store.Try{TIKey: tiKey(k3), TryNumber: 1}); got != "v2\n" {
+	if got := readAll(t, st, store.Try{TIKey: k3.TIKey, TryNumber: 1}); got != "v2\n" {
 		t.Fatalf("after truncation: %q", got)
 	}
 }
 
 // A note about a try nobody watches (its process is gone, found by
-// another replica) lands at the end of the copy and of the local file.
+// another replica) lands at the end of the copy as well as of the file.
 func TestNoteOnAnUnwatchedTry(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
-	k := executor.TryKey{DagID: "d", RunID: "r", TaskID: "x", TryNumber: 2}
-	if err := st.AppendLog(ctx, tiKey(k), 2, 0, []byte("what the dead replica copied\n")); err != nil {
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}, 2}
+	if err := st.AppendLog(ctx, k.TIKey, 2, 0, []byte("what the dead replica copied\n")); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "x", "attempt=2.log")
-	NewCopier(st, slog.New(slog.DiscardHandler)).Note(ctx, k, path, "updraft: the process is gone")
-	got := readAll(t, st, store.Try{TIKey: tiKey(k), TryNumber: 2})
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	note(NewCopier(st, slog.New(slog.DiscardHandler)), k, path, "updraft: the process is gone")
+	got := readAll(t, st, store.Try{TIKey: k.TIKey, TryNumber: 2})
 	if !strings.HasPrefix(got, "what the dead replica copied\n[") || !strings.HasSuffix(got, "] updraft: the process is gone\n") {
 		t.Fatalf("copy: %q", got)
 	}
@@ -171,10 +183,10 @@ func TestNoteOnAnUnwatchedTry(t *testing.T) {
 	}
 	// Without a copier (one server, SQLite) the note goes to the file only.
 	var none *Copier
-	none.Note(ctx, k, path, "second note")
+	note(none, k, path, "second note")
 	none.Watch(ctx, k, path, false)
 	none.Finish(ctx, k)
-	if n, _ := st.LogSize(ctx, tiKey(k), 2); n != int64(len(got)) {
+	if n, _ := st.LogSize(ctx, k.TIKey, 2); n != int64(len(got)) {
 		t.Fatalf("a nil copier wrote to the store")
 	}
 }

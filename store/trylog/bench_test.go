@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"updraft/executor"
 	"updraft/store"
 	"updraft/store/pgtest"
 )
@@ -23,7 +22,7 @@ func benchCopy(b *testing.B, st *store.Store) {
 	b.SetBytes(int64(len(line) * lines))
 	for i := 0; b.Loop(); i++ {
 		c := NewCopier(st, slog.New(slog.DiscardHandler))
-		k := executor.TryKey{DagID: "bench", RunID: "r", TaskID: "t", TryNumber: i + 1}
+		k := Key{store.TIKey{DagID: "bench", RunID: "r", TaskID: "t"}, i + 1}
 		path := filepath.Join(b.TempDir(), "try.log")
 		f, err := os.Create(path)
 		if err != nil {
@@ -38,7 +37,7 @@ func benchCopy(b *testing.B, st *store.Store) {
 		}
 		f.Close()
 		c.Finish(ctx, k)
-		l, err := Open(ctx, st, store.Try{TIKey: tiKey(k), TryNumber: k.TryNumber})
+		l, err := Open(ctx, st, store.Try{TIKey: k.TIKey, TryNumber: k.Try})
 		if err != nil {
 			b.Fatal(err)
 		}
