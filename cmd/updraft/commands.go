@@ -37,6 +37,12 @@ func (m Main) commonFlags(name string) (*flag.FlagSet, *common) {
 	return fl, c
 }
 
+// fail reports err on stderr and returns exit code 1.
+func (m Main) fail(err error) int {
+	fmt.Fprintln(m.Stderr, "updraft:", strings.TrimSuffix(err.Error(), ": bad request"))
+	return 1
+}
+
 // parseInterleaved parses flags that may come before or after positional
 // arguments and returns the positional ones.
 func parseInterleaved(fl *flag.FlagSet, args []string) ([]string, error) {
@@ -120,26 +126,22 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	}
 	tmp, err := os.MkdirTemp("", "updraft-dags-test-")
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	st, err := openStore(ctx, "sqlite:"+filepath.Join(tmp, "test.db"))
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues, Log: logger}))
 	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger, ManualOnly: true})
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	run, err := sched.Trigger(ctx, d.ID, opts)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -156,8 +158,7 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	cancel()
 	<-done
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	tis, _ := st.TaskInstances(context.Background(), d.ID, run.RunID)
 	byID := map[string]store.TaskInstance{}
@@ -261,13 +262,11 @@ func (m Main) withScheduler(ctx context.Context, c *common, fn func(*scheduler.S
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	defer st.Close()
 	if err := fn(scheduler.New(st, noExecutor{}, bag, scheduler.Options{})); err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	return 0
 }
@@ -318,15 +317,13 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 	}
 	spec, err := dags.Render(t, rc, vars)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	rendered, _ := json.MarshalIndent(spec, "", "  ")
 	fmt.Fprintf(m.Stdout, "rendered %s.%s for %s:\n%s\n", d.ID, t.ID, rc.RunID, rendered)
 	tmp, err := os.MkdirTemp("", "updraft-tasks-test-")
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	var ex executor.Executor = local.New(1, slog.New(slog.DiscardHandler))
 	if builtin.Handles(spec) {
@@ -335,8 +332,7 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1}
 	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp, "task.log")}
 	if err := ex.Start(ctx, try); err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	var final executor.Event
 	for ev := range ex.Events() {
@@ -369,19 +365,14 @@ func (m Main) variables(ctx context.Context, args []string) int {
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	defer st.Close()
-	fail := func(err error) int {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
-	}
 	switch {
 	case args[0] == "list" && len(pos) == 0:
 		vs, err := st.Variables(ctx)
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "KEY\tVALUE\tDESCRIPTION")
@@ -396,17 +387,17 @@ func (m Main) variables(ctx context.Context, args []string) int {
 	case args[0] == "get" && len(pos) == 1:
 		v, err := st.Variable(ctx, pos[0])
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		fmt.Fprintln(m.Stdout, v.Value)
 	case args[0] == "set" && len(pos) == 2:
 		if err := st.SetVariable(ctx, store.Variable{Key: pos[0], Value: pos[1], Secret: *secret || dags.SensitiveName(pos[0]), Description: *desc, UpdatedAt: time.Now()}); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "variable_set", Detail: pos[0]})
 	case args[0] == "delete" && len(pos) == 1:
 		if err := st.DeleteVariable(ctx, pos[0]); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "variable_delete", Detail: pos[0]})
 	default:
@@ -423,8 +414,7 @@ func (m Main) dbMigrate(ctx context.Context, args []string) int {
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	st.Close()
 	fmt.Fprintf(m.Stdout, "database %s is up to date\n", store.RedactDSN(c.db))
@@ -489,14 +479,12 @@ func (m Main) dbClean(ctx context.Context, args []string) int {
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	defer st.Close()
 	rep, err := st.Clean(ctx, cut, *dry)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	verb := "removed"
 	if *dry {
@@ -541,23 +529,18 @@ func (m Main) pools(ctx context.Context, args []string) int {
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	defer st.Close()
-	fail := func(err error) int {
-		fmt.Fprintln(m.Stderr, "updraft:", strings.TrimSuffix(err.Error(), ": bad request"))
-		return 1
-	}
 	switch {
 	case args[0] == "list" && len(pos) == 0:
 		pools, err := st.Pools(ctx)
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		use, err := st.PoolUsage(ctx)
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "POOL\tSLOTS\tRUNNING\tQUEUED\tDESCRIPTION")
@@ -568,23 +551,23 @@ func (m Main) pools(ctx context.Context, args []string) int {
 	case args[0] == "set" && len(pos) == 2:
 		slots, err := strconv.Atoi(pos[1])
 		if err != nil {
-			return fail(fmt.Errorf("slots %q: not a whole number", pos[1]))
+			return m.fail(fmt.Errorf("slots %q: not a whole number", pos[1]))
 		}
 		p := store.Pool{Name: pos[0], Slots: slots, Description: *desc}
 		if err := web.ValidatePool(p); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if err := st.SetPool(ctx, p); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "pool_set", Detail: fmt.Sprintf("pool=%s slots=%d", p.Name, p.Slots)})
 		fmt.Fprintf(m.Stdout, "pool %s has %d slots\n", p.Name, p.Slots)
 	case args[0] == "delete" && len(pos) == 1:
 		if err := web.CheckPoolDelete(pos[0]); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if err := st.DeletePool(ctx, pos[0]); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "pool_delete", Detail: "pool=" + pos[0]})
 		fmt.Fprintf(m.Stdout, "pool %s deleted\n", pos[0])

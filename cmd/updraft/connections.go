@@ -21,8 +21,7 @@ func (m Main) connectionsCmd(ctx context.Context, args []string) int {
 	case len(args) == 1 && args[0] == "list":
 		list, err := conns.List()
 		if err != nil {
-			fmt.Fprintln(m.Stderr, "updraft:", err)
-			return 1
+			return m.fail(err)
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CONN_ID\tTYPE\tCONNECTION\tFROM")
@@ -34,8 +33,7 @@ func (m Main) connectionsCmd(ctx context.Context, args []string) int {
 	case len(args) == 2 && args[0] == "test":
 		c, err := conns.Get(args[1])
 		if err != nil {
-			fmt.Fprintln(m.Stderr, "updraft:", err)
-			return 1
+			return m.fail(err)
 		}
 		var target string
 		switch c.Type {

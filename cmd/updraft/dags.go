@@ -276,8 +276,7 @@ func (m Main) tasksRender(args []string) int {
 	rc.RunID = dags.RunID(rc.RunType, logical)
 	spec, err := dags.Render(t, rc, vars)
 	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
+		return m.fail(err)
 	}
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")

@@ -33,10 +33,6 @@ func (m Main) users(ctx context.Context, args []string) int {
 	if err != nil {
 		return 2
 	}
-	fail := func(err error) int {
-		fmt.Fprintln(m.Stderr, "updraft:", err)
-		return 1
-	}
 	password := func() (string, error) {
 		var b []byte
 		var err error
@@ -54,27 +50,27 @@ func (m Main) users(ctx context.Context, args []string) int {
 	}
 	st, err := openStore(ctx, c.db)
 	if err != nil {
-		return fail(err)
+		return m.fail(err)
 	}
 	defer st.Close()
 	switch {
 	case args[0] == "create" && len(pos) == 1:
 		r, err := web.ParseRole(*role)
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		pw, err := password()
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if err := web.CreateUser(ctx, st, pos[0], pw, r, time.Now()); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if *email != "" {
 			u, _ := st.User(ctx, pos[0])
 			u.Email = *email
 			if err := st.UpdateUser(ctx, u); err != nil {
-				return fail(err)
+				return m.fail(err)
 			}
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "user_create", Detail: pos[0] + " role=" + string(r)})
@@ -82,30 +78,30 @@ func (m Main) users(ctx context.Context, args []string) int {
 	case args[0] == "set-password" && len(pos) == 1:
 		u, err := st.User(ctx, pos[0])
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		pw, err := password()
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if u.PasswordHash, err = web.HashPassword(pw); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		if err := st.UpdateUser(ctx, u); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "user_set_password", Detail: pos[0]})
 		fmt.Fprintf(m.Stdout, "password of %s changed; their sessions ended\n", pos[0])
 	case args[0] == "delete" && len(pos) == 1:
 		if err := st.DeleteUser(ctx, pos[0]); err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		_ = st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "cli", Action: "user_delete", Detail: pos[0]})
 		fmt.Fprintf(m.Stdout, "user %s deleted\n", pos[0])
 	case args[0] == "list" && len(pos) == 0:
 		users, err := st.Users(ctx)
 		if err != nil {
-			return fail(err)
+			return m.fail(err)
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "USER\tROLE\tEMAIL\tCREATED\tLAST LOGIN")
