@@ -127,8 +127,12 @@ func TestServerServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var errOut syncBuffer
 	dir := t.TempDir()
+	// A DAG that runs only when triggered: no task process may outlive the
+	// server and write into the test's folder after it ends.
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	writeFile(t, filepath.Join(dir, "dags", "manual.yaml"), "manual:\n  start_date: 2024-01-01\n  schedule: null\n  tasks:\n    - {task_id: a, operator: BashOperator, bash_command: 'true'}\n")
 	m := Main{Stdout: &syncBuffer{}, Stderr: &errOut, Env: func(k string) string {
-		return map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DAGS": "../../dags/examples",
+		return map[string]string{"UPDRAFT_ADDR": "127.0.0.1:0", "UPDRAFT_DAGS": dir + "/dags",
 			"UPDRAFT_DB": "sqlite:" + dir + "/u.db", "UPDRAFT_LOGS": dir + "/logs"}[k]
 	}}
 	done := make(chan int, 1)
