@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,11 +52,22 @@ func try(t *testing.T, id string, spec dags.OperatorSpec) executor.Try {
 }
 
 func TestHTTPOperator(t *testing.T) {
+	var mu sync.Mutex // a cancelled try's request may still be served when the next arrives
 	var got []*http.Request
 	var bodies []string
+	seen := func(i int) (*http.Request, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i >= len(got) {
+			return &http.Request{Header: http.Header{}, URL: &url.URL{}}, ""
+		}
+		return got[i], bodies[i]
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got, bodies = append(got, r), append(bodies, string(b))
+		mu.Lock()
+		got, bodies = append(got, r.Clone(context.Background())), append(bodies, string(b))
+		mu.Unlock()
 		switch r.URL.Path {
 		case "/api/status":
 			io.WriteString(w, `{"status": "ok", "token": "s3cret-token"}`)
@@ -81,7 +94,7 @@ func TestHTTPOperator(t *testing.T) {
 	if ev := final(t, ex, ok.Key); ev.State != executor.Succeeded {
 		t.Fatalf("ok: %+v", ev)
 	}
-	r := got[0]
+	r, _ := seen(0)
 	if user, pw, _ := r.BasicAuth(); user != "bot" || pw != "pw" || r.URL.Query().Get("since") != "2024-05-01" || r.Header.Get("X-Team") != "data" || r.Header.Get("Accept") != "application/json" {
 		t.Fatalf("request: %v %v", r.URL, r.Header)
 	}
@@ -95,14 +108,16 @@ func TestHTTPOperator(t *testing.T) {
 	if err := ex.Start(ctx, post); err != nil {
 		t.Fatal(err)
 	}
-	if ev := final(t, ex, post.Key); ev.State != executor.Failed || ev.Reason != "HTTP 404 Not Found" || bodies[1] != `{"a":1}` {
-		t.Fatalf("post: %+v %q", ev, bodies[1])
+	ev := final(t, ex, post.Key)
+	if _, body := seen(1); ev.State != executor.Failed || ev.Reason != "HTTP 404 Not Found" || body != `{"a":1}` {
+		t.Fatalf("post: %+v %q", ev, body)
 	}
 	form := try(t, "form", dags.HttpSpec{ConnID: "svc", Endpoint: "/api/status", Method: "POST", Form: map[string]string{"x": "1 2"}, CheckStatus: []int{201}})
 	ex.Start(ctx, form)
-	if ev := final(t, ex, form.Key); ev.State != executor.Failed || !strings.Contains(ev.Reason, "status 200 is not one of [201]") || bodies[2] != "x=1+2" ||
-		got[2].Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
-		t.Fatalf("form: %+v %q", ev, bodies[2])
+	ev = final(t, ex, form.Key)
+	if r, body := seen(2); ev.State != executor.Failed || !strings.Contains(ev.Reason, "status 200 is not one of [201]") || body != "x=1+2" ||
+		r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		t.Fatalf("form: %+v %q", ev, body)
 	}
 	// Killed and timed out tries end with the reason.
 	slow := try(t, "slow", dags.HttpSpec{ConnID: "svc", Endpoint: "/slow", Method: "GET"})
