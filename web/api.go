@@ -73,6 +73,9 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.With(op).Patch("/pools/{pool_name}", s.apiPatchPool)
 	r.With(op).Delete("/pools/{pool_name}", s.apiDeletePool)
 
+	r.With(op).Get("/connections", s.apiListConnections)
+	r.With(op).Get("/connections/{connection_id}", s.apiGetConnection)
+
 	r.With(admin).Get("/users", s.apiListUsers)
 	r.With(admin).Post("/users", s.apiCreateUser)
 	r.With(admin).Get("/users/{username}", s.apiGetUser)

@@ -54,6 +54,8 @@ type Options struct {
 	Heartbeat func() time.Time
 	// Metrics is the Prometheus registry /metrics serves (NewMetrics when nil).
 	Metrics *Metrics
+	// Connections lists and tests the operators' connections (none when nil).
+	Connections Connections
 }
 
 // Server is the HTTP handler for the UI and the REST API.

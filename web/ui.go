@@ -62,6 +62,8 @@ func (s *Server) uiRoutes(r chi.Router) {
 	r.With(read).Get("/pools", s.pagePools)
 	r.With(op).Post("/pools", s.formSetPool)
 	r.With(op).Post("/pools/{pool_name}/delete", s.formDeletePool)
+	r.With(op).Get("/connections", s.pageConnections)
+	r.With(op).Post("/connections/{conn_id}/test", s.formTestConnection)
 	r.With(admin).Get("/users", s.pageUsers)
 	r.With(admin).Post("/users", s.formCreateUser)
 	r.With(admin).Post("/users/{username}", s.formEditUser)

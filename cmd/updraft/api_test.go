@@ -51,7 +51,10 @@ func TestOfficialClientDrivesServer(t *testing.T) {
 		}
 	}
 	db := "sqlite:" + filepath.Join(dir, "u.db")
-	url, _ := startInProcess(t, map[string]string{"UPDRAFT_DAGS": dagDir, "UPDRAFT_DB": db, "UPDRAFT_DAGS_INTERVAL": "200ms"})
+	connDir := filepath.Join(dir, "connections")
+	os.MkdirAll(connDir, 0o755)
+	os.WriteFile(filepath.Join(connDir, "warehouse_pg"), []byte("postgresql://loader:pg-pass@db.example.com:5432/dw"), 0o600)
+	url, _ := startInProcess(t, map[string]string{"UPDRAFT_DAGS": dagDir, "UPDRAFT_DB": db, "UPDRAFT_DAGS_INTERVAL": "200ms", "UPDRAFT_CONNECTIONS_DIR": connDir})
 	if code, _, errOut := runWithInput(t, nil, "viewer-password\n", "users", "create", "vera", "--role", "Viewer", "--password-stdin", "--db", db); code != 0 {
 		t.Fatalf("users create: %d %s", code, errOut)
 	}
@@ -260,6 +263,19 @@ func TestOfficialClientDrivesServer(t *testing.T) {
 	}
 	if _, resp, err := client.DAGApi.GetDags(otto).Execute(); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a deleted user: %v %v", resp, err)
+	}
+	// Connections are listed and read, never with their password.
+	conns, resp, err := client.ConnectionApi.GetConnections(ctx).Execute()
+	must("list connections", resp, err)
+	if conns.GetTotalEntries() != 1 || conns.GetConnections()[0].GetConnectionId() != "warehouse_pg" || conns.GetConnections()[0].GetPort() != 5432 {
+		t.Fatalf("connections = %+v", conns)
+	}
+	if c, resp, err := client.ConnectionApi.GetConnection(ctx, "warehouse_pg").Execute(); err != nil || c.GetHost() != "db.example.com" || c.GetPassword() != "" {
+		must("get connection", resp, err)
+		t.Fatalf("connection = %+v", c)
+	}
+	if _, resp, err := client.ConnectionApi.GetConnections(viewer).Execute(); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a Viewer lists connections: %v %v", resp, err)
 	}
 	// Pools: an Admin creates one, resizes it, lists and deletes it.
 	pool := airflow.Pool{}

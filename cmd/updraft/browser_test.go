@@ -181,6 +181,7 @@ func TestBrowser(t *testing.T) {
 		{"variables", "/variables", "#variables"},
 		{"alerts", "/alerts", "#alerts"},
 		{"pools", "/pools", "#pools"},
+		{"connections", "/connections", "#connections"},
 		{"users", "/users", "#users"},
 	} {
 		step("open "+page.name, chromedp.Navigate(url+page.path), chromedp.WaitVisible(chromedp.CSS(page.sel)))

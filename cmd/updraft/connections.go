@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"text/tabwriter"
-	"time"
+
 	"updraft/executor/builtin"
+	"updraft/store"
+	"updraft/web"
 )
 
 // connectionsCmd is `updraft connections list | test ID`. Passwords are
@@ -35,57 +34,42 @@ func (m Main) connectionsCmd(ctx context.Context, args []string) int {
 		if err != nil {
 			return m.fail(err)
 		}
-		var target string
-		switch c.Type {
-		case "postgres", "postgresql", "snowflake":
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := builtin.Ping(ctx, c); err != nil {
-				fmt.Fprintf(m.Stdout, "connection %s: %s\n", c.ID, err)
-				return 1
-			}
-			fmt.Fprintf(m.Stdout, "connection %s: logged in to %s\n", c.ID, c.Masked())
-			return 0
-		case "http", "https":
-			target = c.BaseURL() + "/"
-		case "mattermost":
-			target = c.BaseURL() + "/api/v4/system/ping" // Mattermost's health check; posts nothing
-		default:
-			fmt.Fprintf(m.Stderr, "updraft: connection %s: testing %s connections is not supported (http, https, mattermost, postgres and snowflake are)\n", c.ID, c.Type)
-			return 1
-		}
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		msg, err := builtin.Test(ctx, c)
 		if err != nil {
-			fmt.Fprintf(m.Stderr, "updraft: connection %s: not a valid address\n", c.ID)
+			fmt.Fprintln(m.Stdout, err)
 			return 1
 		}
-		if c.Login != "" && c.Type != "mattermost" {
-			req.SetBasicAuth(c.Login, c.Password)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		where := strings.TrimSuffix(target, "/")
-		if err != nil {
-			fmt.Fprintf(m.Stdout, "connection %s: %s unreachable: %v\n", c.ID, where, unwrapURLError(err))
-			return 1
-		}
-		resp.Body.Close()
-		fmt.Fprintf(m.Stdout, "connection %s: %s answered HTTP %d\n", c.ID, where, resp.StatusCode)
-		if resp.StatusCode >= 500 {
-			return 1
-		}
+		fmt.Fprintln(m.Stdout, msg)
 		return 0
 	}
 	fmt.Fprintln(m.Stderr, use)
 	return 2
 }
 
-// unwrapURLError drops the URL from a client error (it may carry secrets).
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// connectionsView shows the server's connections to the web UI and API:
+// never a password or an extra.
+type connectionsView struct{ c builtin.Connections }
+
+func (v connectionsView) List() ([]web.ConnectionInfo, error) {
+	list, err := v.c.List()
+	if err != nil {
+		return nil, err
 	}
-	return err
+	out := make([]web.ConnectionInfo, 0, len(list))
+	for _, c := range list {
+		out = append(out, web.ConnectionInfo{ID: c.ID, Type: c.Type, Host: c.Host, Login: c.Login, Schema: c.Schema, Port: c.Port,
+			Masked: c.Masked(), Source: c.Source})
+	}
+	return out, nil
+}
+
+func (v connectionsView) Test(ctx context.Context, id string) (string, error) {
+	c, err := v.c.Get(id)
+	if errors.Is(err, builtin.ErrNoConnection) {
+		return "", fmt.Errorf("connection %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	return builtin.Test(ctx, c)
 }
