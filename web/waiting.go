@@ -108,20 +108,15 @@ func upstreamWait(t *dags.Task, tis []store.TaskInstance) string {
 // pastWait explains depends_on_past: the same task in the previous run
 // must have succeeded or been skipped.
 func (s *Server) pastWait(ctx context.Context, t *dags.Task, run store.Run) (string, error) {
-	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: run.DagID})
+	before := run.LogicalDate.Add(-time.Nanosecond)
+	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: run.DagID, LogicalLTE: &before, Limit: 1}) // newest first
 	if err != nil {
 		return "", err
 	}
-	var prev *store.Run
-	for i := range runs {
-		r := &runs[i]
-		if r.LogicalDate.Before(run.LogicalDate) && (prev == nil || r.LogicalDate.After(prev.LogicalDate)) {
-			prev = r
-		}
-	}
-	if prev == nil {
+	if len(runs) == 0 {
 		return "", nil
 	}
+	prev := runs[0]
 	pti, err := s.st.TaskInstance(ctx, store.TIKey{DagID: run.DagID, RunID: prev.RunID, TaskID: t.ID})
 	if err != nil {
 		return "", nil // the task is new: nothing to wait for
