@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -46,7 +48,18 @@ func folderEnv(t testing.TB, files map[string]string, tweak ...func(*Options)) (
 // rendered fields and variables are shown escaped, never executed.
 func TestPagesRenderHostileStringsInert(t *testing.T) {
 	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG,
-		"broken.yaml": "broken:\n  description: \"<script>alert('broken')</script>\"\n  tasks: [{task_id: x, operator: \"<img src=x onerror=alert(1)>\"}]\n"})
+		"broken.yaml": "broken:\n  description: \"<script>alert('broken')</script>\"\n  tasks: [{task_id: x, operator: \"<img src=x onerror=alert(1)>\"}]\n"},
+		func(o *Options) {
+			o.Connections = staticConnections{{ID: "<script>alert('conn')</script>", Type: "http", Masked: "<img src=x onerror=alert('uri')>", Source: "env"}}
+		})
+	// Pools and users written straight to the store, past the checks the
+	// forms and the API make.
+	if err := e.st.SetPool(e.ctx, store.Pool{Name: "<script>alert('pool')</script>", Slots: 1, Description: "<img src=x onerror=alert('pooldesc')>"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateUser(e.ctx, store.User{Username: "<script>alert('user')</script>", FirstName: "<img src=x onerror=alert('first')>", Role: "Viewer", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	status, body := e.call("POST", "/api/v1/dags/hostile/dagRuns", `{"dag_run_id": "r1", "conf": {"x": "<script>alert('conf')</script>"}, "note": "<img src=x onerror=alert('note')>"}`, "op")
 	if status != 200 {
 		t.Fatalf("trigger: %d %s", status, body)
@@ -64,7 +77,8 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 	}
 	pages := []string{"/", "/?tag=%3Cb%3Etag%3C%2Fb%3E", "/?q=%3Cscript%3E", "/dags/hostile", "/dags/hostile?tab=grid&run=r1&task=extract",
 		"/dags/hostile?tab=graph", "/dags/hostile?tab=runs", "/dags/hostile?tab=source", "/dags/hostile?tab=details",
-		"/dags/hostile/runs/r1", "/dags/hostile/runs/r1/tasks/extract", "/files/" + fileToken("broken.yaml"), "/audit", "/variables", "/alerts"}
+		"/dags/hostile/runs/r1", "/dags/hostile/runs/r1/tasks/extract", "/files/" + fileToken("broken.yaml"), "/audit", "/variables", "/alerts",
+		"/pools", "/users", "/connections"}
 	for _, path := range pages {
 		status, body := e.call("GET", path, "", "admin")
 		if status != 200 {
@@ -78,13 +92,16 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]string{
-		"/":                                          "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
-		"/dags/hostile/runs/r1":                      "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
-		"/dags/hostile?tab=details":                  "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
-		"/dags/hostile/runs/r1/tasks/extract":        "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
-		"/files/" + fileToken("broken.yaml"):         "&lt;img src=x onerror=alert(1)&gt;",
-		"/dags/hostile?tab=source":                   "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
-		"/variables":                                 "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",
+		"/":                                   "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/dags/hostile/runs/r1":               "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
+		"/dags/hostile?tab=details":           "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
+		"/dags/hostile/runs/r1/tasks/extract": "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
+		"/files/" + fileToken("broken.yaml"):  "&lt;img src=x onerror=alert(1)&gt;",
+		"/dags/hostile?tab=source":            "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/variables":                          "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",
+		"/pools":                              "&lt;script&gt;alert(&#39;pool&#39;)&lt;/script&gt;",
+		"/users":                              "&lt;img src=x onerror=alert(&#39;first&#39;)&gt;",
+		"/connections":                        "&lt;script&gt;alert(&#39;conn&#39;)&lt;/script&gt;",
 		"/dags/hostile?tab=grid&run=r1&task=extract": `id="ti-panel"`,
 		"/dags/hostile?tab=graph":                    `<svg class="graph"`,
 	} {
@@ -313,4 +330,12 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(body, `route="/dags/hostile/runs/r1"`) {
 		t.Error("a raw path became a label")
 	}
+}
+
+// staticConnections is a fixed list of connections for pages to show.
+type staticConnections []ConnectionInfo
+
+func (c staticConnections) List() ([]ConnectionInfo, error) { return c, nil }
+func (c staticConnections) Test(context.Context, string) (string, error) {
+	return "", errors.New("not tested here")
 }
