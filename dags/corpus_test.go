@@ -1,6 +1,7 @@
 package dags
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -255,7 +256,22 @@ func TestCorpusRejections(t *testing.T) {
 		}
 	}
 	expect("datasets", "data-aware scheduling")
-	expect("sensors", "external-task sensor")
+	// The external-task sensor exists: the file's first DAG loads, the
+	// second names a Python function, the third has a bad task id.
+	sensors := loadCorpusFile(t, fsys, "dev/dags/external_task_sensor.yml")
+	wait := mustDAG(t, sensors, "example_external_task_sensor_dag_factory_consumer").Task("wait_for_producer_task")
+	if spec, ok := wait.Spec.(ExternalTaskSpec); !ok || spec.ExternalDagID != "example_external_task_sensor_dag_factory_producer" ||
+		strings.Join(spec.ExternalTaskIDs, ",") != "producer_task" || spec.Sensor.Timeout != 300*time.Second || spec.Sensor.PokeInterval != 30*time.Second {
+		t.Errorf("consumer's sensor: %#v", wait.Spec)
+	}
+	var sensorErrs []string
+	for _, p := range sensors.Problems().Errors() {
+		sensorErrs = append(sensorErrs, fmt.Sprintf("%d:%s:%s", p.Line, p.DAG, p.Msg))
+	}
+	got := strings.Join(sensorErrs, "\n")
+	if len(sensorErrs) != 2 || !strings.Contains(got, "consumer2:execution_date_fn needs a Python runtime") || !strings.Contains(got, "consumer3:invalid task id") {
+		t.Errorf("external_task_sensor.yml errors:\n%s", got)
+	}
 	for _, name := range corpusGroups["python"] {
 		errs := loadCorpusFile(t, fsys, name).Problems().Errors()
 		found := false

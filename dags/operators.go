@@ -43,6 +43,7 @@ var operators = []*operatorKind{
 	{class: "HttpOperator", aliases: []string{"SimpleHttpOperator"}, fields: httpFields, decode: decodeHTTP, zero: HttpSpec{}},
 	{class: "MattermostOperator", fields: mattermostFields, decode: decodeMattermost, zero: MattermostSpec{}},
 	{class: "SQLExecuteQueryOperator", aliases: []string{"SnowflakeOperator", "SnowflakeSqlApiOperator", "PostgresOperator"}, fields: sqlFields, decode: decodeSQL, zero: SQLSpec{}},
+	{class: "ExternalTaskSensor", fields: externalTaskFields, decode: decodeExternalTask, zero: ExternalTaskSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
@@ -57,8 +58,7 @@ var pythonOnly = []string{
 var notYet = map[string]string{
 	"HttpSensor":            "HTTP sensors",
 	"SqlSensor":             "SQL sensors",
-	"ExternalTaskSensor":    "the external-task sensor",
-	"ExternalTaskMarker":    "the external-task sensor",
+	"ExternalTaskMarker":    "clearing across DAGs",
 	"TriggerDagRunOperator": "triggering other DAGs",
 }
 

@@ -47,7 +47,8 @@ func Render(t *Task, rc RunContext, vars map[string]string) (OperatorSpec, error
 
 // Renderer renders templates with one task try's Airflow context.
 type Renderer struct {
-	ctx map[string]any
+	ctx     map[string]any
+	logical time.Time // the run's logical date
 }
 
 // NewRenderer builds Airflow's template context for task t in run rc.
@@ -136,7 +137,7 @@ func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
 		"_str": fmt.Sprintf("<TaskInstance: %s.%s %s [running]>", dagID, t.ID, rc.RunID),
 	}
 	ctx["ti"], ctx["task_instance"] = ti, ti
-	return &Renderer{ctx: ctx}
+	return &Renderer{ctx: ctx, logical: rc.LogicalDate}
 }
 
 // paramValue unwraps Airflow Param objects to their default value.

@@ -50,6 +50,9 @@ type Event struct {
 	Reason   string // why it failed: "exit code 3", "execution_timeout of 1h exceeded", "killed: marked failed"
 	Handle   string // on Running: the executor's handle (pid, pod name)
 	At       time.Time
+	// Final marks a failure that retries cannot help (a sensor's timeout,
+	// as in Airflow): the task instance fails even with retries left.
+	Final bool
 }
 
 // ErrFull means the executor has no free slot; try again after an event.

@@ -1110,7 +1110,7 @@ func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.
 	case dags.StateQueued, dags.StateRunning:
 		ti.EndDate = &at
 		switch {
-		case state == dags.StateFailed && ti.TryNumber <= ti.MaxTries:
+		case state == dags.StateFailed && ti.TryNumber <= ti.MaxTries && !ev.Final:
 			var d *dags.DAG
 			var logical time.Time
 			if r, err := st.Run(ctx, k.DagID, k.RunID); err == nil {

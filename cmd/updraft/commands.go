@@ -134,7 +134,7 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues, Log: logger}))
+	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues, External: externalLookup(st), Log: logger}))
 	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger, ManualOnly: true})
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
 		return m.fail(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"updraft/executor/builtin"
 	"updraft/store"
@@ -72,4 +73,38 @@ func (v connectionsView) Test(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return builtin.Test(ctx, c)
+}
+
+// externalLookup lets external-task sensors read other DAGs' runs from
+// the store.
+func externalLookup(st *store.Store) builtin.ExternalLookup {
+	return func(ctx context.Context, dagID string, logical time.Time, taskIDs []string) (builtin.ExternalState, error) {
+		var out builtin.ExternalState
+		if _, err := st.DAG(ctx, dagID); err == nil {
+			out.DAGExists = true
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return out, err
+		}
+		runs, err := st.Runs(ctx, store.RunFilter{DagID: dagID, LogicalGTE: &logical, LogicalLTE: &logical, Limit: 1})
+		if err != nil || len(runs) == 0 {
+			return out, err
+		}
+		out.RunID, out.RunState = runs[0].RunID, string(runs[0].State)
+		if len(taskIDs) == 0 {
+			return out, nil
+		}
+		tis, err := st.TaskInstances(ctx, dagID, out.RunID)
+		if err != nil {
+			return out, err
+		}
+		out.Tasks = map[string]string{}
+		for _, ti := range tis {
+			state := string(ti.State)
+			if state == "" {
+				state = "none"
+			}
+			out.Tasks[ti.TaskID] = state
+		}
+		return out, nil
+	}
 }

@@ -324,7 +324,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		exec = local.New(cfg.Slots, logger)
 	}
 	// HTTP and Mattermost tasks run in-process beside the main executor.
-	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots,
+	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots, External: externalLookup(st),
 		Secrets: st.SecretValues, Log: logger}))
 	exec = router
 	// On PostgreSQL, several servers may share the database: they take

@@ -33,7 +33,9 @@ type Options struct {
 	Client      *http.Client // default: no timeout of its own (execution_timeout bounds a try)
 	// Secrets returns values to mask in logs (secret variables).
 	Secrets func(context.Context) ([]string, error)
-	Log     *slog.Logger
+	// External reads other DAGs' runs for external-task sensors.
+	External ExternalLookup
+	Log      *slog.Logger
 }
 
 // Executor runs in-process tries. In-process work does not survive a
@@ -48,6 +50,7 @@ type Executor struct {
 
 type inTry struct {
 	cancel context.CancelCauseFunc
+	sensor bool // sensors wait without taking a slot
 }
 
 // New returns the in-process executor.
@@ -78,7 +81,26 @@ func (e *Executor) Events() <-chan executor.Event { return e.events }
 func (e *Executor) Free() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.o.Slots - len(e.tries)
+	return e.o.Slots - e.busy()
+}
+
+// busy counts the tries that hold a slot. e.mu is held.
+func (e *Executor) busy() int {
+	n := 0
+	for _, t := range e.tries {
+		if !t.sensor {
+			n++
+		}
+	}
+	return n
+}
+
+// IsSensor reports whether a spec is a sensor: it waits in the server
+// without taking one of the executor's slots (Airflow's reschedule mode
+// frees its worker the same way).
+func IsSensor(spec dags.OperatorSpec) bool {
+	_, ok := spec.(dags.Sensor)
+	return ok
 }
 
 // Start runs a try in a goroutine.
@@ -86,8 +108,9 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	if !Handles(t.Spec) {
 		return fmt.Errorf("try %s: %s does not run in-process", t.Key, t.Spec.Kind())
 	}
+	sensor := IsSensor(t.Spec)
 	e.mu.Lock()
-	if len(e.tries) >= e.o.Slots {
+	if !sensor && e.busy() >= e.o.Slots {
 		e.mu.Unlock()
 		return executor.ErrFull
 	}
@@ -102,7 +125,7 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 		inner := cancel
 		cancel = func(err error) { inner(err); stop() }
 	}
-	e.tries[t.Key] = &inTry{cancel: cancel}
+	e.tries[t.Key] = &inTry{cancel: cancel, sensor: sensor}
 	e.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(t.LogPath), 0o755); err != nil {
 		e.forget(t.Key)
@@ -164,17 +187,24 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 		err = e.runMattermost(ctx, s, logLine)
 	case dags.SQLSpec:
 		err = e.runSQL(ctx, s, logLine)
+	case dags.Sensor:
+		err = e.runSensor(ctx, s, logLine)
 	default:
 		err = fmt.Errorf("%s does not run in-process", t.Spec.Kind())
 	}
 	ev := executor.Event{Key: t.Key, State: executor.Succeeded, At: time.Now()}
-	if err != nil {
+	switch {
+	case errors.Is(err, errSkip):
+		ev.State = executor.Skipped
+		logLine("updraft: skipped")
+	case err != nil:
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = cause
 		}
 		ev.State, ev.Reason = executor.Failed, err.Error()
+		ev.Final = errors.Is(err, errSensorTimeout) // as in Airflow, a sensor's timeout is not retried
 		logLine("updraft: failed: %s", err)
-	} else {
+	default:
 		logLine("updraft: done")
 	}
 	e.forget(t.Key)
@@ -362,17 +392,27 @@ func (r *Router) Events() <-chan executor.Event { return r.events }
 
 func (r *Router) Free() int { return r.Main.Free() + r.InProc.Free() }
 
-// SlotClass says which executor's slots a task takes.
+// SlotClass says which executor's slots a task takes: sensors take none.
 func (r *Router) SlotClass(spec dags.OperatorSpec) string {
-	if Handles(spec) {
+	switch {
+	case IsSensor(spec):
+		return "sensor"
+	case Handles(spec):
 		return "inprocess"
 	}
 	return "main"
 }
 
+// sensorSlots bounds what one step hands out to sensors, which hold no
+// slot: pools, max_active_tasks and parallelism limit them.
+const sensorSlots = 1 << 16
+
 // FreeSlots returns the free slots of one of the executors.
 func (r *Router) FreeSlots(class string) int {
-	if class == "inprocess" {
+	switch class {
+	case "sensor":
+		return sensorSlots
+	case "inprocess":
 		return r.InProc.Free()
 	}
 	return r.Main.Free()
