@@ -73,8 +73,12 @@ func (s HttpSpec) Render(r *Renderer) (OperatorSpec, error) {
 
 var httpMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
-func decodeHTTP(d *taskDecoder) OperatorSpec {
-	s := HttpSpec{ConnID: "http_default", Method: "POST", at: map[string]*val{}}
+func decodeHTTP(d *taskDecoder) OperatorSpec { return decodeHTTPWith(d, "POST", "data") }
+
+// decodeHTTPWith reads a request's fields; the HTTP sensor defaults to GET
+// and calls its data request_params.
+func decodeHTTPWith(d *taskDecoder, method, dataKey string) HttpSpec {
+	s := HttpSpec{ConnID: "http_default", Method: method, at: map[string]*val{}}
 	if v := d.take("http_conn_id"); v != nil {
 		s.ConnID, _ = d.r.str("http_conn_id", v)
 	}
@@ -94,7 +98,7 @@ func decodeHTTP(d *taskDecoder) OperatorSpec {
 		s.Headers, _ = d.r.strMap("headers", v)
 		s.at["headers"] = v
 	}
-	if v := d.take("data"); v != nil {
+	if v := d.take(dataKey); v != nil {
 		s.at["data"] = v
 		switch v.kind {
 		case kindMap:
@@ -104,10 +108,10 @@ func decodeHTTP(d *taskDecoder) OperatorSpec {
 				b, _ := json.Marshal(toAny(v))
 				s.Body = string(b)
 			} else {
-				s.Form, _ = d.r.strMap("data", v)
+				s.Form, _ = d.r.strMap(dataKey, v)
 			}
 		default:
-			s.Body, _ = d.r.str("data", v)
+			s.Body, _ = d.r.str(dataKey, v)
 		}
 	}
 	if v := d.take("response_check"); v != nil {

@@ -44,6 +44,8 @@ var operators = []*operatorKind{
 	{class: "MattermostOperator", fields: mattermostFields, decode: decodeMattermost, zero: MattermostSpec{}},
 	{class: "SQLExecuteQueryOperator", aliases: []string{"SnowflakeOperator", "SnowflakeSqlApiOperator", "PostgresOperator"}, fields: sqlFields, decode: decodeSQL, zero: SQLSpec{}},
 	{class: "ExternalTaskSensor", fields: externalTaskFields, decode: decodeExternalTask, zero: ExternalTaskSpec{}},
+	{class: "HttpSensor", fields: httpSensorFields, decode: decodeHTTPSensor, zero: HttpSensorSpec{}},
+	{class: "SqlSensor", fields: sqlSensorFields, decode: decodeSQLSensor, zero: SqlSensorSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
@@ -56,8 +58,6 @@ var pythonOnly = []string{
 // notYet are Airflow operators updraft plans to support; until then a file
 // naming them gets a clear error instead of a silent gap.
 var notYet = map[string]string{
-	"HttpSensor":            "HTTP sensors",
-	"SqlSensor":             "SQL sensors",
 	"ExternalTaskMarker":    "clearing across DAGs",
 	"TriggerDagRunOperator": "triggering other DAGs",
 }

@@ -1,6 +1,7 @@
 package dags
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -173,6 +174,98 @@ func decodeExternalTask(d *taskDecoder) OperatorSpec {
 	if v := d.take("check_existence"); v != nil {
 		s.CheckExistence, _ = d.r.boolean("check_existence", v)
 	}
+	s.Sensor = decodeSensor(d)
+	return s
+}
+
+var httpSensorFields = append([]string{"http_conn_id", "endpoint", "method", "request_params", "headers", "response_check",
+	"response_error_codes_allowlist", "extra_options", "tcp_keep_alive", "tcp_keep_alive_idle", "tcp_keep_alive_count",
+	"tcp_keep_alive_interval"}, sensorFields...)
+
+// HttpSensorSpec is HttpSensor: it requests an endpoint until the answer
+// passes response_check (without one: any status below 400). A status in
+// response_error_codes_allowlist (404) means "not yet"; any other error
+// status fails the try, as in Airflow.
+type HttpSensorSpec struct {
+	Request      HttpSpec       `json:"request"`
+	NotYetStatus []int          `json:"response_error_codes_allowlist"`
+	Sensor       SensorSettings `json:"sensor"`
+}
+
+func (HttpSensorSpec) Kind() string                 { return "HttpSensor" }
+func (HttpSensorSpec) inProcess()                   {}
+func (s HttpSensorSpec) Settings() SensorSettings   { return s.Sensor }
+func (s HttpSensorSpec) templates() []templateField { return s.Request.templates() }
+func (s HttpSensorSpec) Render(r *Renderer) (OperatorSpec, error) {
+	req, err := s.Request.Render(r)
+	if err != nil {
+		return nil, err
+	}
+	out := s
+	out.Request = req.(HttpSpec)
+	return out, nil
+}
+
+func decodeHTTPSensor(d *taskDecoder) OperatorSpec {
+	s := HttpSensorSpec{Request: decodeHTTPWith(d, "GET", "request_params"), NotYetStatus: []int{404}}
+	if v := d.take("response_error_codes_allowlist"); v != nil {
+		if list, ok := d.r.strList("response_error_codes_allowlist", v); ok {
+			s.NotYetStatus = nil
+			for _, c := range list {
+				n, err := strconv.Atoi(c)
+				if err != nil || n < 100 || n > 599 {
+					d.r.errf(v, "response_error_codes_allowlist: %q is not an HTTP status", c)
+					continue
+				}
+				s.NotYetStatus = append(s.NotYetStatus, n)
+			}
+		}
+	}
+	s.Sensor = decodeSensor(d)
+	return s
+}
+
+var sqlSensorFields = append([]string{"conn_id", "sql", "parameters", "success", "failure", "fail_on_empty", "hook_params"}, sensorFields...)
+
+// SqlSensorSpec is SqlSensor: it runs a query until the first cell of its
+// first row is true (not null, zero, false or empty); no row means "not
+// yet", or a failure with fail_on_empty.
+type SqlSensorSpec struct {
+	Query       SQLSpec        `json:"query"`
+	FailOnEmpty bool           `json:"fail_on_empty,omitempty"`
+	Sensor      SensorSettings `json:"sensor"`
+}
+
+func (SqlSensorSpec) Kind() string                 { return "SqlSensor" }
+func (SqlSensorSpec) inProcess()                   {}
+func (s SqlSensorSpec) Settings() SensorSettings   { return s.Sensor }
+func (s SqlSensorSpec) templates() []templateField { return s.Query.templates() }
+func (s SqlSensorSpec) Render(r *Renderer) (OperatorSpec, error) {
+	q, err := s.Query.Render(r)
+	if err != nil {
+		return nil, err
+	}
+	out := s
+	out.Query = q.(SQLSpec)
+	return out, nil
+}
+
+func decodeSQLSensor(d *taskDecoder) OperatorSpec {
+	for _, key := range []string{"success", "failure"} {
+		if v := d.take(key); v != nil && !v.isNull() {
+			d.r.errf(v, "%s is a Python function; updraft runs no Python (write the condition into the query: its first cell is tested)", key)
+		}
+	}
+	s := SqlSensorSpec{}
+	if v := d.take("fail_on_empty"); v != nil {
+		s.FailOnEmpty, _ = d.r.boolean("fail_on_empty", v)
+	}
+	q := decodeSQL(d).(SQLSpec)
+	q.SplitStatements = false
+	if len(q.SQL) > 1 {
+		d.r.errf(q.at, "SqlSensor runs one query; give sql as one statement")
+	}
+	s.Query = q
 	s.Sensor = decodeSensor(d)
 	return s
 }

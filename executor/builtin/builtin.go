@@ -213,9 +213,19 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 
 // runHTTP makes the request of an HttpOperator.
 func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) error {
-	conn, err := e.o.Connections.Get(s.ConnID)
+	status, body, err := e.request(ctx, s, logLine)
 	if err != nil {
 		return err
+	}
+	return s.CheckResponse(status, body)
+}
+
+// request makes an HTTP request of a task and returns the status and up
+// to 1 MiB of the body.
+func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) (int, []byte, error) {
+	conn, err := e.o.Connections.Get(s.ConnID)
+	if err != nil {
+		return 0, nil, err
 	}
 	target := conn.BaseURL()
 	if s.Endpoint != "" {
@@ -223,7 +233,7 @@ func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(st
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		return fmt.Errorf("connection %s with endpoint %q is not a URL", s.ConnID, s.Endpoint)
+		return 0, nil, fmt.Errorf("connection %s with endpoint %q is not a URL", s.ConnID, s.Endpoint)
 	}
 	var body io.Reader
 	headers := map[string]string{}
@@ -254,7 +264,7 @@ func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(st
 	}
 	req, err := http.NewRequestWithContext(ctx, s.Method, u.String(), body)
 	if err != nil {
-		return fmt.Errorf("request: %v", err)
+		return 0, nil, fmt.Errorf("request: %v", err)
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -270,7 +280,7 @@ func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(st
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("%s %s: %w", s.Method, redact(u), err)
+		return 0, nil, fmt.Errorf("%s %s: %w", s.Method, redact(u), err)
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -278,7 +288,7 @@ func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(st
 	if s.LogResponse {
 		logLine("%s\n", truncate(string(respBody), 64<<10))
 	}
-	return s.CheckResponse(resp.StatusCode, respBody)
+	return resp.StatusCode, respBody, nil
 }
 
 // runMattermost posts a MattermostOperator's message to the webhook of

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ func (e *Executor) runSensor(ctx context.Context, s dags.Sensor, logLine func(st
 	switch spec := s.(type) {
 	case dags.ExternalTaskSpec:
 		poke = e.externalPoker(spec, logLine)
+	case dags.HttpSensorSpec:
+		poke = e.httpPoker(spec, logLine)
+	case dags.SqlSensorSpec:
+		poke = e.sqlPoker(spec, logLine)
 	default:
 		return fmt.Errorf("%s is not a sensor updraft runs", s.Kind())
 	}
@@ -126,4 +132,87 @@ func (e *Executor) externalPoker(s dags.ExternalTaskSpec, logLine func(string, .
 		}
 		return all, nil
 	}
+}
+
+// httpPoker requests the endpoint: an allowlisted status (404) means "not
+// yet", another error status fails the try, and an answer that fails
+// response_check is polled again.
+func (e *Executor) httpPoker(s dags.HttpSensorSpec, logLine func(string, ...any)) poker {
+	return func(ctx context.Context, n int) (bool, error) {
+		status, body, err := e.request(ctx, s.Request, logLine)
+		if err != nil {
+			return false, err
+		}
+		if slices.Contains(s.NotYetStatus, status) {
+			logLine("updraft: poke %d: HTTP %d, not yet", n, status)
+			return false, nil
+		}
+		if len(s.Request.CheckStatus) == 0 && status >= 400 {
+			return false, fmt.Errorf("HTTP %d %s", status, http.StatusText(status))
+		}
+		if err := s.Request.CheckResponse(status, body); err != nil {
+			logLine("updraft: poke %d: %v", n, err)
+			return false, nil
+		}
+		return true, nil
+	}
+}
+
+// sqlPoker runs the query and tests the first cell of its first row.
+func (e *Executor) sqlPoker(s dags.SqlSensorSpec, logLine func(string, ...any)) poker {
+	return func(ctx context.Context, n int) (bool, error) {
+		cell, found, err := e.firstCell(ctx, s.Query)
+		if err != nil {
+			return false, err
+		}
+		if !found {
+			if s.FailOnEmpty {
+				return false, errors.New("the query returned no row (fail_on_empty)")
+			}
+			logLine("updraft: poke %d: no row yet", n)
+			return false, nil
+		}
+		ok := truthy(cell)
+		logLine("updraft: poke %d: first cell %v: %t", n, cellText(cell), ok)
+		return ok, nil
+	}
+}
+
+// truthy is Python's truth of a database value, as SqlSensor tests it:
+// null, false, zero and empty are false. Numbers the driver hands over as
+// text (PostgreSQL's numeric) count by their value.
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case int64:
+		return x != 0
+	case int32:
+		return x != 0
+	case int:
+		return x != 0
+	case float64:
+		return x != 0
+	case float32:
+		return x != 0
+	case []byte:
+		return truthy(string(x))
+	case string:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+			return f != 0
+		}
+		return x != ""
+	case time.Time:
+		return true
+	}
+	return true
+}
+
+func cellText(v any) string {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return fmt.Sprint(v)
 }

@@ -2,6 +2,10 @@ package builtin
 
 import (
 	"context"
+	"database/sql"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -10,6 +14,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/store/pgtest"
 )
 
 // fakeRuns stands in for the store: what the other DAG's runs are, changed
@@ -136,5 +141,110 @@ func TestSensorBackoff(t *testing.T) {
 	}
 	if d := s.NextPoke(1, 10*time.Second); d != 10*time.Second {
 		t.Errorf("past the timeout: %v", d)
+	}
+}
+
+func TestHttpSensor(t *testing.T) {
+	var mu sync.Mutex
+	answers := []struct {
+		status int
+		body   string
+	}{{404, ""}, {200, `{"ready": false}`}, {200, `{"ready": true}`}}
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/broken" {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		a := answers[min(calls, len(answers)-1)]
+		calls++
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	defer srv.Close()
+	env := map[string]string{"UPDRAFT_CONN_API": srv.URL}
+	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
+	settings := dags.SensorSettings{PokeInterval: 10 * time.Millisecond, Timeout: time.Minute, Mode: "poke"}
+	ctx := context.Background()
+	tr := try(t, "ready", dags.HttpSensorSpec{Request: dags.HttpSpec{ConnID: "api", Endpoint: "/exports/ready", Method: "GET", CheckRegex: `"ready":\s*true`},
+		NotYetStatus: []int{404}, Sensor: settings})
+	if err := ex.Start(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	if ev := final(t, ex, tr.Key); ev.State != executor.Succeeded {
+		t.Fatalf("ready: %+v", ev)
+	}
+	log, _ := os.ReadFile(tr.LogPath)
+	if !strings.Contains(string(log), "poke 1: HTTP 404, not yet") || !strings.Contains(string(log), "poke 2: response check: the body does not match") {
+		t.Errorf("log:\n%s", log)
+	}
+	mu.Lock()
+	if calls != 3 {
+		t.Errorf("%d requests, want 3", calls)
+	}
+	mu.Unlock()
+	// An error status outside the allowlist fails the try (retries apply).
+	tr = try(t, "broken", dags.HttpSensorSpec{Request: dags.HttpSpec{ConnID: "api", Endpoint: "/broken", Method: "GET"}, NotYetStatus: []int{404}, Sensor: settings})
+	ex.Start(ctx, tr)
+	if ev := final(t, ex, tr.Key); ev.State != executor.Failed || ev.Final || ev.Reason != "HTTP 500 Internal Server Error" {
+		t.Fatalf("broken: %+v", ev)
+	}
+}
+
+// The SQL sensor against a real PostgreSQL: it waits for a row count to
+// become non-zero, and fail_on_empty fails a query without rows.
+func TestSqlSensorOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "sensing")
+	env := map[string]string{"UPDRAFT_CONN_WH": strings.Replace(dsn, "postgres://", "postgresql://", 1)}
+	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE loads (day date, n numeric)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	settings := dags.SensorSettings{PokeInterval: 20 * time.Millisecond, Timeout: time.Minute, Mode: "poke"}
+	tr := try(t, "rows", dags.SqlSensorSpec{Query: dags.SQLSpec{ConnID: "wh", SQL: []string{"SELECT COALESCE(sum(n), 0) FROM loads WHERE day = %(day)s::date"},
+		NamedParameters: map[string]any{"day": "2024-05-01"}}, Sensor: settings})
+	if err := ex.Start(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := db.Exec(`INSERT INTO loads VALUES ('2024-04-30', 5), ('2024-05-01', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := db.Exec(`INSERT INTO loads VALUES ('2024-05-01', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	if ev := final(t, ex, tr.Key); ev.State != executor.Succeeded {
+		t.Fatalf("rows: %+v", ev)
+	}
+	log, _ := os.ReadFile(tr.LogPath)
+	if !strings.Contains(string(log), "first cell 0: false") || !strings.Contains(string(log), "first cell 2: true") {
+		t.Errorf("log:\n%s", log)
+	}
+	tr = try(t, "empty", dags.SqlSensorSpec{Query: dags.SQLSpec{ConnID: "wh", SQL: []string{"SELECT n FROM loads WHERE day = '1999-01-01'"}}, FailOnEmpty: true, Sensor: settings})
+	ex.Start(ctx, tr)
+	if ev := final(t, ex, tr.Key); ev.State != executor.Failed || !strings.Contains(ev.Reason, "no row (fail_on_empty)") {
+		t.Fatalf("fail_on_empty: %+v", ev)
+	}
+}
+
+func TestTruthy(t *testing.T) {
+	for v, want := range map[any]bool{nil: false, false: false, true: true, int64(0): false, int64(3): true, 0.0: false, 0.5: true,
+		"": false, "0": false, "0.00": false, "12": true, "yes": true} {
+		if got := truthy(v); got != want {
+			t.Errorf("truthy(%#v) = %v", v, got)
+		}
+	}
+	if truthy([]byte("0")) || !truthy([]byte("x")) {
+		t.Error("bytes")
 	}
 }

@@ -453,3 +453,44 @@ func Ping(ctx context.Context, conn Connection) error {
 	}
 	return nil
 }
+
+// firstCell runs a SQL sensor's query and returns the first cell of its
+// first row (found is false when there is no row).
+func (e *Executor) firstCell(ctx context.Context, s dags.SQLSpec) (any, bool, error) {
+	conn, err := e.o.Connections.Get(s.ConnID)
+	if err != nil {
+		return nil, false, err
+	}
+	db, engine, err := openDB(conn, s)
+	if err != nil {
+		return nil, false, err
+	}
+	defer db.Close()
+	if len(s.SQL) != 1 {
+		return nil, false, errors.New("a SQL sensor runs one query")
+	}
+	q, args, err := bind(s.SQL[0], s.Parameters, s.NamedParameters, engine)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, cleanDBError(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, false, cleanDBError(rows.Err())
+	}
+	cols, err := rows.Columns()
+	if err != nil || len(cols) == 0 {
+		return nil, false, fmt.Errorf("the query returned no column")
+	}
+	cells := make([]any, len(cols))
+	for i := range cells {
+		cells[i] = new(any)
+	}
+	if err := rows.Scan(cells...); err != nil {
+		return nil, false, cleanDBError(err)
+	}
+	return *(cells[0].(*any)), true, nil
+}
