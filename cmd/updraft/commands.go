@@ -37,6 +37,30 @@ func (m Main) commonFlags(name string) (*flag.FlagSet, *common) {
 	return fl, c
 }
 
+// storeCommand starts a database subcommand: it prints use when there is
+// no subcommand, parses the flags (flags adds the command's own) wherever
+// they stand among the arguments, and opens the database. A non-zero code
+// means the command stops with it; otherwise the caller closes st.
+func (m Main) storeCommand(ctx context.Context, name, use string, args []string, flags func(*flag.FlagSet)) ([]string, *store.Store, int) {
+	if len(args) == 0 {
+		fmt.Fprintln(m.Stderr, use)
+		return nil, nil, 2
+	}
+	fl, c := m.commonFlags(name + " " + args[0])
+	if flags != nil {
+		flags(fl)
+	}
+	pos, err := parseInterleaved(fl, args[1:])
+	if err != nil {
+		return nil, nil, 2
+	}
+	st, err := openStore(ctx, c.db)
+	if err != nil {
+		return nil, nil, m.fail(err)
+	}
+	return pos, st, 0
+}
+
 // fail reports err on stderr and returns exit code 1.
 func (m Main) fail(err error) int {
 	fmt.Fprintln(m.Stderr, "updraft:", strings.TrimSuffix(err.Error(), ": bad request"))
@@ -352,20 +376,14 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 // variables manages Airflow Variables in the store. Secret values are
 // never printed by list.
 func (m Main) variables(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(m.Stderr, "usage: updraft variables get|set|list|delete ...")
-		return 2
-	}
-	fl, c := m.commonFlags("variables " + args[0])
-	secret := fl.Bool("secret", false, "with set: never show the value")
-	desc := fl.String("description", "", "with set: a description")
-	pos, err := parseInterleaved(fl, args[1:])
-	if err != nil {
-		return 2
-	}
-	st, err := openStore(ctx, c.db)
-	if err != nil {
-		return m.fail(err)
+	var secret *bool
+	var desc *string
+	pos, st, code := m.storeCommand(ctx, "variables", "usage: updraft variables get|set|list|delete ...", args, func(fl *flag.FlagSet) {
+		secret = fl.Bool("secret", false, "with set: never show the value")
+		desc = fl.String("description", "", "with set: a description")
+	})
+	if code != 0 {
+		return code
 	}
 	defer st.Close()
 	switch {
@@ -517,19 +535,12 @@ func (m Main) dbClean(ctx context.Context, args []string) int {
 // pools is `updraft pools list|set|delete`, as Airflow's `airflow pools`.
 func (m Main) pools(ctx context.Context, args []string) int {
 	const use = "usage: updraft pools list | set NAME SLOTS [--description D] | delete NAME"
-	if len(args) == 0 {
-		fmt.Fprintln(m.Stderr, use)
-		return 2
-	}
-	fl, c := m.commonFlags("pools " + args[0])
-	desc := fl.String("description", "", "with set: a description")
-	pos, err := parseInterleaved(fl, args[1:])
-	if err != nil {
-		return 2
-	}
-	st, err := openStore(ctx, c.db)
-	if err != nil {
-		return m.fail(err)
+	var desc *string
+	pos, st, code := m.storeCommand(ctx, "pools", use, args, func(fl *flag.FlagSet) {
+		desc = fl.String("description", "", "with set: a description")
+	})
+	if code != 0 {
+		return code
 	}
 	defer st.Close()
 	switch {

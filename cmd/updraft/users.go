@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,19 +21,18 @@ func (m Main) users(ctx context.Context, args []string) int {
 	const use = "usage: updraft users create USER --role Viewer|User|Op|Admin (--password-file F | --password-stdin) [--email E]\n" +
 		"       updraft users set-password USER (--password-file F | --password-stdin)\n" +
 		"       updraft users delete USER\n       updraft users list"
-	if len(args) == 0 {
-		fmt.Fprintln(m.Stderr, use)
-		return 2
+	var role, pwFile, email *string
+	var pwStdin *bool
+	pos, st, code := m.storeCommand(ctx, "users", use, args, func(fl *flag.FlagSet) {
+		role = fl.String("role", "", "with create: the user's role")
+		pwFile = fl.String("password-file", "", "read the password from this file")
+		pwStdin = fl.Bool("password-stdin", false, "read the password from stdin")
+		email = fl.String("email", "", "with create: the user's e-mail address")
+	})
+	if code != 0 {
+		return code
 	}
-	fl, c := m.commonFlags("users " + args[0])
-	role := fl.String("role", "", "with create: the user's role")
-	pwFile := fl.String("password-file", "", "read the password from this file")
-	pwStdin := fl.Bool("password-stdin", false, "read the password from stdin")
-	email := fl.String("email", "", "with create: the user's e-mail address")
-	pos, err := parseInterleaved(fl, args[1:])
-	if err != nil {
-		return 2
-	}
+	defer st.Close()
 	password := func() (string, error) {
 		var b []byte
 		var err error
@@ -48,11 +48,6 @@ func (m Main) users(ctx context.Context, args []string) int {
 		}
 		return strings.TrimRight(string(b), "\r\n"), err
 	}
-	st, err := openStore(ctx, c.db)
-	if err != nil {
-		return m.fail(err)
-	}
-	defer st.Close()
 	switch {
 	case args[0] == "create" && len(pos) == 1:
 		r, err := web.ParseRole(*role)
