@@ -983,7 +983,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 // (template error, nothing to run) fails with the reason.
 func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 	k := p.try.Key
-	s.opts.LogCopies.Watch(ctx, logKey(k), p.try.LogPath, false)
+	s.opts.LogCopies.WatchNew(logKey(k), p.try.LogPath)
 	err := p.renderErr
 	if err == nil {
 		err = s.exec.Start(ctx, p.try)

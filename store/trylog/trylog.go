@@ -86,6 +86,19 @@ func (c *Copier) Watch(ctx context.Context, k Key, path string, restarted bool) 
 	c.mu.Unlock()
 }
 
+// WatchNew starts copying the log of a try that is only starting: nothing
+// of it is in the store yet, so no query is needed.
+func (c *Copier) WatchNew(k Key, path string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ended := c.ended[k]; !ended {
+		c.watched[k] = &watch{path: path}
+	}
+}
+
 // Finish copies what is left of a try's log and stops watching it. It is
 // called before the try's end is recorded, so whoever reads the ended try
 // (an alert on another replica) finds its whole log.

@@ -72,7 +72,7 @@ func TestCopiesFollowTheFile(t *testing.T) {
 	// elsewhere is the same try seen from a replica without the file.
 	elsewhere := store.Try{TIKey: k.TIKey, TryNumber: 1, LogPath: filepath.Join(t.TempDir(), "missing.log")}
 
-	c.Watch(ctx, k, path, false)
+	c.WatchNew(k, path)
 	c.copyAll(ctx) // nothing written yet: nothing copied, no error
 	os.MkdirAll(filepath.Dir(path), 0o755)
 	appendTo(t, path, "one\n")
