@@ -25,11 +25,13 @@ type fakeRuns struct {
 	runID  string
 	state  string
 	tasks  map[string]string
+	pokes  int
 }
 
 func (f *fakeRuns) lookup(_ context.Context, dagID string, logical time.Time, taskIDs []string) (ExternalState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.pokes++
 	tasks := map[string]string{}
 	for k, v := range f.tasks {
 		tasks[k] = v
@@ -41,6 +43,24 @@ func (f *fakeRuns) set(fn func(*fakeRuns)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// waitPokes returns once the sensors have looked twice more: the last
+// change has been seen.
+func (f *fakeRuns) waitPokes(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	want := f.pokes + 2
+	f.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		n := f.pokes
+		f.mu.Unlock()
+		if n >= want {
+			return
+		}
+	}
+	t.Fatal("the sensor stopped poking")
 }
 
 func sensorSpec(mod func(*dags.ExternalTaskSpec)) dags.ExternalTaskSpec {
@@ -70,11 +90,11 @@ func TestExternalTaskSensor(t *testing.T) {
 	if ex.Free() != 1 {
 		t.Errorf("a sensor took a slot: %d free", ex.Free())
 	}
-	time.Sleep(60 * time.Millisecond)
+	runs.waitPokes(t)
 	runs.set(func(f *fakeRuns) {
 		f.runID, f.state, f.tasks = "scheduled__2024-01-01", "running", map[string]string{"load": "running"}
 	})
-	time.Sleep(60 * time.Millisecond)
+	runs.waitPokes(t)
 	runs.set(func(f *fakeRuns) { f.tasks["load"] = "success" })
 	if ev := final(t, ex, tr.Key); ev.State != executor.Succeeded {
 		t.Fatalf("wait: %+v", ev)
@@ -120,7 +140,7 @@ func TestExternalTaskSensor(t *testing.T) {
 	// A kill (a clear, execution_timeout) ends the wait at once.
 	runs.set(func(f *fakeRuns) { f.exists, f.runID = true, "" })
 	tr = start("killed", sensorSpec(nil))
-	time.Sleep(30 * time.Millisecond)
+	runs.waitPokes(t)
 	ex.Kill(ctx, tr.Key, "killed: cleared")
 	if ev := final(t, ex, tr.Key); ev.State != executor.Failed || ev.Final || ev.Reason != "killed: cleared" {
 		t.Fatalf("kill: %+v", ev)
@@ -215,11 +235,20 @@ func TestSqlSensorOnPostgres(t *testing.T) {
 	if err := ex.Start(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Each change goes in once the sensor has seen the state before it.
+	logSays := func(text string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if log, _ := os.ReadFile(tr.LogPath); strings.Count(string(log), text) >= 1 {
+				return
+			}
+		}
+		t.Fatalf("the log never said %q", text)
+	}
+	logSays("first cell 0: false")
 	if _, err := db.Exec(`INSERT INTO loads VALUES ('2024-04-30', 5), ('2024-05-01', 0)`); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
 	if _, err := db.Exec(`INSERT INTO loads VALUES ('2024-05-01', 2)`); err != nil {
 		t.Fatal(err)
 	}
