@@ -259,37 +259,9 @@ func (s MattermostSpec) Render(r *Renderer) (OperatorSpec, error) {
 	if out.Channel, err = r.field("channel", s.Channel); err != nil {
 		return nil, err
 	}
-	var walk func(any) (any, error)
-	walk = func(x any) (any, error) {
-		switch t := x.(type) {
-		case string:
-			return r.field("attachments", t)
-		case map[string]any:
-			m := make(map[string]any, len(t))
-			for k, e := range t {
-				v, err := walk(e)
-				if err != nil {
-					return nil, err
-				}
-				m[k] = v
-			}
-			return m, nil
-		case []any:
-			l := make([]any, len(t))
-			for i, e := range t {
-				v, err := walk(e)
-				if err != nil {
-					return nil, err
-				}
-				l[i] = v
-			}
-			return l, nil
-		}
-		return x, nil
-	}
 	out.Attachments = nil
 	for _, a := range s.Attachments {
-		v, err := walk(a)
+		v, err := r.tree("attachments", a)
 		if err != nil {
 			return nil, err
 		}

@@ -46,6 +46,7 @@ var operators = []*operatorKind{
 	{class: "ExternalTaskSensor", fields: externalTaskFields, decode: decodeExternalTask, zero: ExternalTaskSpec{}},
 	{class: "HttpSensor", fields: httpSensorFields, decode: decodeHTTPSensor, zero: HttpSensorSpec{}},
 	{class: "SqlSensor", fields: sqlSensorFields, decode: decodeSQLSensor, zero: SqlSensorSpec{}},
+	{class: "TriggerDagRunOperator", fields: triggerFields, decode: decodeTriggerDagRun, zero: TriggerDagRunSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
@@ -58,8 +59,7 @@ var pythonOnly = []string{
 // notYet are Airflow operators updraft plans to support; until then a file
 // naming them gets a clear error instead of a silent gap.
 var notYet = map[string]string{
-	"ExternalTaskMarker":    "clearing across DAGs",
-	"TriggerDagRunOperator": "triggering other DAGs",
+	"ExternalTaskMarker": "clearing across DAGs",
 }
 
 // resolveOperator maps an operator name as written (short class name or a

@@ -314,6 +314,35 @@ func (r *Renderer) stringMap(name string, in map[string]string) (map[string]stri
 	return out, nil
 }
 
+// tree renders every string in a value made of maps and lists (JSON-like).
+func (r *Renderer) tree(name string, x any) (any, error) {
+	switch t := x.(type) {
+	case string:
+		return r.field(name, t)
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			v, err := r.tree(name, e)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		return m, nil
+	case []any:
+		l := make([]any, len(t))
+		for i, e := range t {
+			v, err := r.tree(name, e)
+			if err != nil {
+				return nil, err
+			}
+			l[i] = v
+		}
+		return l, nil
+	}
+	return x, nil
+}
+
 // RenderString renders src with r's context (for tools and tests).
 func (r *Renderer) RenderString(src string) (string, error) { return r.field("template", src) }
 

@@ -158,8 +158,11 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues, External: externalLookup(st), Log: logger}))
+	starter := &runStarter{st: st}
+	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
+		External: externalLookup(st), Runs: starter, Log: logger}))
 	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger, ManualOnly: true})
+	starter.sched = sched
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
 		return m.fail(err)
 	}

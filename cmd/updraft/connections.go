@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"updraft/executor/builtin"
+	"updraft/scheduler"
 	"updraft/store"
 	"updraft/web"
 )
@@ -107,4 +108,38 @@ func externalLookup(st *store.Store) builtin.ExternalLookup {
 		}
 		return out, nil
 	}
+}
+
+// runStarter lets TriggerDagRunOperator tasks start, reset and read runs
+// through the scheduler. sched is set once the scheduler exists, before
+// anything runs.
+type runStarter struct {
+	sched *scheduler.Scheduler
+	st    *store.Store
+}
+
+func (r *runStarter) Trigger(ctx context.Context, dagID, runID string, logical time.Time, conf map[string]any, actor string) (string, error) {
+	run, err := r.sched.Trigger(ctx, dagID, scheduler.TriggerOptions{RunID: runID, LogicalDate: &logical, Conf: conf, Actor: actor})
+	if errors.Is(err, store.ErrConflict) {
+		return runID, fmt.Errorf("%w: %v", builtin.ErrRunExists, err)
+	}
+	return run.RunID, err
+}
+
+func (r *runStarter) Reset(ctx context.Context, dagID, runID, actor string) error {
+	tis, err := r.st.TaskInstances(ctx, dagID, runID)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(tis))
+	for _, ti := range tis {
+		ids = append(ids, ti.TaskID)
+	}
+	_, err = r.sched.Clear(ctx, dagID, runID, ids, scheduler.ClearOptions{Actor: actor})
+	return err
+}
+
+func (r *runStarter) State(ctx context.Context, dagID, runID string) (string, error) {
+	run, err := r.st.Run(ctx, dagID, runID)
+	return string(run.State), err
 }

@@ -324,7 +324,9 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		exec = local.New(cfg.Slots, logger)
 	}
 	// HTTP and Mattermost tasks run in-process beside the main executor.
-	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots, External: externalLookup(st),
+	// Tasks that trigger other DAGs go through the scheduler, made below.
+	starter := &runStarter{st: st}
+	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots, External: externalLookup(st), Runs: starter,
 		Secrets: st.SecretValues, Log: logger}))
 	exec = router
 	// On PostgreSQL, several servers may share the database: they take
@@ -339,6 +341,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
 		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry, Shared: shared, ReplicaID: m.Env("UPDRAFT_REPLICA_ID"),
 		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies})
+	starter.sched = sched
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -35,7 +35,9 @@ type Options struct {
 	Secrets func(context.Context) ([]string, error)
 	// External reads other DAGs' runs for external-task sensors.
 	External ExternalLookup
-	Log      *slog.Logger
+	// Runs starts runs of other DAGs (TriggerDagRunOperator).
+	Runs Runs
+	Log  *slog.Logger
 }
 
 // Executor runs in-process tries. In-process work does not survive a
@@ -189,6 +191,8 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 		err = e.runSQL(ctx, s, logLine)
 	case dags.Sensor:
 		err = e.runSensor(ctx, s, logLine)
+	case dags.TriggerDagRunSpec:
+		err = e.runTrigger(ctx, s, t, logLine)
 	default:
 		err = fmt.Errorf("%s does not run in-process", t.Spec.Kind())
 	}
