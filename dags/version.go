@@ -72,20 +72,31 @@ func (t *Task) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &aux); err != nil {
 		return err
 	}
+	spec, err := DecodeSpec(t.Operator, aux.Spec)
+	if err != nil {
+		return fmt.Errorf("task %s: %w", t.ID, err)
+	}
+	t.Spec = spec
+	return nil
+}
+
+// DecodeSpec reads an operator's spec back from its JSON (a version in the
+// store, or the rendered spec recorded with a try), choosing its type from
+// the operator's class. Empty data gives the operator's zero spec.
+func DecodeSpec(operator string, data []byte) (OperatorSpec, error) {
 	for _, k := range operators {
-		if k.class != t.Operator {
+		if k.class != operator {
 			continue
 		}
 		p := reflect.New(reflect.TypeOf(k.zero))
-		if len(aux.Spec) > 0 && string(aux.Spec) != "null" {
-			if err := json.Unmarshal(aux.Spec, p.Interface()); err != nil {
-				return fmt.Errorf("task %s: spec: %w", t.ID, err)
+		if len(data) > 0 && string(data) != "null" {
+			if err := json.Unmarshal(data, p.Interface()); err != nil {
+				return nil, fmt.Errorf("spec: %w", err)
 			}
 		}
-		t.Spec = p.Elem().Interface().(OperatorSpec)
-		return nil
+		return p.Elem().Interface().(OperatorSpec), nil
 	}
-	return fmt.Errorf("task %s: unknown operator %q", t.ID, t.Operator)
+	return nil, fmt.Errorf("unknown operator %q", operator)
 }
 
 // archivedTimetable stands in for the timetable of a DAG version read back

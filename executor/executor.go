@@ -28,6 +28,9 @@ type Try struct {
 	SkipOn  []int             // exit codes that mean skipped
 	Timeout time.Duration     // execution_timeout; 0 means none
 	LogPath string            // where the try's log goes; the executor appends to it
+	// Started is when the try was recorded as started (set on Adopt, so
+	// that timeouts count from the try's start, not from the adoption).
+	Started time.Time
 }
 
 // State is what an event reports about a try.

@@ -1239,12 +1239,17 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time) error {
 	for _, t := range tries {
 		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
-		try := executor.Try{Key: key, LogPath: t.LogPath}
+		try := executor.Try{Key: key, LogPath: t.LogPath, Started: t.StartDate}
 		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
 			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
 				task := d.Task(t.TaskID)
-				// The spec (not rendered again) tells a routing executor where the try ran.
 				try.SkipOn, try.Timeout, try.Spec = task.SkipOnExitCode(), task.ExecutionTimeout, task.Spec
+				// The spec as it was rendered when the try started: every
+				// setting of the task at the run's pinned version, not
+				// rendered again (variables may have changed since).
+				if spec, err := dags.DecodeSpec(task.Operator, []byte(t.Rendered)); err == nil && t.Rendered != "" && t.Rendered != "null" {
+					try.Spec = spec
+				}
 			}
 		}
 		err := s.exec.Adopt(ctx, try)
