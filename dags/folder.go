@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,8 +23,10 @@ type Folder struct {
 	log      *slog.Logger
 	wake     chan struct{}
 
-	loading  sync.Mutex // one load at a time, so loads land in order
-	mu       sync.RWMutex
+	loading   sync.Mutex // one load at a time, so loads land in order
+	loadStart atomic.Int64 // unix nanos when the load in progress began; 0 when none
+	stuck     stuckReads
+	mu        sync.RWMutex
 	res      *Result
 	loadedAt time.Time
 	stamp    [32]byte
@@ -45,7 +49,38 @@ func NewFolder(fsys fs.FS, interval time.Duration, log *slog.Logger) *Folder {
 
 // NewSourceFolder returns a folder over whatever src yields at each check.
 func NewSourceFolder(src Source, interval time.Duration, log *slog.Logger) *Folder {
-	return &Folder{src: src, interval: interval, log: log, res: &Result{}, wake: make(chan struct{}, 1)}
+	f := &Folder{src: src, interval: interval, log: log, res: &Result{}, wake: make(chan struct{}, 1)}
+	f.opts.stuck = &f.stuck
+	return f
+}
+
+// Health says whether the folder loads as it should: it is degraded while
+// reads of its files are blocked (abandoned after the read timeout, still
+// not ended), while a load has taken much longer than any read may, or
+// when the last load could not read a file in time. Safe for concurrent
+// use; it never waits for a load.
+func (f *Folder) Health() (ok bool, detail string) {
+	if n := f.stuck.count(); n > 0 {
+		return false, fmt.Sprintf("%d read(s) of DAG files are blocked (a file that never answers: a hung mount?)", n)
+	}
+	timeout := f.opts.ReadTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadTimeout
+	}
+	if start := f.loadStart.Load(); start != 0 {
+		if d := time.Since(time.Unix(0, start)); d > 3*timeout {
+			return false, fmt.Sprintf("loading the DAG folder has taken %s so far", d.Round(time.Second))
+		}
+	}
+	res, _ := f.Current()
+	for _, fr := range res.Files {
+		for _, p := range fr.Problems {
+			if strings.Contains(p.Msg, errTooSlow.Error()) {
+				return false, fmt.Sprintf("%s could not be read in time", fr.Path)
+			}
+		}
+	}
+	return true, ""
 }
 
 // Trigger asks Run for a check now (a new git revision was published).
@@ -68,6 +103,8 @@ func (f *Folder) Current() (*Result, time.Time) {
 func (f *Folder) Refresh() bool {
 	f.loading.Lock()
 	defer f.loading.Unlock()
+	f.loadStart.Store(time.Now().UnixNano())
+	defer f.loadStart.Store(0)
 	fsys, rev, err := f.src()
 	if err != nil {
 		f.log.Warn("DAG folder not available yet", "err", err)
@@ -158,8 +195,14 @@ func fingerprint(fsys fs.FS, rev string) [32]byte {
 			fmt.Fprintf(h, "%s error %v\n", p, err)
 			return nil
 		}
-		if info, err := d.Info(); err == nil && !d.IsDir() {
+		if d.IsDir() {
+			return nil
+		}
+		// Stat follows a link (inside the folder), so a changed target is seen.
+		if info, err := fs.Stat(fsys, p); err == nil {
 			fmt.Fprintf(h, "%s %d %d\n", p, info.Size(), info.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(h, "%s error %v\n", p, err)
 		}
 		return nil
 	})
@@ -185,6 +228,13 @@ func (f *Folder) ReadFile(path string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	b, err := fs.ReadFile(fsys, path)
+	b, err := readBounded(fsys, path, f.limits().MaxFileBytes, f.opts.ReadTimeout, &f.stuck)
 	return b, rev, err
+}
+
+func (f *Folder) limits() Limits {
+	if f.opts.Limits == (Limits{}) {
+		return DefaultLimits
+	}
+	return f.opts.Limits
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -21,6 +22,11 @@ type Options struct {
 	Limits Limits
 	// Now anchors relative start dates ("2 days"); zero means time.Now().
 	Now time.Time
+	// ReadTimeout bounds the read of each file (DefaultReadTimeout when
+	// zero): a file that cannot be read in time is an import error.
+	ReadTimeout time.Duration
+
+	stuck *stuckReads // reads abandoned by ReadTimeout, while they last
 }
 
 // FileResult is what one file yielded: the ids of the DAGs it defines that
@@ -93,7 +99,7 @@ func Load(fsys fs.FS, opts Options) *Result {
 			return nil
 		}
 		if d.IsDir() {
-			ignores[p] = readIgnore(fsys, p)
+			ignores[p] = l.readIgnore(p)
 		}
 		if ignored(ignores, p) {
 			if d.IsDir() {
@@ -210,9 +216,9 @@ func (l *loader) find(id, file string) *DAG { return l.pending[file+"\x00"+id] }
 func (l *loader) file(name string) (out fileOutcome) {
 	res := &out.res
 	res.Path = name
-	data, err := fs.ReadFile(l.fsys, name)
+	data, err := l.read(name)
 	if err != nil {
-		res.Problems = Problems{{File: name, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}}
+		res.Problems = Problems{{File: name, Msg: l.readProblem(err)}}
 		return out
 	}
 	sum := sha256.Sum256(data)
@@ -272,8 +278,7 @@ func (l *loader) file(name string) (out fileOutcome) {
 		if defaults != nil || spec.kind == kindMap {
 			merged = mergeInto(normaliseKeyed(spec), defaults)
 		}
-		readDoc := func(p string) ([]byte, error) { return fs.ReadFile(l.fsys, p) }
-		if d := decodeDAG(id, k, merged, &res.Problems, l.opts.Now, readDoc); d != nil {
+		if d := decodeDAG(id, k, merged, &res.Problems, l.opts.Now, l.read); d != nil {
 			res.DAGs = append(res.DAGs, id)
 			out.dags = append(out.dags, d)
 		}
@@ -293,11 +298,16 @@ func (l *loader) folderDefaults(dir string) *val {
 	merged := parent
 	for _, base := range []string{"defaults.yml", "defaults.yaml"} {
 		name := path.Join(dir, base)
-		data, err := fs.ReadFile(l.fsys, name)
-		if err != nil {
+		data, err := l.read(name)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		res := FileResult{Path: name}
+		if err != nil {
+			res.Problems = Problems{{File: name, Msg: l.readProblem(err)}}
+			l.res.Files = append(l.res.Files, res)
+			break
+		}
 		sum := sha256.Sum256(data)
 		res.Hash = hex.EncodeToString(sum[:])
 		v, p := parseYAML(name, data, l.opts.Limits)
@@ -396,10 +406,26 @@ func dedupe(ps Problems) Problems {
 	return out
 }
 
+// read reads a file of the folder: the DAG files, defaults files,
+// .airflowignore and every file a DAG names (doc_md_file_path, SQL
+// files). Only regular files, within the size limit counted as bytes
+// are read, and within the read timeout (see readBounded).
+func (l *loader) read(name string) ([]byte, error) {
+	return readBounded(l.fsys, name, l.opts.Limits.MaxFileBytes, l.opts.ReadTimeout, l.opts.stuck)
+}
+
+// readProblem says why a file could not be read, for its import error.
+func (l *loader) readProblem(err error) string {
+	if errors.Is(err, errTooLarge) {
+		return fmt.Sprintf("file is more than %d bytes, over the %d byte limit for DAG files", l.opts.Limits.MaxFileBytes, l.opts.Limits.MaxFileBytes)
+	}
+	return "cannot read: " + unwrapAll(err).Error()
+}
+
 // readIgnore reads dir/.airflowignore: one regular expression per line,
 // matched against paths relative to dir (Airflow's default syntax).
-func readIgnore(fsys fs.FS, dir string) []*regexp.Regexp {
-	data, err := fs.ReadFile(fsys, path.Join(dir, ".airflowignore"))
+func (l *loader) readIgnore(dir string) []*regexp.Regexp {
+	data, err := l.read(path.Join(dir, ".airflowignore"))
 	if err != nil {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -318,32 +319,55 @@ func (s *Syncer) publish(hash string, tree *object.Tree) (Revision, error) {
 	return Revision{Hash: hash, Dir: final, At: time.Now()}, nil
 }
 
+// writeTree checks tree out into dir as git does, symbolic links
+// included (a DAG folder may link one file to another), and never writes
+// outside dir: every write goes through an os.Root of dir, so a name
+// cannot climb out of it and no link is followed out of it, and links
+// are created only after every file, so nothing is written through one.
+// Where a link points is not checked here: the DAG loader follows links
+// only inside the revision. Submodules are skipped.
 func writeTree(tree *object.Tree, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return tree.Files().ForEach(func(f *object.File) error {
-		if f.Mode == filemode.Symlink || f.Mode == filemode.Submodule {
-			return nil // never follow links out of the tree
-		}
-		clean := path.Clean("/" + f.Name)[1:]
-		if clean == "" || strings.HasPrefix(clean, "../") {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	type link struct{ name, target string }
+	var links []link
+	err = tree.Files().ForEach(func(f *object.File) error {
+		if f.Mode == filemode.Submodule {
 			return nil
 		}
-		target := filepath.Join(dir, filepath.FromSlash(clean))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
+		clean := path.Clean("/" + f.Name)[1:]
+		if clean == "" || clean == ".." || strings.HasPrefix(clean, "../") {
+			return nil
 		}
-		mode := os.FileMode(0o644)
-		if f.Mode == filemode.Executable {
-			mode = 0o755
+		if d := path.Dir(clean); d != "." {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
 		}
 		r, err := f.Reader()
 		if err != nil {
 			return err
 		}
 		defer r.Close()
-		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+		if f.Mode == filemode.Symlink {
+			target, err := io.ReadAll(io.LimitReader(r, 4096))
+			if err != nil {
+				return err
+			}
+			links = append(links, link{clean, string(target)})
+			return nil
+		}
+		mode := os.FileMode(0o644)
+		if f.Mode == filemode.Executable {
+			mode = 0o755
+		}
+		out, err := root.OpenFile(clean, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, mode)
 		if err != nil {
 			return err
 		}
@@ -353,6 +377,15 @@ func writeTree(tree *object.Tree, dir string) error {
 		}
 		return out.Close()
 	})
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if err := root.Symlink(l.target, l.name); err != nil {
+			return fmt.Errorf("link %s: %w", l.name, err)
+		}
+	}
+	return nil
 }
 
 // cleanup removes all but the newest Keep old revisions, and leftovers of

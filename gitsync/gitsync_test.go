@@ -347,3 +347,43 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// Links are checked out as links, wherever they point (the DAG loader
+// follows them only inside the revision), and no write goes through one.
+func TestSymlinksAreCheckedOutAsLinks(t *testing.T) {
+	ctx := context.Background()
+	r := gittest.NewRepo(t)
+	outside := filepath.Join(t.TempDir(), "outside")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(r.Work, "dags", "sub"), 0o755))
+	must(os.WriteFile(filepath.Join(r.Work, "dags", "sub", "real.yaml"), []byte("real: 1\n"), 0o644))
+	must(os.Symlink("sub/real.yaml", filepath.Join(r.Work, "dags", "inside.yaml")))
+	must(os.Symlink("/proc/self/environ", filepath.Join(r.Work, "dags", "environ.yaml")))
+	must(os.Symlink("../../../../../../../etc/passwd", filepath.Join(r.Work, "dags", "climb.yaml")))
+	must(os.Symlink(outside, filepath.Join(r.Work, "dags", "outdir")))
+	r.Commit(nil, "links")
+	d := gittest.StartDaemon(t, r.Base)
+	sy := newSyncer(t, Options{URL: d.URL(), Path: "dags", Keep: 1})
+	if _, err := sy.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rev, _ := sy.Current()
+	for name, want := range map[string]string{"inside.yaml": "sub/real.yaml", "environ.yaml": "/proc/self/environ",
+		"climb.yaml": "../../../../../../../etc/passwd", "outdir": outside} {
+		got, err := os.Readlink(filepath.Join(rev.Dir, name))
+		if err != nil || got != want {
+			t.Errorf("%s: link to %q (%v), want %q", name, got, err, want)
+		}
+	}
+	if read(t, rev, "inside.yaml") != "real: 1\n" {
+		t.Error("a link inside the revision does not resolve")
+	}
+	if _, err := os.Lstat(outside); !os.IsNotExist(err) {
+		t.Errorf("something was written outside the checkout: %v", err)
+	}
+}

@@ -95,7 +95,7 @@ func loadBag(dir string) (staticBag, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return staticBag{}, fmt.Errorf("DAG folder %s: not a readable folder", dir)
 	}
-	return staticBag{dags.Load(os.DirFS(dir), dags.Options{}), time.Now()}, nil
+	return staticBag{dags.Load(dags.DirFS(dir), dags.Options{}), time.Now()}, nil
 }
 
 // noExecutor is for commands that record runs for the server to execute.

@@ -27,10 +27,10 @@ func loadPaths(paths []string) ([]*dags.Result, error) {
 		var res *dags.Result
 		prefix := p
 		if st.IsDir() {
-			res = dags.Load(os.DirFS(p), dags.Options{})
+			res = dags.Load(dags.DirFS(p), dags.Options{})
 		} else {
 			prefix = filepath.Dir(p)
-			res = dags.LoadFiles(os.DirFS(prefix), []string{filepath.Base(p)}, dags.Options{})
+			res = dags.LoadFiles(dags.DirFS(prefix), []string{filepath.Base(p)}, dags.Options{})
 		}
 		for i := range res.Files {
 			f := &res.Files[i]

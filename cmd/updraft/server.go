@@ -306,7 +306,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		folder = dags.NewSourceFolder(gitSource(syncer), cfg.Interval, logger)
 		syncer.OnPublish(func(gitsync.Revision) { folder.Trigger() })
 	} else {
-		folder = dags.NewFolder(os.DirFS(cfg.DAGs), cfg.Interval, logger)
+		folder = dags.NewFolder(dags.DirFS(cfg.DAGs), cfg.Interval, logger)
 	}
 	folder.Refresh()
 	metrics := web.NewMetrics()
@@ -547,6 +547,6 @@ func gitSource(sy *gitsync.Syncer) dags.Source {
 		if !ok {
 			return nil, "", errors.New("no git revision synced yet")
 		}
-		return os.DirFS(rev.Dir), rev.Hash, nil
+		return dags.DirFS(rev.Dir), rev.Hash, nil
 	}
 }
