@@ -223,7 +223,6 @@ func (b blockingFS) Open(name string) (fs.File, error) {
 	return blockingFile{f, b.release}, nil
 }
 
-
 func (b blockingFile) Read(p []byte) (int, error) {
 	<-b.release
 	return 0, io.EOF

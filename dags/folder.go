@@ -23,14 +23,14 @@ type Folder struct {
 	log      *slog.Logger
 	wake     chan struct{}
 
-	loading   sync.Mutex // one load at a time, so loads land in order
+	loading   sync.Mutex   // one load at a time, so loads land in order
 	loadStart atomic.Int64 // unix nanos when the load in progress began; 0 when none
 	stuck     stuckReads
 	mu        sync.RWMutex
-	res      *Result
-	loadedAt time.Time
-	stamp    [32]byte
-	onLoad   func()
+	res       *Result
+	loadedAt  time.Time
+	stamp     [32]byte
+	onLoad    func()
 }
 
 // OnLoad registers a function called after each new load (for example to
