@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -31,6 +32,9 @@ type Try struct {
 	// Started is when the try was recorded as started (set on Adopt, so
 	// that timeouts count from the try's start, not from the adoption).
 	Started time.Time
+	// Mask masks secret values in everything the executor writes to the
+	// log (see OpenLog); nil masks nothing.
+	Mask *dags.Masker
 }
 
 // State is what an event reports about a try.
@@ -91,15 +95,58 @@ type LogReplayer interface {
 }
 
 // AppendLogLine adds one line of updraft's own to a try's log, stamped
-// with its time, creating the log (and its folder) if need be. It returns
-// the bytes written; a log that cannot be written is skipped silently
-// (the try's state says what happened).
-func AppendLogLine(path string, at time.Time, line string) string {
-	text := fmt.Sprintf("[%s] %s\n", at.UTC().Format(time.RFC3339), line)
-	_ = os.MkdirAll(filepath.Dir(path), 0o755)
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+// with its time and masked, creating the log (and its folder) if need be.
+// It returns the bytes written; a log that cannot be written is skipped
+// silently (the try's state says what happened).
+func AppendLogLine(m *dags.Masker, path string, at time.Time, line string) string {
+	text := m.Mask(fmt.Sprintf("[%s] %s\n", at.UTC().Format(time.RFC3339), line))
+	if f, err := openLogFile(path, os.O_APPEND); err == nil {
 		_, _ = f.WriteString(text)
 		f.Close()
 	}
 	return text
+}
+
+// Log file and folder modes: only the server's user reads them (a Viewer
+// reads logs through the server, which masks them).
+const (
+	LogFileMode os.FileMode = 0o600
+	LogDirMode  os.FileMode = 0o700
+)
+
+// openLogFile opens (creating it and its folder) a log file for writing.
+// flag adds os.O_APPEND or os.O_TRUNC.
+func openLogFile(path string, flag int) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), LogDirMode); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, LogFileMode)
+}
+
+// OpenLog opens the try's log for appending (truncating it when truncate
+// is set): every byte written goes through the try's masker before it
+// reaches the disk. Close flushes what the masker held back.
+func OpenLog(t Try, truncate bool) (io.WriteCloser, error) {
+	flag := os.O_APPEND
+	if truncate {
+		flag = os.O_TRUNC
+	}
+	f, err := openLogFile(t.LogPath, flag)
+	if err != nil {
+		return nil, err
+	}
+	return &maskedFile{MaskingWriter: t.Mask.Writer(f), f: f}, nil
+}
+
+type maskedFile struct {
+	*dags.MaskingWriter
+	f *os.File
+}
+
+func (m *maskedFile) Close() error {
+	err := m.MaskingWriter.Close()
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

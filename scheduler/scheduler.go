@@ -62,8 +62,12 @@ type Options struct {
 	// LogCopies, when set, copies the logs of this server's tries into the
 	// store, so that every replica can show them (package trylog).
 	LogCopies *trylog.Copier
-	Clock     Clock
-	Log       *slog.Logger
+	// Mask masks secret values in what tries and the scheduler write to
+	// logs; the scheduler teaches it every secret variable a template
+	// reads before the rendered fields are stored or run.
+	Mask  *dags.Masker
+	Clock Clock
+	Log   *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
@@ -910,9 +914,11 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 			continue
 		}
 		if vars == nil {
-			if vars, err = st.VariableValues(ctx); err != nil {
+			var secret []string
+			if vars, secret, err = st.TemplateVariables(ctx); err != nil {
 				return nil, nil, err
 			}
+			s.opts.Mask.Add(secret...)
 		}
 		p, ok, err := s.recordTry(ctx, st, rt, t, vars, now)
 		if err != nil {
@@ -966,14 +972,14 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	}
 	s.cache.update(queued)
 	key := tryKey(queued)
-	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key)}}
+	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask}}
 	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
 		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber}
 	spec, renderErr := dags.Render(t, rc, vars)
 	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
 	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning, Owner: s.opts.ReplicaID,
-		StartDate: now, Executor: s.opts.ExecutorName, LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: string(rendered)}); err != nil {
+		StartDate: now, Executor: s.opts.ExecutorName, LogPath: p.try.LogPath, Hostname: s.hostname, Rendered: s.opts.Mask.Mask(string(rendered))}); err != nil {
 		return pendingStart{}, false, err
 	}
 	return p, true, nil
@@ -1004,7 +1010,7 @@ func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 // note writes a line of updraft's own into a try's log, and into its
 // copy in the store when copies are kept.
 func (s *Scheduler) note(ctx context.Context, k executor.TryKey, path, line string) {
-	text := executor.AppendLogLine(path, s.clock.Now(), line)
+	text := executor.AppendLogLine(s.opts.Mask, path, s.clock.Now(), line)
 	s.opts.LogCopies.Noted(ctx, logKey(k), text)
 }
 
@@ -1239,7 +1245,7 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time) error {
 	for _, t := range tries {
 		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
-		try := executor.Try{Key: key, LogPath: t.LogPath, Started: t.StartDate}
+		try := executor.Try{Key: key, LogPath: t.LogPath, Started: t.StartDate, Mask: s.opts.Mask}
 		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
 			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
 				task := d.Task(t.TaskID)

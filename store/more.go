@@ -63,15 +63,26 @@ func (s *Store) Variables(ctx context.Context) ([]Variable, error) {
 
 // VariableValues returns key -> value for templates.
 func (s *Store) VariableValues(ctx context.Context) (map[string]string, error) {
+	out, _, err := s.TemplateVariables(ctx)
+	return out, err
+}
+
+// TemplateVariables returns key -> value for templates, and the values
+// that are secret (see SecretValues) to mask wherever they end up.
+func (s *Store) TemplateVariables(ctx context.Context) (map[string]string, []string, error) {
 	vs, err := s.Variables(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[string]string, len(vs))
+	var secret []string
 	for _, v := range vs {
 		out[v.Key] = v.Value
+		if v.Secret || dags.SensitiveName(v.Key) {
+			secret = append(secret, v.Value)
+		}
 	}
-	return out, nil
+	return out, secret, nil
 }
 
 // DeleteVariable deletes a variable; ErrNotFound if there was none.

@@ -129,7 +129,7 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	}
 	e.tries[t.Key] = &inTry{cancel: cancel, sensor: sensor}
 	e.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(t.LogPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(t.LogPath), executor.LogDirMode); err != nil {
 		e.forget(t.Key)
 		return fmt.Errorf("try %s: log folder: %w", t.Key, err)
 	}
@@ -165,7 +165,7 @@ func (e *Executor) Adopt(context.Context, executor.Try) error { return executor.
 
 // run does the work and reports the outcome.
 func (e *Executor) run(ctx context.Context, t executor.Try) {
-	logf, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := executor.OpenLog(t, false)
 	var log io.Writer = io.Discard
 	if err == nil {
 		defer logf.Close()

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -141,7 +139,7 @@ func (e *Executor) send(ev executor.Event) {
 }
 
 func (e *Executor) appendLog(t executor.Try, line string) {
-	executor.AppendLogLine(t.LogPath, time.Now(), line)
+	executor.AppendLogLine(t.Mask, t.LogPath, time.Now(), line)
 }
 
 // Start creates the try's pod. It returns at once: the pod is created in
@@ -446,8 +444,9 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	e.mu.Unlock()
 	// The pod's whole log is read again from its start, so the try's log
 	// starts over rather than repeating what an earlier process wrote.
-	_ = os.MkdirAll(filepath.Dir(t.LogPath), 0o755)
-	_ = os.WriteFile(t.LogPath, nil, 0o644)
+	if f, err := executor.OpenLog(t, true); err == nil {
+		f.Close()
+	}
 	e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart; its log is read again from the start")
 	e.running(pt)
 	return nil
@@ -503,7 +502,7 @@ func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (
 // here); lines already written are skipped by their timestamps.
 func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 	defer close(pt.logDone)
-	f, err := os.OpenFile(pt.try.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := executor.OpenLog(pt.try, false)
 	if err != nil {
 		return
 	}

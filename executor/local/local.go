@@ -215,7 +215,7 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 }
 
 func (e *Executor) appendLog(t executor.Try, line string) {
-	executor.AppendLogLine(t.LogPath, e.now(), line)
+	executor.AppendLogLine(t.Mask, t.LogPath, e.now(), line)
 }
 
 func (e *Executor) forget(k executor.TryKey) {
