@@ -35,6 +35,9 @@ type Try struct {
 	// Mask masks secret values in everything the executor writes to the
 	// log (see OpenLog); nil masks nothing.
 	Mask *dags.Masker
+	// ContextEnv is Airflow's AIRFLOW_CTX_* variables for the try
+	// ("AIRFLOW_CTX_DAG_ID=..."), added to a local task's environment.
+	ContextEnv []string
 }
 
 // State is what an event reports about a try.

@@ -37,6 +37,9 @@ type scripted struct {
 	started []executor.Try
 	killed  map[executor.TryKey]string
 	slots   int
+	// unborn makes Start accept tries without creating anything (as the
+	// Kubernetes executor does before the pod exists): no event follows.
+	unborn bool
 }
 
 func newScripted(clock *fakeClock, slots int, outcome func(executor.TryKey) (executor.State, int)) *scripted {
@@ -59,7 +62,10 @@ func (x *scripted) Start(_ context.Context, t executor.Try) error {
 		return executor.ErrFull // as the real executors do
 	}
 	x.started = append(x.started, t)
-	x.events <- executor.Event{Key: t.Key, State: executor.Running, At: x.clock.Now()}
+	if x.unborn {
+		return nil
+	}
+	x.events <- executor.Event{Key: t.Key, State: executor.Running, Handle: "scripted:" + t.Key.String(), At: x.clock.Now()}
 	state, code := x.outcome(t.Key)
 	if state == "" {
 		x.running[t.Key] = true

@@ -627,6 +627,46 @@ rec:
 	}
 }
 
+// A try recorded but never given a process or pod (the server died while
+// creating it) runs after a restart with the same try number, instead of
+// failing and using up a retry.
+func TestRecoverStartsTriesThatNeverStarted(t *testing.T) {
+	h := newHarness(t, `
+unborn:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "x", retries: 0}
+    - {task_id: b, operator: BashOperator, bash_command: "y", retries: 0}
+`, utc("2024-01-01T00:00:00Z"), succeed)
+	h.ex.unborn = true
+	r, _ := h.s.Trigger(h.ctx, "unborn", TriggerOptions{})
+	h.settle()
+	if n := h.ex.startedCount(); n != 2 {
+		t.Fatalf("%d tries handed to the executor, want 2", n)
+	}
+	// The server dies before the executor created anything.
+	h.ex.mu.Lock()
+	h.ex.unborn = false
+	h.ex.mu.Unlock()
+	h.s = New(h.st, h.ex, h.bag, Options{Clock: h.clock, LogDir: t.TempDir()})
+	if err := h.s.Recover(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	for _, task := range []string{"a", "b"} {
+		ti := h.ti(r, task)
+		tries, _ := h.st.Tries(h.ctx, ti.Key())
+		if ti.State != dags.StateSuccess || ti.TryNumber != 1 || len(tries) != 1 || tries[0].State != dags.StateSuccess {
+			t.Fatalf("%s: %+v, tries %+v", task, ti, tries)
+		}
+	}
+	if r, _ = h.st.Run(h.ctx, "unborn", r.RunID); r.State != dags.RunSuccess {
+		t.Fatalf("run %s", r.State)
+	}
+}
+
 // The server-wide parallelism bounds task instances across all DAGs.
 func TestGlobalParallelism(t *testing.T) {
 	h := newHarness(t, `

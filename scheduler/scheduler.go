@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,6 +256,22 @@ drain:
 			break drain
 		}
 	}
+	next, starts, err := s.lockedStep(ctx, batch)
+	if err != nil {
+		return next, err
+	}
+	// Tries are recorded (committed) before any starts, and started
+	// outside the lock so that commands (API writes) never wait for
+	// processes or pods to be created. A crash in between leaves tries
+	// without a process or pod: Recover starts them again.
+	for _, p := range starts {
+		s.start(ctx, p)
+	}
+	return next, nil
+}
+
+// lockedStep applies events and takes one scheduling step, under the lock.
+func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (time.Time, []pendingStart, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(batch) > 0 {
@@ -270,14 +287,8 @@ drain:
 	if err != nil {
 		s.allDirty = true // the transaction was rolled back: look at everything again
 		s.cache.reset()
-		return next, err
 	}
-	// Tries are recorded (committed) before any starts: a crash in
-	// between fails them with a reason instead of running them twice.
-	for _, p := range starts {
-		s.start(ctx, p)
-	}
-	return next, nil
+	return next, starts, err
 }
 
 func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pendingStart, error) {
@@ -975,6 +986,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask}}
 	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
 		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber}
+	p.try.ContextEnv = contextEnv(key, t.Owner, rt.run.LogicalDate)
 	spec, renderErr := dags.Render(t, rc, vars)
 	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
@@ -1001,6 +1013,8 @@ func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 	s.note(ctx, k, p.try.LogPath, "updraft: the try could not start: "+err.Error())
 	s.opts.LogCopies.Finish(ctx, logKey(k))
 	ev := executor.Event{Key: k, State: executor.Failed, Reason: err.Error(), At: s.clock.Now()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.st.InTx(ctx, func(tx *store.Store) error { return s.finishTry(ctx, tx, ev) }); err != nil {
 		s.log.Error("try failure not recorded", "try", k.String(), "err", err)
 	}
@@ -1264,6 +1278,21 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 			s.log.Info("adopted a try left running", "try", key.String(), "from", t.Owner)
 			replays, _ := s.exec.(executor.LogReplayer)
 			s.opts.LogCopies.Watch(ctx, logKey(key), t.LogPath, replays != nil && replays.ReplaysLog(try))
+		case errors.Is(err, executor.ErrGone) && t.Handle == "":
+			// Recorded, but the crash came before its process or pod
+			// existed: it never ran, so it runs now, with the same number.
+			forgot, err := s.st.ForgetUnstartedTry(ctx, store.TIKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID}, t.TryNumber)
+			if err != nil {
+				return err
+			}
+			if forgot {
+				s.note(ctx, key, t.LogPath, "updraft: the scheduler stopped before this try had a process or pod; it starts again")
+				s.log.Info("a try that never started is scheduled again", "try", key.String())
+				s.cache.drop(t.DagID, t.RunID)
+				s.markDirty(t.DagID, t.RunID)
+				continue
+			}
+			fallthrough
 		case errors.Is(err, executor.ErrGone):
 			reason := "the scheduler stopped during this try and its process is gone"
 			s.note(ctx, key, t.LogPath, "updraft: "+reason)
@@ -1331,4 +1360,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// contextEnv is Airflow's AIRFLOW_CTX_* environment of a try (both the
+// 2.x EXECUTION_DATE and the 3.x LOGICAL_DATE name).
+func contextEnv(k executor.TryKey, owner string, logical time.Time) []string {
+	env := []string{"AIRFLOW_CTX_DAG_OWNER=" + owner, "AIRFLOW_CTX_DAG_ID=" + k.DagID, "AIRFLOW_CTX_TASK_ID=" + k.TaskID}
+	if !logical.IsZero() {
+		date := logical.UTC().Format("2006-01-02T15:04:05+00:00")
+		env = append(env, "AIRFLOW_CTX_LOGICAL_DATE="+date, "AIRFLOW_CTX_EXECUTION_DATE="+date)
+	}
+	return append(env, "AIRFLOW_CTX_TRY_NUMBER="+strconv.Itoa(k.TryNumber), "AIRFLOW_CTX_DAG_RUN_ID="+k.RunID)
 }

@@ -1080,6 +1080,24 @@ func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.Task
 	return n == 1, nil
 }
 
+// ForgetUnstartedTry undoes a try that was recorded but never got a
+// process or pod (no handle, no end): its row goes, and its task instance
+// is scheduled again with the same try number. It reports whether it did.
+func (s *Store) ForgetUnstartedTry(ctx context.Context, k TIKey, try int) (bool, error) {
+	res, err := s.exec(ctx, `DELETE FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?
+		AND handle = '' AND end_date IS NULL`, k.DagID, k.RunID, k.TaskID, try)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	_, err = s.exec(ctx, `UPDATE task_instances SET state = ?, try_number = ?, queued_at = NULL, start_date = NULL
+		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ? AND state IN (?, ?)`,
+		string(dags.StateScheduled), try-1, k.DagID, k.RunID, k.TaskID, try, string(dags.StateQueued), string(dags.StateRunning))
+	return err == nil, err
+}
+
 // Tries returns every try of a task instance, oldest first.
 func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 	rows, err := s.query(ctx, `SELECT try_number, state, start_date, end_date, exit_code, reason, executor, handle,
@@ -1111,7 +1129,7 @@ func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 // UnfinishedTries returns tries with no end: after a restart, the ones the
 // executor must adopt or fail.
 func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
-	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path, owner
+	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path, owner, rendered
 		FROM task_tries WHERE end_date IS NULL ORDER BY start_date`)
 	if err != nil {
 		return nil, err
@@ -1121,7 +1139,7 @@ func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
 	for rows.Next() {
 		var t Try
 		var state, start string
-		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath, &t.Owner); err != nil {
+		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath, &t.Owner, &t.Rendered); err != nil {
 			return nil, err
 		}
 		t.State, t.StartDate = dags.TaskState(state), parseTS(start)

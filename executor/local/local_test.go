@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,8 @@ import (
 func harness() executortest.Harness {
 	return executortest.Harness{
 		New: func(t *testing.T, slots int) (executor.Executor, func()) {
-			return New(slots, slog.New(slog.DiscardHandler)), func() {}
+			ex := New(slots, slog.New(slog.DiscardHandler))
+			return ex, ex.crash
 		},
 		Spec: func(b executortest.Behavior) dags.OperatorSpec {
 			if b.Forever {
@@ -58,4 +61,127 @@ func TestPodCommandLocally(t *testing.T) {
 func readFile(path string) string {
 	data, _ := os.ReadFile(path)
 	return string(data)
+}
+
+// A task sees the documented base environment and Airflow's context
+// variables, never the server's own settings or secrets; what it prints is
+// masked before it reaches the disk, in a file only the server's user reads.
+func TestTaskEnvironmentAndMaskedLog(t *testing.T) {
+	t.Setenv("UPDRAFT_ADMIN_PASSWORD", "admin-pass-4242")
+	t.Setenv("UPDRAFT_CONN_WAREHOUSE", "snowflake://u:conn-pass-4242@acct/db")
+	t.Setenv("TZ", "Europe/Amsterdam")
+	ex := New(1, slog.New(slog.DiscardHandler))
+	try := executortest.NewTry(t, dags.BashSpec{Command: `env; echo "secret=$MY_SECRET"`, Env: map[string]string{"MY_SECRET": "var-secret-4242"}, AppendEnv: true})
+	try.LogPath = filepath.Join(t.TempDir(), "logs", "dag", "try.log")
+	try.Mask = dags.NewMasker("var-secret-4242")
+	try.ContextEnv = []string{"AIRFLOW_CTX_DAG_ID=conformance", "AIRFLOW_CTX_TASK_ID=" + try.Key.TaskID}
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	if ev := executortest.Final(t, ex, try.Key, 30*time.Second); ev.State != executor.Succeeded {
+		t.Fatalf("event = %+v", ev)
+	}
+	log := readFile(try.LogPath)
+	for _, bad := range []string{"UPDRAFT_", "admin-pass-4242", "conn-pass-4242", "var-secret-4242"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("the log on disk holds %q:\n%s", bad, log)
+		}
+	}
+	for _, want := range []string{"PATH=", "TZ=Europe/Amsterdam", "AIRFLOW_CTX_DAG_ID=conformance", "secret=***"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	for path, want := range map[string]os.FileMode{try.LogPath: 0o600, filepath.Dir(try.LogPath): 0o700, filepath.Dir(filepath.Dir(try.LogPath)): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+}
+
+// env without append_env replaces the base environment, as in Airflow.
+func TestEnvReplacesTheBaseEnvironment(t *testing.T) {
+	ex := New(1, slog.New(slog.DiscardHandler))
+	try := executortest.NewTry(t, dags.BashSpec{Command: `echo "home=[$HOME] only=[$ONLY]"`, Env: map[string]string{"ONLY": "this"}})
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	executortest.Final(t, ex, try.Key, 30*time.Second)
+	if log := readFile(try.LogPath); !strings.Contains(log, "home=[] only=[this]") {
+		t.Fatalf("log:\n%s", log)
+	}
+}
+
+// A try costs one process beyond its command: the wrapper, whose only
+// child is the command.
+func TestOneHelperProcessPerTry(t *testing.T) {
+	ex := New(1, slog.New(slog.DiscardHandler))
+	try := executortest.NewTry(t, dags.BashSpec{Command: "echo started; sleep 30"})
+	if err := ex.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	ev := executortest.Running(t, ex, try.Key, 30*time.Second)
+	pid, _ := strconv.Atoi(strings.TrimPrefix(ev.Handle, "pid:"))
+	defer ex.Kill(context.Background(), try.Key, "test over")
+	for i := 0; ; i++ {
+		if strings.Contains(readFile(try.LogPath), "started") {
+			break
+		}
+		if i > 3000 {
+			t.Fatal("never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	comm := strings.TrimSpace(readFile(fmt.Sprintf("/proc/%d/comm", pid)))
+	var children []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat := readFile("/proc/" + e.Name() + "/stat")
+		i := strings.LastIndex(stat, ")")
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(stat[i+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			children = append(children, strings.TrimSpace(readFile("/proc/"+e.Name()+"/comm")))
+		}
+	}
+	// (bash may exec its last command itself: the child is bash or sleep.)
+	if comm != "sh" || len(children) != 1 {
+		t.Fatalf("wrapper %q has children %q, want one: the command", comm, children)
+	}
+}
+
+// Output a try writes while no server reads it waits in the pipe: after a
+// restart it is all in the log, masked, with the try's real outcome.
+func TestOutputWrittenWhileTheServerIsDownIsKept(t *testing.T) {
+	first := New(1, slog.New(slog.DiscardHandler))
+	// ~400 KB after the crash: more than a pipe holds, so the task waits.
+	cmd := `echo started; sleep 1; for i in $(seq 1 4000); do echo "line $i pw=hunter-4242 padding padding padding padding padding padding padding"; done; echo the-end; exit 3`
+	try := executortest.NewTry(t, dags.BashSpec{Command: cmd})
+	try.Mask = dags.NewMasker("hunter-4242")
+	if err := first.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	executortest.Running(t, first, try.Key, 30*time.Second)
+	for !strings.Contains(readFile(try.LogPath), "started") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	first.crash()
+	time.Sleep(3 * time.Second) // the task writes with nobody reading
+	second := New(1, slog.New(slog.DiscardHandler))
+	if err := second.Adopt(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	ev := executortest.Final(t, second, try.Key, 60*time.Second)
+	if ev.State != executor.Failed || ev.ExitCode == nil || *ev.ExitCode != 3 {
+		t.Fatalf("event = %+v", ev)
+	}
+	log := readFile(try.LogPath)
+	if strings.Contains(log, "hunter-4242") || !strings.Contains(log, "line 4000 pw=***") || !strings.Contains(log, "the-end") {
+		t.Fatalf("log (%d bytes) lost output or leaked the secret:\n%.2000s", len(log), log)
+	}
+	if n := strings.Count(log, "pw=***"); n != 4000 {
+		t.Fatalf("%d of 4000 lines in the log", n)
+	}
 }
