@@ -254,7 +254,7 @@ func (n *Notifier) logTail(ctx context.Context, t store.Try) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read secret values to mask: %w", err)
 	}
-	return dags.Mask(strings.Join(lines, "\n"), secrets), nil
+	return n.o.Mask.Mask(dags.Mask(strings.Join(lines, "\n"), secrets)), nil
 }
 
 // recovered reports whether the run before this successful one failed.

@@ -49,6 +49,9 @@ type Options struct {
 	Client      *http.Client  // default: 10 s timeout
 	Now         func() time.Time
 	Log         *slog.Logger
+	// Mask masks secret values in every message before it is posted (the
+	// server's masker: values stay masked after they are rotated).
+	Mask *dags.Masker
 }
 
 // Notifier delivers the outbox. Run it once per process; several
@@ -278,6 +281,7 @@ func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, e
 		return 0, 0, errors.New("webhook URL: not an http(s) URL")
 	}
 	body, _ := json.Marshal(msg)
+	body = []byte(n.o.Mask.Mask(string(body)))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, errors.New("webhook request could not be built")

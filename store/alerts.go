@@ -49,7 +49,7 @@ type Alert struct {
 func (s *Store) AddAlert(ctx context.Context, a Alert) error {
 	_, err := s.exec(ctx, `INSERT INTO alerts (event_key, kind, dag_id, run_id, task_id, try_number, file, detail, created_at, next_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
-		a.Key, a.Kind, a.DagID, a.RunID, a.TaskID, a.Try, a.File, a.Detail, ts(a.CreatedAt), ts(a.CreatedAt))
+		a.Key, a.Kind, a.DagID, a.RunID, a.TaskID, a.Try, a.File, s.mask.Mask(a.Detail), ts(a.CreatedAt), ts(a.CreatedAt))
 	return err
 }
 

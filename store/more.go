@@ -109,7 +109,7 @@ type AuditEntry struct {
 // Audit records a manual action.
 func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	_, err := s.exec(ctx, `INSERT INTO audit_log (at, actor, action, dag_id, run_id, task_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		ts(e.At), e.Actor, e.Action, e.DagID, e.RunID, e.TaskID, e.Detail)
+		ts(e.At), e.Actor, e.Action, e.DagID, e.RunID, e.TaskID, s.mask.Mask(e.Detail))
 	return err
 }
 

@@ -45,7 +45,13 @@ type Store struct {
 	tx      *sql.Tx // set on a Store bound to a transaction
 	stmts   *stmtCache
 	dialect dialect
+	mask    *dags.Masker // see MaskWith
 }
+
+// MaskWith makes the store mask secret values in the free text it writes
+// (rendered fields and reasons of tries, audit details, alert details), so
+// that no copy in the database holds one. Call it once, before use.
+func (s *Store) MaskWith(m *dags.Masker) { s.mask = m }
 
 // dialect is the SQL flavour of the database: the queries are written for
 // SQLite and rewritten for PostgreSQL.
@@ -297,7 +303,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect}); err != nil {
+	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect, mask: s.mask}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -366,6 +372,15 @@ func RedactDSN(dsn string) string {
 		return u.String()
 	}
 	return dsn
+}
+
+// DSNPassword returns the password in a database URL ("" when none).
+func DSNPassword(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		p, _ := u.User.Password()
+		return p
+	}
+	return ""
 }
 
 // DAGRecord is one loaded DAG as the store keeps it.
@@ -1053,7 +1068,7 @@ type Try struct {
 func (s *Store) StartTry(ctx context.Context, t Try) error {
 	_, err := s.exec(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date,
 		executor, handle, log_path, hostname, rendered, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, t.Rendered, t.Owner)
+		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, s.mask.Mask(t.Rendered), t.Owner)
 	if isUnique(err) {
 		return fmt.Errorf("try %d of %s: %w", t.TryNumber, t.TIKey, ErrConflict)
 	}
@@ -1072,7 +1087,7 @@ func (s *Store) SetTryHandle(ctx context.Context, k TIKey, try int, handle strin
 func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.TaskState, end time.Time, exitCode *int, reason string) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE task_tries SET state = ?, end_date = ?, exit_code = ?, reason = ?
 		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ? AND end_date IS NULL`,
-		string(state), ts(end), exitCode, reason, k.DagID, k.RunID, k.TaskID, try)
+		string(state), ts(end), exitCode, s.mask.Mask(reason), k.DagID, k.RunID, k.TaskID, try)
 	if err != nil {
 		return false, err
 	}

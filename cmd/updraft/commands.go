@@ -126,9 +126,11 @@ func parseConf(s string) (map[string]any, error) {
 func (m Main) dagsTest(ctx context.Context, args []string) int {
 	fl, c := m.commonFlags("dags test")
 	conf := fl.String("conf", "", "dag_run.conf as JSON")
+	parallelism := fl.Int("parallelism", 16, "tasks run at once")
+	keep := fl.Bool("keep", false, "keep the run's temporary folder (database and logs) and print its path")
 	pos, err := parseInterleaved(fl, args)
-	if err != nil || len(pos) < 1 || len(pos) > 2 {
-		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] DAG_ID [LOGICAL_DATE]")
+	if err != nil || len(pos) < 1 || len(pos) > 2 || *parallelism < 1 {
+		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] [--parallelism N] [--keep] DAG_ID [LOGICAL_DATE]")
 		return 2
 	}
 	bag, d, code := m.loadDAG(c.dags, pos[0])
@@ -148,20 +150,25 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		fmt.Fprintln(m.Stderr, "updraft:", err)
 		return 2
 	}
-	tmp, err := os.MkdirTemp("", "updraft-dags-test-")
+	tmp, err := m.tempFolder("updraft-dags-test-", *keep)
 	if err != nil {
 		return m.fail(err)
 	}
-	st, err := openStore(ctx, "sqlite:"+filepath.Join(tmp, "test.db"))
+	defer tmp.remove()
+	st, err := openStore(ctx, "sqlite:"+filepath.Join(tmp.path, "test.db"))
 	if err != nil {
 		return m.fail(err)
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	masker := dags.NewMasker()
+	_ = secretSources{conns: m.connections()}.teach(ctx, masker)
+	st.MaskWith(masker)
 	starter := &runStarter{st: st}
-	router := builtin.NewRouter(local.New(16, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
+	router := builtin.NewRouter(local.New(*parallelism, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
 		External: externalLookup(st), Runs: starter, Log: logger}))
-	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp, "logs"), Log: logger, ManualOnly: true})
+	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp.path, "logs"), Log: logger, ManualOnly: true,
+		Parallelism: *parallelism, Mask: masker})
 	starter.sched = sched
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
 		return m.fail(err)
@@ -180,7 +187,7 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		if run, err = st.Run(ctx, d.ID, run.RunID); err != nil || run.State.Finished() {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	cancel()
 	<-done
@@ -193,16 +200,34 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		byID[ti.TaskID] = ti
 	}
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "TASK\tSTATE\tTRIES\tLOG\n")
+	if *keep {
+		fmt.Fprintf(w, "TASK\tSTATE\tTRIES\tLOG\n")
+	} else {
+		fmt.Fprintf(w, "TASK\tSTATE\tTRIES\n")
+	}
+	var failedLogs []string
 	for _, t := range d.Tasks {
 		ti := byID[t.ID]
 		logPath := ""
 		if ti.TryNumber > 0 {
 			logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber})
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", t.ID, ti.State, ti.TryNumber, logPath)
+		if ti.State == dags.StateFailed && logPath != "" {
+			failedLogs = append(failedLogs, logPath)
+		}
+		if *keep {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", t.ID, ti.State, ti.TryNumber, logPath)
+		} else {
+			fmt.Fprintf(w, "%s\t%s\t%d\n", t.ID, ti.State, ti.TryNumber)
+		}
 	}
 	w.Flush()
+	if !*keep {
+		// The logs go with the folder: show what failed before they do.
+		for _, p := range failedLogs {
+			fmt.Fprintf(m.Stderr, "--- %s ---\n%s", filepath.Base(filepath.Dir(p))+"/"+filepath.Base(p), logTail(p, 20))
+		}
+	}
 	fmt.Fprintf(m.Stdout, "run %s: %s\n", run.RunID, run.State)
 	if run.State != dags.RunSuccess {
 		return 1
@@ -303,9 +328,10 @@ func (m Main) withScheduler(ctx context.Context, c *common, fn func(*scheduler.S
 func (m Main) tasksTest(ctx context.Context, args []string) int {
 	fl, c := m.commonFlags("tasks test")
 	conf := fl.String("conf", "", "dag_run.conf as JSON")
+	keep := fl.Bool("keep", false, "keep the task's temporary folder (its log) and print its path")
 	pos, err := parseInterleaved(fl, args)
 	if err != nil || len(pos) < 2 || len(pos) > 3 {
-		fmt.Fprintln(m.Stderr, "usage: updraft tasks test [--dags DIR] [--conf JSON] DAG_ID TASK_ID [LOGICAL_DATE]")
+		fmt.Fprintln(m.Stderr, "usage: updraft tasks test [--dags DIR] [--conf JSON] [--keep] DAG_ID TASK_ID [LOGICAL_DATE]")
 		return 2
 	}
 	_, d, code := m.loadDAG(c.dags, pos[0])
@@ -348,16 +374,20 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 	}
 	rendered, _ := json.MarshalIndent(spec, "", "  ")
 	fmt.Fprintf(m.Stdout, "rendered %s.%s for %s:\n%s\n", d.ID, t.ID, rc.RunID, rendered)
-	tmp, err := os.MkdirTemp("", "updraft-tasks-test-")
+	tmp, err := m.tempFolder("updraft-tasks-test-", *keep)
 	if err != nil {
 		return m.fail(err)
 	}
+	defer tmp.remove()
 	var ex executor.Executor = local.New(1, slog.New(slog.DiscardHandler))
 	if builtin.Handles(spec) {
 		ex = builtin.New(builtin.Options{Connections: m.connections(), Log: slog.New(slog.DiscardHandler)})
 	}
 	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1}
-	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp, "task.log")}
+	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp.path, "task.log"),
+		ContextEnv: []string{"AIRFLOW_CTX_DAG_OWNER=" + t.Owner, "AIRFLOW_CTX_DAG_ID=" + d.ID, "AIRFLOW_CTX_TASK_ID=" + t.ID,
+			"AIRFLOW_CTX_LOGICAL_DATE=" + logical.UTC().Format("2006-01-02T15:04:05+00:00"), "AIRFLOW_CTX_EXECUTION_DATE=" + logical.UTC().Format("2006-01-02T15:04:05+00:00"),
+			"AIRFLOW_CTX_TRY_NUMBER=1", "AIRFLOW_CTX_DAG_RUN_ID=" + rc.RunID}}
 	if err := ex.Start(ctx, try); err != nil {
 		return m.fail(err)
 	}
@@ -369,7 +399,7 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 		}
 	}
 	out, _ := os.ReadFile(try.LogPath)
-	fmt.Fprintf(m.Stdout, "--- output (%s) ---\n%s--- %s %s\n", try.LogPath, out, final.State, final.Reason)
+	fmt.Fprintf(m.Stdout, "--- output ---\n%s--- %s %s\n", out, final.State, final.Reason)
 	if final.State == executor.Failed {
 		return 1
 	}
@@ -590,4 +620,35 @@ func (m Main) pools(ctx context.Context, args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// tempFolder is a command's temporary folder: removed when the command
+// ends unless kept, in which case its path is printed.
+type tempFolder struct {
+	path string
+	keep bool
+}
+
+func (m Main) tempFolder(prefix string, keep bool) (tempFolder, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err == nil && keep {
+		fmt.Fprintln(m.Stderr, "updraft: keeping", dir)
+	}
+	return tempFolder{path: dir, keep: keep}, err
+}
+
+func (t tempFolder) remove() {
+	if !t.keep && t.path != "" {
+		os.RemoveAll(t.path)
+	}
+}
+
+// logTail returns the last n lines of a log file.
+func logTail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "")
 }

@@ -269,6 +269,31 @@ func TestDagsTestReportsFailure(t *testing.T) {
 	}
 }
 
+// dags test removes its temporary folder (showing the failed tasks' logs
+// first); --keep keeps it and says where.
+func TestDagsTestCleansUp(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := t.TempDir()
+	writeFile(t, dir+"/f.yaml", "f:\n  start_date: 2024-01-01\n  tasks:\n    - {task_id: boom, operator: BashOperator, bash_command: 'echo oops-here; exit 3'}\n")
+	code, out, errOut := run(t, nil, "dags", "test", "--dags", dir, "--parallelism", "2", "f")
+	if left, _ := os.ReadDir(tmp); code != 1 || len(left) != 0 || !strings.Contains(errOut, "oops-here") || strings.Contains(out, "LOG") {
+		t.Fatalf("exit %d, left %v\n%s%s", code, left, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "dags", "test", "--dags", dir, "--keep", "f")
+	left, _ := os.ReadDir(tmp)
+	if code != 1 || len(left) != 1 || !strings.Contains(errOut, filepath.Join(tmp, left[0].Name())) || !strings.Contains(out, "LOG") {
+		t.Fatalf("--keep: exit %d, left %v\n%s%s", code, left, out, errOut)
+	}
+	if code, _, _ := run(t, nil, "dags", "test", "--dags", dir, "--parallelism", "0", "f"); code != 2 {
+		t.Fatalf("--parallelism 0: exit %d", code)
+	}
+	code, out, _ = run(t, nil, "tasks", "test", "--dags", dir, "f", "boom")
+	if left, _ := os.ReadDir(tmp); code != 1 || len(left) != 1 || !strings.Contains(out, "oops-here") {
+		t.Fatalf("tasks test: exit %d, left %v\n%s", code, left, out)
+	}
+}
+
 func TestTriggerPauseVariables(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"UPDRAFT_DB": "sqlite:" + dir + "/u.db", "UPDRAFT_DAGS": "../../dags/examples"}

@@ -296,6 +296,16 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		return 1
 	}
 	defer st.Close()
+	// Every secret the server knows is masked wherever it would be
+	// written: logs, rendered fields, reasons, audit and alert texts.
+	hideProcess(logger)
+	masker := dags.NewMasker()
+	secrets := m.serverSecrets(cfg, st)
+	if err := secrets.teach(ctx, masker); err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server: reading secret values to mask:", err)
+		return 1
+	}
+	st.MaskWith(masker)
 	logs, err := filepath.Abs(cfg.Logs)
 	if err != nil {
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
@@ -340,7 +350,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
 		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry, Shared: shared, ReplicaID: m.Env("UPDRAFT_REPLICA_ID"),
-		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies})
+		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies, Mask: masker})
 	starter.sched = sched
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -360,7 +370,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		ui.WithGit(syncer, cfg.Git.Endpoints)
 		dagsFrom = cfg.Git.URL + "#" + cfg.Git.Branch
 	}
-	notifier := newNotifier(cfg.Alerts, st, folder, "http://"+ln.Addr().String(), logger)
+	notifier := newNotifier(cfg.Alerts, st, folder, "http://"+ln.Addr().String(), logger, masker)
 	ui.WithAlerts(notifier.Enabled())
 	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("updraft server started", "url", "http://"+ln.Addr().String(), "dags", dagsFrom, "db", store.RedactDSN(cfg.DB),
@@ -377,6 +387,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	g.Go(func() error { return router.Run(ctx) })
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return notifier.Run(ctx) })
+	g.Go(func() error { secrets.keepTeaching(ctx, masker, 2*time.Second, logger); return nil })
 	g.Go(func() error { copies.Run(ctx); return nil })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -410,10 +421,10 @@ func (m Main) connections() builtin.Connections {
 
 // newNotifier builds the alert deliverer. Without a webhook it still runs:
 // it marks events as not sent, so the outbox does not grow.
-func newNotifier(c alertsConfig, st *store.Store, bag notify.Bag, localURL string, logger *slog.Logger) *notify.Notifier {
+func newNotifier(c alertsConfig, st *store.Store, bag notify.Bag, localURL string, logger *slog.Logger, masker *dags.Masker) *notify.Notifier {
 	sends, _ := c.sends()
 	o := notify.Options{Store: st, Bag: bag, Channel: strings.TrimPrefix(c.Channel, "#"), Username: c.Username, IconURL: c.IconURL,
-		PublicURL: c.PublicURL, Send: sends, Log: logger}
+		PublicURL: c.PublicURL, Send: sends, Log: logger, Mask: masker}
 	if o.PublicURL == "" {
 		o.PublicURL = localURL
 	}
