@@ -3,15 +3,19 @@
 // arguments (the image is ignored), EmptyOperator without a process.
 //
 // Each try is two processes: a small sh wrapper (the leader of the try's
-// process group) and the command. The wrapper records its pid and, when
-// the command ends, the exit code, in files beside the try's log. The
+// process group, using only shell builtins) and the command. The
 // command's output goes through a pipe to the server, which masks secret
-// values before a byte reaches the log. The wrapper holds the pipe's read
-// end (fd 3) and both ends of an acknowledgement pipe (fds 4 and 5), and
-// after the command ends it waits for a line on fd 4 before it exits: so when the server dies the command's output waits in
-// the pipe instead of being lost, and a restarted server adopts the try
-// (Adopt) by opening those pipes again through /proc, reads what is left,
-// and still learns how the try ended.
+// values before a byte reaches the log. The wrapper keeps the pipes it
+// was given open: the output pipe's read end (fd 3), both ends of an
+// acknowledgement pipe (fds 4, 5) and of a status pipe (fds 6, 7). When
+// the command ends it says so on the status pipe, closes its output and
+// waits for a line on the acknowledgement pipe before it exits with the
+// command's exit code. So when the server dies, the try goes on, its
+// output waits in the pipe instead of being lost, and a restarted server
+// adopts it (Adopt): it finds the wrapper in /proc, opens its pipes again,
+// reads what is left, and asks it (with a "w" line) to write the exit
+// code to a file beside the log before it exits. Normally no file is
+// written but the log.
 package local
 
 import (
@@ -44,6 +48,8 @@ type Executor struct {
 	now    func() time.Time
 	base   []string // the base environment of every task (Env)
 
+	wrappers wrapperIndex
+
 	mu      sync.Mutex
 	running map[executor.TryKey]*proc
 	crashed bool
@@ -56,6 +62,7 @@ type proc struct {
 	timeout *time.Timer
 	out     *os.File // the output pipe's read end
 	ack     *os.File // the acknowledgement pipe's write end
+	status  *os.File // the status pipe's read end (tries started here)
 }
 
 // New returns an executor running at most slots tries at once.
@@ -75,14 +82,14 @@ func (e *Executor) Free() int {
 	return e.slots - len(e.running)
 }
 
-// wrapper runs "$@", records its own pid and the command's exit code
-// beside the log ($0 is the base path; a file counts once its line ends),
-// closes its output so that the server sees the end of it, and waits for
-// the server's line on fd 4. Only shell builtins: no process but the
-// command. The command runs without redirections, so that the shell keeps
-// the pipes at fds 3, 4 and 5 (where Adopt finds them) while it runs; it
-// inherits them, as it inherits nothing secret.
-const wrapper = `b=$0; echo $$ >"$b.pid"; "$@"; c=$?; echo $c >"$b.exit"; exec >&- 2>&-; read -r x <&4; exit $c`
+// wrapper runs "$@" ($0 is the try's base path), says on fd 6 that it
+// ended, closes its output so that the server sees the end of it, and
+// waits for the server's line on fd 4: "w" asks it to write the exit code
+// to $0.exit first (an adopting server is not its parent). The command
+// runs without redirections, so that the shell keeps the pipes at fds 3
+// to 7 (where Adopt finds them) while it runs; it inherits them, as it
+// inherits nothing secret.
+const wrapper = `"$@"; c=$?; echo >&6; exec >&- 2>&-; read -r x <&4; [ -z "$x" ] || echo $c >"$0.exit"; exit $c`
 
 // BaseEnv is the environment every task starts from, taken from the
 // server's: PATH (a default if unset), HOME, USER, LOGNAME, SHELL, TMPDIR,
@@ -143,7 +150,7 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 	return nil, nil, "", nil, fmt.Errorf("the local executor cannot run %s", t.Spec.Kind())
 }
 
-// base is the path prefix of a try's pid and exit files.
+// base is the path prefix of a try's exit file (and its wrapper's $0).
 func base(t executor.Try) string { return strings.TrimSuffix(t.LogPath, ".log") }
 
 // Start runs a try. EmptyOperator tries finish at once.
@@ -209,46 +216,52 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	return nil
 }
 
-// spawn starts the wrapper with its two pipes and keeps the server's ends
-// in p.
+// spawn starts the wrapper with its pipes and keeps the server's ends in p.
 func (e *Executor) spawn(t executor.Try, p *proc, argv, env []string, dir string) (*exec.Cmd, error) {
 	b := base(t)
 	os.Remove(b + ".exit")
 	if dir == "" {
 		dir = filepath.Dir(t.LogPath)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	var fds [6]*os.File // out r/w, ack r/w, status r/w
+	for i := 0; i < 6; i += 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(fds[:i]...)
+			return nil, err
+		}
+		fds[i], fds[i+1] = r, w
 	}
-	ackR, ackW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, err
-	}
+	outR, outW, ackR, ackW, stR, stW := fds[0], fds[1], fds[2], fds[3], fds[4], fds[5]
 	cmd := exec.Command("sh", append([]string{"-c", wrapper, b}, argv...)...)
 	cmd.Env, cmd.Dir = env, dir
 	cmd.Stdout, cmd.Stderr = outW, outW
-	cmd.ExtraFiles = []*os.File{outR, ackR, ackW} // fds 3, 4 and 5
+	cmd.ExtraFiles = []*os.File{outR, ackR, ackW, stW, stR} // fds 3 to 7
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
-	outW.Close()
-	ackR.Close()
+	err := cmd.Start()
+	closeAll(outW, ackR, stW)
 	if err != nil {
-		outR.Close()
-		ackW.Close()
+		closeAll(outR, ackW, stR)
 		return nil, err
 	}
-	p.pgid, p.out, p.ack = cmd.Process.Pid, outR, ackW
+	p.pgid, p.out, p.ack, p.status = cmd.Process.Pid, outR, ackW, stR
 	return cmd, nil
 }
 
-// follow copies a try's output into its log until the output ends, then
-// reads how the command ended, lets the wrapper go and reports the
-// outcome. exited delivers the wrapper's exit code when this process is
-// its parent; for an adopted try it is nil and the wrapper is watched
-// through /proc.
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// follow copies a try's output into its log until the output ends (or,
+// once the command ended, for the grace period at most: a background
+// process may hold it open), lets the wrapper go and reports the outcome.
+// For a try this process started, exited delivers the wrapper's exit
+// status (the command's exit code); for an adopted one it is nil: the
+// wrapper is asked to write the code to a file, and watched through /proc.
 func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <-chan int) {
 	b := base(t)
 	copied := make(chan struct{})
@@ -256,24 +269,38 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 		_, _ = io.Copy(logf, p.out)
 		close(copied)
 	}()
-	wrapperCode := -1
+	ended := make(chan struct{}) // the command ended (the wrapper said so)
+	if p.status != nil {
+		go func() {
+			var one [1]byte
+			if n, _ := p.status.Read(one[:]); n == 1 {
+				close(ended)
+			}
+		}()
+	}
+	code, haveCode := -1, false
+	graceAfter := func() {
+		select {
+		case <-copied:
+		case <-time.After(e.grace):
+		}
+	}
+	poll := time.NewTicker(e.poll)
+	defer poll.Stop()
 	for waiting := true; waiting; {
 		select {
 		case <-copied:
 			waiting = false
-		case wrapperCode = <-exited:
-			exited = nil // the wrapper is gone: what is left of the output comes soon, or never
-			select {
-			case <-copied:
-			case <-time.After(e.grace):
-			}
+		case <-ended:
+			graceAfter()
 			waiting = false
-		case <-time.After(e.poll):
+		case code = <-exited: // killed, or died: nothing more to wait for
+			haveCode, exited = true, nil
+			graceAfter()
+			waiting = false
+		case <-poll.C:
 			if exited == nil && !alive(p.pgid, b) {
-				select {
-				case <-copied:
-				case <-time.After(e.grace):
-				}
+				graceAfter()
 				waiting = false
 			}
 		}
@@ -281,17 +308,24 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 	if e.isCrashed() {
 		return // a test's stand-in for the server dying: leave everything as it is
 	}
-	p.out.Close()
-	code, ok := readExit(b)
-	if !ok {
-		code = wrapperCode
+	closeAll(p.out, p.status)
+	switch {
+	case haveCode:
+	case exited != nil:
+		_, _ = p.ack.Write([]byte("\n"))
+		code = <-exited
+	default:
+		// Adopted: ask the wrapper for the code in a file, and wait for it.
+		_, _ = p.ack.Write([]byte("w\n"))
+		for alive(p.pgid, b) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if c, ok := readExit(b); ok {
+			code = c
+		}
 	}
-	_, _ = p.ack.Write([]byte("\n"))
 	p.ack.Close()
 	logf.Close()
-	if exited != nil {
-		<-exited
-	}
 	e.finish(t, p, code)
 }
 
@@ -315,10 +349,7 @@ func (e *Executor) crash() {
 		if p.timeout != nil {
 			p.timeout.Stop()
 		}
-		if p.out != nil {
-			p.out.Close()
-			p.ack.Close()
-		}
+		closeAll(p.out, p.ack, p.status)
 	}
 }
 
@@ -406,58 +437,37 @@ func (e *Executor) Kill(ctx context.Context, k executor.TryKey, reason string) e
 	return nil
 }
 
-// Adopt re-attaches to a try started by an earlier process: if it already
-// ended and its wrapper is gone its exit code is reported; if its wrapper
-// is still there (running the command, or waiting for its output to be
-// read) the output pipe is opened again and followed as Start does, and
-// the try is killed on its timeout, counted from its start. Otherwise
+// Adopt re-attaches to a try started by an earlier process: its wrapper
+// is found in /proc (it runs the command, or waits for its output to be
+// read), its pipes are opened again and followed as Start does, and the
+// try is killed on its timeout, counted from its start. A try whose
+// wrapper wrote its exit code and is gone is reported with it. Otherwise
 // ErrGone.
 func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	b := base(t)
-	pid, havePid := readInt(b + ".pid")
-	if havePid && alive(pid, b) {
-		out, oerr := os.OpenFile(fmt.Sprintf("/proc/%d/fd/3", pid), os.O_RDONLY, 0)
-		ack, aerr := os.OpenFile(fmt.Sprintf("/proc/%d/fd/5", pid), os.O_WRONLY, 0)
-		if oerr == nil && aerr == nil {
-			logf, err := executor.OpenLog(t, false)
-			if err != nil {
-				out.Close()
-				ack.Close()
-				return fmt.Errorf("try %s: log: %w", t.Key, err)
-			}
-			p := &proc{pgid: pid, done: make(chan struct{}), out: out, ack: ack}
-			e.mu.Lock()
-			e.running[t.Key] = p
-			e.mu.Unlock()
-			fmt.Fprintf(logf, "[%s] updraft: adopted by a restarted scheduler\n", e.now().UTC().Format(time.RFC3339))
-			e.send(executor.Event{Key: t.Key, State: executor.Running, Handle: "pid:" + strconv.Itoa(pid)})
-			e.armTimeout(t, p)
-			go e.follow(t, p, logf, nil)
-			return nil
+	if pid, ok := e.wrappers.find(b); ok {
+		fd := func(n, flag int) (*os.File, error) {
+			return os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", pid, n), flag, 0)
 		}
-		if out != nil {
-			out.Close()
+		out, oerr := fd(3, os.O_RDONLY)
+		ack, aerr := fd(5, os.O_WRONLY)
+		if oerr != nil || aerr != nil {
+			closeAll(out, ack)
+			return fmt.Errorf("try %s: reopen the pipes of its process %d: %w", t.Key, pid, errors.Join(oerr, aerr))
 		}
-		if ack != nil {
-			ack.Close()
+		logf, err := executor.OpenLog(t, false)
+		if err != nil {
+			closeAll(out, ack)
+			return fmt.Errorf("try %s: log: %w", t.Key, err)
 		}
-		e.log.Warn("cannot reopen a try's output; waiting for its exit code", "try", t.Key.String(), "pid", pid, "err", errors.Join(oerr, aerr))
-		p := &proc{pgid: pid, done: make(chan struct{})}
+		p := &proc{pgid: pid, done: make(chan struct{}), out: out, ack: ack}
 		e.mu.Lock()
 		e.running[t.Key] = p
 		e.mu.Unlock()
+		fmt.Fprintf(logf, "[%s] updraft: adopted by a restarted scheduler\n", e.now().UTC().Format(time.RFC3339))
 		e.send(executor.Event{Key: t.Key, State: executor.Running, Handle: "pid:" + strconv.Itoa(pid)})
 		e.armTimeout(t, p)
-		go func() {
-			for alive(pid, b) {
-				time.Sleep(e.poll)
-			}
-			code, ok := readExit(b)
-			if !ok {
-				code = -1
-			}
-			e.finish(t, p, code)
-		}()
+		go e.follow(t, p, logf, nil)
 		return nil
 	}
 	if code, ok := readExit(b); ok {
@@ -471,19 +481,68 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	return fmt.Errorf("try %s: %w", t.Key, executor.ErrGone)
 }
 
+// wrapperIndex finds the wrappers of tries in /proc by their base path
+// (their $0). One look serves the adoptions of a restart.
+type wrapperIndex struct {
+	mu   sync.Mutex
+	at   time.Time
+	pids map[string]int
+}
+
+func (w *wrapperIndex) find(b string) (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pids == nil || time.Since(w.at) > time.Second {
+		w.pids, w.at = scanWrappers(), time.Now()
+	}
+	pid, ok := w.pids[b]
+	if ok && !alive(pid, b) {
+		return 0, false
+	}
+	return pid, ok
+}
+
+// scanWrappers maps the base path of every live try wrapper to its pid.
+func scanWrappers() map[string]int {
+	out := map[string]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if b, ok := wrapperBase(pid); ok {
+			out[b] = pid
+		}
+	}
+	return out
+}
+
+// wrapperBase returns the base path of a try wrapper process.
+func wrapperBase(pid int) (string, bool) {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "", false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	if len(args) < 4 || args[1] != "-c" || args[2] != wrapper {
+		return "", false
+	}
+	return args[3], true
+}
+
 // alive reports whether pid is running and is the wrapper of this try
 // (its command line names the try's base path), so a reused pid is not
 // mistaken for it.
 func alive(pid int, b string) bool {
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
+	if got, ok := wrapperBase(pid); !ok || got != b {
 		return false
 	}
 	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if i := strings.LastIndex(string(stat), ")"); i >= 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z") {
 		return false // a zombie has ended
 	}
-	return strings.Contains(string(cmdline), b)
+	return true
 }
 
 // readInt reads a number the wrapper wrote: it counts once its line ends
