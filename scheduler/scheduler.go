@@ -101,6 +101,8 @@ type Scheduler struct {
 	beat atomic.Int64 // unix nanos of the loop's last sign of life
 
 	lastBeat, lastTakeover time.Time // replica duties (Shared)
+
+	early []executor.Event // ends received while sleeping, for the next Tick
 }
 
 // Heartbeat returns when the scheduling loop last showed it is alive (zero
@@ -217,7 +219,13 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 		case <-ctx.Done():
 			return false
 		case ev := <-s.exec.Events():
-			s.handleEvent(ctx, ev)
+			if ev.State == executor.Running {
+				// A try began: recorded, but nothing new to schedule.
+				s.handleEvent(ctx, ev)
+				continue
+			}
+			// An end: recorded in the next step's transaction.
+			s.early = append(s.early, ev)
 			return true
 		case <-s.wake:
 			return true
@@ -246,7 +254,8 @@ func (s *Scheduler) sleep(ctx context.Context, timer *time.Timer, poll <-chan ti
 // due now, and returns when it is next due (zero: nothing is). Tests drive
 // the scheduler with it and an injected clock.
 func (s *Scheduler) Tick(ctx context.Context) (time.Time, error) {
-	var batch []executor.Event
+	batch := s.early
+	s.early = nil
 drain:
 	for len(batch) < 1000 {
 		select {
@@ -274,16 +283,29 @@ drain:
 func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (time.Time, []pendingStart, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(batch) > 0 {
-		s.handleEvents(ctx, batch)
-	}
 	var next time.Time
 	var starts []pendingStart
+	// The events and the step they lead to commit together; if that fails
+	// the events are recorded on their own (one by one if need be) and the
+	// step is taken again.
+	s.copiesFinish(ctx, batch)
 	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		if err := s.applyEvents(ctx, tx, batch); err != nil {
+			return err
+		}
 		var err error
 		next, starts, err = s.step(ctx, tx)
 		return err
 	})
+	if err != nil && len(batch) > 0 {
+		s.cache.reset()
+		s.handleEvents(ctx, batch)
+		err = s.st.InTx(ctx, func(tx *store.Store) error {
+			var err error
+			next, starts, err = s.step(ctx, tx)
+			return err
+		})
+	}
 	if err != nil {
 		s.allDirty = true // the transaction was rolled back: look at everything again
 		s.cache.reset()
@@ -1044,28 +1066,37 @@ func (s *Scheduler) handleEvent(ctx context.Context, ev executor.Event) {
 	s.handleEvents(ctx, []executor.Event{ev})
 }
 
-// handleEvents applies executor events in one transaction. s.mu is held.
-func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
+// copiesFinish copies the whole log of every ended try into the store
+// before its end is recorded (when copies are kept).
+func (s *Scheduler) copiesFinish(ctx context.Context, evs []executor.Event) {
 	for _, ev := range evs {
 		if ev.State != executor.Running {
-			s.opts.LogCopies.Finish(ctx, logKey(ev.Key)) // the whole log is copied before the end is recorded
+			s.opts.LogCopies.Finish(ctx, logKey(ev.Key))
 		}
 	}
-	err := s.st.InTx(ctx, func(tx *store.Store) error {
-		for _, ev := range evs {
-			s.markDirty(ev.Key.DagID, ev.Key.RunID)
-			var err error
-			if ev.State == executor.Running {
-				err = s.tryRunning(ctx, tx, ev)
-			} else {
-				err = s.finishTry(ctx, tx, ev)
-			}
-			if err != nil {
-				return fmt.Errorf("try %s %s: %w", ev.Key, ev.State, err)
-			}
+}
+
+// applyEvents records executor events in the transaction st. s.mu is held.
+func (s *Scheduler) applyEvents(ctx context.Context, st *store.Store, evs []executor.Event) error {
+	for _, ev := range evs {
+		s.markDirty(ev.Key.DagID, ev.Key.RunID)
+		var err error
+		if ev.State == executor.Running {
+			err = s.tryRunning(ctx, st, ev)
+		} else {
+			err = s.finishTry(ctx, st, ev)
 		}
-		return nil
-	})
+		if err != nil {
+			return fmt.Errorf("try %s %s: %w", ev.Key, ev.State, err)
+		}
+	}
+	return nil
+}
+
+// handleEvents applies executor events in one transaction. s.mu is held.
+func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
+	s.copiesFinish(ctx, evs)
+	err := s.st.InTx(ctx, func(tx *store.Store) error { return s.applyEvents(ctx, tx, evs) })
 	if err != nil {
 		s.cache.reset() // the batch was rolled back
 		// Recorded one by one instead, so one bad event does not lose the others.
