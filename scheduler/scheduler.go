@@ -1143,8 +1143,16 @@ func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor
 func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.Event) error {
 	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
 	state := dags.TaskState(ev.State)
-	if _, err := st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason); err != nil {
+	ended, err := st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason)
+	if err != nil {
 		return err
+	}
+	if !ended {
+		// The try had ended already: whoever ended it (this replica, or
+		// one that adopted it) decided its task instance; a second
+		// outcome for the same try must not decide it again.
+		s.log.Debug("end of a try that had ended already", "try", ev.Key.String(), "state", ev.State)
+		return nil
 	}
 	ti, err := st.TaskInstance(ctx, k)
 	if err != nil {
@@ -1327,7 +1335,8 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 		case errors.Is(err, executor.ErrGone):
 			reason := "the scheduler stopped during this try and its process is gone"
 			s.note(ctx, key, t.LogPath, "updraft: "+reason)
-			if err := s.finishTry(ctx, s.st, executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}); err != nil {
+			ev := executor.Event{Key: key, State: executor.Failed, Reason: reason, At: now}
+			if err := s.st.InTx(ctx, func(tx *store.Store) error { return s.finishTry(ctx, tx, ev) }); err != nil {
 				return err
 			}
 		default:
@@ -1348,14 +1357,17 @@ func (s *Scheduler) replicaTimeout() time.Duration {
 // replicas that stopped beating (every few seconds).
 func (s *Scheduler) replicaDuties(ctx context.Context) {
 	now := time.Now()
-	if now.Sub(s.lastBeat) >= 5*time.Second {
+	// Beats come well within the timeout, so that a live replica is never
+	// taken for dead between two of them.
+	every := min(5*time.Second, s.replicaTimeout()/3)
+	if now.Sub(s.lastBeat) >= every {
 		if err := s.st.Beat(ctx, s.opts.ReplicaID, s.hostname, now); err != nil {
 			s.log.Warn("replica heartbeat failed", "err", err)
 		} else {
 			s.lastBeat = now
 		}
 	}
-	if now.Sub(s.lastTakeover) < 5*time.Second {
+	if now.Sub(s.lastTakeover) < every {
 		return
 	}
 	s.lastTakeover = now

@@ -175,6 +175,11 @@ func readJSON(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return badRequest("invalid JSON body: %v", err)
 	}
+	// One JSON value and nothing after it: "{...}{...}" or "{...}x" is
+	// a client bug, not something to half-read.
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid JSON body: data after the JSON value")
+	}
 	return nil
 }
 
@@ -229,7 +234,19 @@ func parseAPITime(name, v string) (*time.Time, error) {
 	if err != nil {
 		return nil, badRequest("%s: %q is not an ISO 8601 date-time with a time zone", name, v)
 	}
-	return &t, nil
+	return &t, checkYear(name, &t)
+}
+
+// checkYear refuses dates before 1970 or after 9999: no schedule has
+// them, and they overflow the stores' and clients' time types.
+func checkYear(name string, t *time.Time) error {
+	if t == nil {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 1970 || y > 9999 {
+		return badRequest("%s: %s is out of range (1970 to 9999)", name, t.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // parseOptTime parses an optional time field of a request body.
@@ -543,6 +560,9 @@ func (s *Server) apiPatchVariable(w http.ResponseWriter, r *http.Request) {
 func (s *Server) setVariable(r *http.Request, v store.Variable, action string) error {
 	if !dags.ValidVariableKey(v.Key) {
 		return badRequest("variable key %q: use letters, digits, '_', '-' and '.' (at most 250)", v.Key)
+	}
+	if v.Secret {
+		s.teach(v.Value) // before any task can read it
 	}
 	if err := s.st.SetVariable(r.Context(), v); err != nil {
 		return err

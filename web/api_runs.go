@@ -87,39 +87,59 @@ func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
 	s.listRuns(w, r, f, p)
 }
 
+// batchForm is what the batch list forms (ListDagRunsForm,
+// ListTaskInstanceForm) share: paging and the three date ranges.
+type batchForm struct {
+	PageOffset       *int       `json:"page_offset"`
+	PageLimit        *int       `json:"page_limit"`
+	ExecutionDateGTE *time.Time `json:"execution_date_gte"`
+	ExecutionDateLTE *time.Time `json:"execution_date_lte"`
+	StartDateGTE     *time.Time `json:"start_date_gte"`
+	StartDateLTE     *time.Time `json:"start_date_lte"`
+	EndDateGTE       *time.Time `json:"end_date_gte"`
+	EndDateLTE       *time.Time `json:"end_date_lte"`
+}
+
+// check validates the form and returns its page.
+func (f batchForm) check() (page, error) {
+	p := page{limit: defaultPageLimit}
+	if f.PageLimit != nil {
+		if *f.PageLimit < 1 {
+			return p, badRequest("page_limit must be positive")
+		}
+		p.limit = min(*f.PageLimit, maxPageLimit)
+	}
+	if f.PageOffset != nil {
+		if *f.PageOffset < 0 {
+			return p, badRequest("page_offset must not be negative")
+		}
+		p.offset = *f.PageOffset
+	}
+	for name, t := range map[string]*time.Time{"execution_date_gte": f.ExecutionDateGTE, "execution_date_lte": f.ExecutionDateLTE,
+		"start_date_gte": f.StartDateGTE, "start_date_lte": f.StartDateLTE, "end_date_gte": f.EndDateGTE, "end_date_lte": f.EndDateLTE} {
+		if err := checkYear(name, t); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
 // apiListRunsBatch is POST /dags/~/dagRuns/list (ListDagRunsForm).
 func (s *Server) apiListRunsBatch(w http.ResponseWriter, r *http.Request) {
 	var form struct {
-		OrderBy          string     `json:"order_by"`
-		PageOffset       *int       `json:"page_offset"`
-		PageLimit        *int       `json:"page_limit"`
-		DagIDs           []string   `json:"dag_ids"`
-		States           []string   `json:"states"`
-		ExecutionDateGTE *time.Time `json:"execution_date_gte"`
-		ExecutionDateLTE *time.Time `json:"execution_date_lte"`
-		StartDateGTE     *time.Time `json:"start_date_gte"`
-		StartDateLTE     *time.Time `json:"start_date_lte"`
-		EndDateGTE       *time.Time `json:"end_date_gte"`
-		EndDateLTE       *time.Time `json:"end_date_lte"`
+		OrderBy string   `json:"order_by"`
+		DagIDs  []string `json:"dag_ids"`
+		States  []string `json:"states"`
+		batchForm
 	}
 	if err := readJSON(r, &form); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	p := page{limit: defaultPageLimit}
-	if form.PageLimit != nil {
-		if *form.PageLimit < 1 {
-			s.fail(w, r, badRequest("page_limit must be positive"))
-			return
-		}
-		p.limit = min(*form.PageLimit, maxPageLimit)
-	}
-	if form.PageOffset != nil {
-		if *form.PageOffset < 0 {
-			s.fail(w, r, badRequest("page_offset must not be negative"))
-			return
-		}
-		p.offset = *form.PageOffset
+	p, err := form.check()
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	f := store.RunFilter{DagIDs: form.DagIDs, OrderBy: form.OrderBy, LogicalGTE: form.ExecutionDateGTE, LogicalLTE: form.ExecutionDateLTE,
 		StartGTE: form.StartDateGTE, StartLTE: form.StartDateLTE, EndGTE: form.EndDateGTE, EndLTE: form.EndDateLTE}
@@ -379,17 +399,17 @@ func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
 // apiListTIsBatch is POST /dags/~/dagRuns/~/taskInstances/list.
 func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
 	var form struct {
-		DagIDs           []string   `json:"dag_ids"`
-		ExecutionDateGTE *time.Time `json:"execution_date_gte"`
-		ExecutionDateLTE *time.Time `json:"execution_date_lte"`
-		StartDateGTE     *time.Time `json:"start_date_gte"`
-		StartDateLTE     *time.Time `json:"start_date_lte"`
-		EndDateGTE       *time.Time `json:"end_date_gte"`
-		EndDateLTE       *time.Time `json:"end_date_lte"`
-		State            []string   `json:"state"`
-		Pool             []string   `json:"pool"`
+		DagIDs []string `json:"dag_ids"`
+		State  []string `json:"state"`
+		Pool   []string `json:"pool"`
+		batchForm
 	}
 	if err := readJSON(r, &form); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := form.check()
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -401,7 +421,7 @@ func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		f.States = append(f.States, dags.TaskState(st))
 	}
-	s.listTIs(w, r, f, page{limit: defaultPageLimit})
+	s.listTIs(w, r, f, p)
 }
 
 func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
@@ -746,7 +766,7 @@ func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int
 		return "", 0, err
 	}
 	end = offset + int64(len(buf))
-	return mask(string(buf), secrets), end, nil
+	return s.maskText(string(buf), secrets), end, nil
 }
 
 // prefersText reports whether an Accept header asks for text/plain before
@@ -787,8 +807,6 @@ func longest(ss []string) int {
 	return n
 }
 
-func mask(text string, secrets []string) string { return dags.Mask(text, secrets) }
-
 // maskValue masks secrets in every string of a decoded JSON value; when
 // the secrets cannot be read, the value is withheld.
 func (s *Server) maskValue(v map[string]any) map[string]any {
@@ -797,14 +815,14 @@ func (s *Server) maskValue(v map[string]any) map[string]any {
 		s.log.Error("read secret values to mask", "err", err)
 		return map[string]any{}
 	}
-	if len(secrets) == 0 {
+	if len(secrets) == 0 && s.opt.Mask == nil {
 		return v
 	}
 	var walk func(any) any
 	walk = func(x any) any {
 		switch t := x.(type) {
 		case string:
-			return mask(t, secrets)
+			return s.maskText(t, secrets)
 		case map[string]any:
 			out := make(map[string]any, len(t))
 			for k, e := range t {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"updraft/dags"
 	"updraft/store"
 )
 
@@ -179,6 +180,7 @@ type auth struct {
 	now     func() time.Time
 	limiter loginLimiter
 	basic   *basicCache
+	mask    *dags.Masker // learns the passwords of users who log in
 }
 
 func newAuth(st *store.Store, opt AuthOptions, now func() time.Time) *auth {
@@ -200,30 +202,30 @@ func (e errTooMany) Error() string {
 	return fmt.Sprintf("too many failed logins; try again in %s", e.wait.Round(time.Second))
 }
 
-// check verifies a username and password, counting failures per user and
-// per client address.
+// check verifies a username and password, counting failures per user
+// and address, and per address. The limiter comes first: while an address
+// is locked out for a user, not even the right password gets in from it.
 func (a *auth) check(ctx context.Context, username, password, client string) (store.User, error) {
 	now := a.now()
-	u, err := a.st.User(ctx, username)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return u, err
-	}
-	// A password verified moments ago passes without the limiter: only
-	// someone who knows it can be in the cache, so guessers cannot lock
-	// a busy API client out.
-	if err == nil && a.basic.ok(u, password, now) {
-		return u, nil
-	}
-	wait, lerr := a.limiter.blocked(ctx, now, username, client)
-	if lerr != nil {
-		return store.User{}, lerr
+	wait, err := a.limiter.blocked(ctx, now, username, client)
+	if err != nil {
+		return store.User{}, err
 	}
 	if wait > 0 {
 		return store.User{}, errTooMany{wait}
 	}
+	u, err := a.st.User(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	// A password verified moments ago passes without bcrypt: API clients
+	// send it with every request.
+	if err == nil && a.basic.ok(u, password, now) {
+		return u, nil
+	}
 	hash := []byte(u.PasswordHash)
 	if err != nil {
-		hash = dummyHash // same work for unknown users: no user enumeration by timing
+		hash = dummyHash() // same work for unknown users: no user enumeration by timing
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
 		if err := a.limiter.fail(ctx, now, username, client); err != nil {
@@ -231,14 +233,22 @@ func (a *auth) check(ctx context.Context, username, password, client string) (st
 		}
 		return store.User{}, errBadCredentials
 	}
-	if err := a.limiter.reset(ctx, now, username); err != nil {
+	if err := a.limiter.reset(ctx, now, username, client); err != nil {
 		return store.User{}, err
 	}
 	a.basic.remember(u, password, now)
+	if a.mask != nil {
+		a.mask.Add(password)
+	}
 	return u, nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcryptCost)
+// dummyHash is computed on first use, not when the program starts: every
+// command would otherwise pay for a bcrypt hash it never needs.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcryptCost)
+	return h
+})
 
 // identify returns the caller of r, nil when there is none. Wrong basic
 // credentials are an error (the request must not go on as anonymous).
@@ -422,9 +432,12 @@ func (c *basicCache) remember(u store.User, password string, now time.Time) {
 }
 
 // loginLimiter slows password guessing: after maxUserFailures failed
-// logins for one user name, or maxIPFailures from one address, within
-// failureWindow, further attempts are refused until the window ends. The
-// counts are in the store, so every replica enforces the same limits.
+// logins for one user name from one address, or maxIPFailures from one
+// address for any names, within failureWindow, further attempts from that
+// address are refused until the window ends, the right password included.
+// The counts are in the store, so every replica and a restarted server
+// enforce the same limits; and since they are per address, guessing from
+// one address never locks the real user out from another.
 type loginLimiter struct{ st *store.Store }
 
 const (
@@ -434,10 +447,14 @@ const (
 )
 
 func limiterKeys(username, ip string) map[string]int {
+	return map[string]int{userKey(username, ip): maxUserFailures, "ip:" + ip: maxIPFailures}
+}
+
+func userKey(username, ip string) string {
 	if len(username) > 64 { // longer than any real user name: keep the key short
 		username = username[:64]
 	}
-	return map[string]int{"user:" + strings.ToLower(username): maxUserFailures, "ip:" + ip: maxIPFailures}
+	return "user:" + strings.ToLower(username) + "@" + ip
 }
 
 func (l loginLimiter) blocked(ctx context.Context, now time.Time, username, ip string) (time.Duration, error) {
@@ -463,6 +480,8 @@ func (l loginLimiter) fail(ctx context.Context, now time.Time, username, ip stri
 	return nil
 }
 
-func (l loginLimiter) reset(ctx context.Context, now time.Time, username string) error {
-	return l.st.ClearLoginFailures(ctx, "user:"+strings.ToLower(username), now.Add(-failureWindow))
+// reset forgets a user's failures from the address that just logged in
+// (the address's own count stays: one good account does not reset it).
+func (l loginLimiter) reset(ctx context.Context, now time.Time, username, ip string) error {
+	return l.st.ClearLoginFailures(ctx, userKey(username, ip), now.Add(-failureWindow))
 }

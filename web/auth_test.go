@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -246,23 +248,32 @@ func TestSessionsAndCSRF(t *testing.T) {
 		t.Fatalf("session after a role change: %d", status)
 	}
 	// Redirects after login stay on this site.
-	for in, want := range map[string]string{"/dags/sec": "/dags/sec", "//evil.example": "/", "/\\evil.example": "/", "https://evil.example": "/", "": "/"} {
+	for in, want := range map[string]string{"/dags/sec": "/dags/sec", "//evil.example": "/", "/\\evil.example": "/", "https://evil.example": "/", "": "/",
+		"/\t/evil.example": "/", "/\n/evil.example": "/", " //evil.example": "/", "\x00//evil.example": "/", "\\\\evil.example": "/",
+		"/dags?x=1#top": "/dags?x=1#top", "/a\x01b": "/", "javascript:alert(1)": "/", "/\t\t": "/"} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q", in, got)
 		}
 	}
 }
 
-// Failed logins are limited per user name: the right password does not
-// help once the limit is reached, for the form and for basic auth alike.
+// Failed logins are limited per user and address: the right password
+// does not help from the guessing address (not even one verified moments
+// before), for the form and for basic auth alike; the count survives a
+// restart, and the real user logs in from another address all along.
 func TestLoginRateLimit(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := secEnv(t, func(o *Options) { o.Now = clock })
+	// op's password is verified (and remembered) before the guessing.
+	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
+		t.Fatalf("op before the guessing: %d", status)
+	}
 	for i := 0; i < maxUserFailures; i++ {
 		if _, status := e.login("admin", "guess"); status != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d", i+1, status)
 		}
+		e.callAs("GET", "/api/v1/dags", "", "op", "guess")
 	}
 	if _, status := e.login("admin", "admin-password"); status != http.StatusTooManyRequests {
 		t.Fatalf("after %d failures, the right password: %d", maxUserFailures, status)
@@ -270,35 +281,42 @@ func TestLoginRateLimit(t *testing.T) {
 	if status, _ := e.call("GET", "/api/v1/dags", "", "admin"); status != http.StatusTooManyRequests {
 		t.Fatalf("basic auth while limited: %d", status)
 	}
-	// Another user is not locked out; the window passes.
+	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != http.StatusTooManyRequests {
+		t.Fatalf("a password verified before the guessing, from the guessing address: %d", status)
+	}
+	// Another user from the same address is not locked out (yet).
 	if status, _ := e.call("GET", "/api/v1/dags", "", "viewer"); status != 200 {
 		t.Fatalf("other user: %d", status)
 	}
-	// Another replica on the same database counts the same failures.
-	other := newAuth(e.st, AuthOptions{}, clock)
-	if _, err := other.check(e.ctx, "admin", "admin-password", "10.0.0.9"); !errors.As(err, new(errTooMany)) {
-		t.Fatalf("another replica lets the locked user in: %v", err)
+	// A restarted server (or another replica) on the same database keeps
+	// the guessing address out, and lets the real admin in from elsewhere.
+	restarted := newAuth(e.st, AuthOptions{}, clock)
+	if _, err := restarted.check(e.ctx, "admin", "admin-password", "127.0.0.1"); !errors.As(err, new(errTooMany)) {
+		t.Fatalf("after a restart the guessing address gets in: %v", err)
 	}
-	// A client whose password was verified before the guessing began is
-	// not locked out by it.
-	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
-		t.Fatalf("op before the guessing: %d", status)
+	if _, err := restarted.check(e.ctx, "admin", "admin-password", "10.0.0.9"); err != nil {
+		t.Fatalf("after a restart the real admin from another address is locked out: %v", err)
 	}
-	for i := 0; i < maxUserFailures; i++ {
-		e.callAs("GET", "/api/v1/dags", "", "op", "guess")
+	if _, err := restarted.check(e.ctx, "op", "op-password", "10.0.0.9"); err != nil {
+		t.Fatalf("op from another address: %v", err)
 	}
-	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
-		t.Fatalf("op with a verified password during the guessing: %d", status)
+	// One address guessing many names is stopped for every name.
+	for i := 0; i < maxIPFailures; i++ {
+		restarted.check(e.ctx, fmt.Sprintf("user%d", i), "guess", "10.0.0.66")
 	}
-	if _, err := other.check(e.ctx, "op", "op-password", "10.0.0.9"); !errors.As(err, new(errTooMany)) {
-		t.Fatalf("a replica that never verified op's password lets it through while limited: %v", err)
+	if _, err := restarted.check(e.ctx, "viewer", "viewer-password", "10.0.0.66"); !errors.As(err, new(errTooMany)) {
+		t.Fatalf("an address that guessed %d names: %v", maxIPFailures, err)
+	}
+	// A good login from a guessing address does not reset its own count.
+	if _, err := restarted.check(e.ctx, "viewer", "viewer-password", "10.0.0.9"); err != nil {
+		t.Fatal(err)
 	}
 	now = now.Add(failureWindow + time.Second)
 	if status, _ := e.call("GET", "/api/v1/dags", "", "admin"); status != 200 {
 		t.Fatalf("after the window: %d", status)
 	}
-	if _, err := other.check(e.ctx, "op", "op-password", "10.0.0.9"); err != nil {
-		t.Fatalf("op after the window, on the other replica: %v", err)
+	if _, err := restarted.check(e.ctx, "viewer", "viewer-password", "10.0.0.66"); err != nil {
+		t.Fatalf("after the window, the guessing address: %v", err)
 	}
 }
 
@@ -501,5 +519,128 @@ func TestAPIPaging(t *testing.T) {
 		if status := get("/api/v1/variables" + bad); status != 400 {
 			t.Errorf("%s: %d", bad, status)
 		}
+	}
+}
+
+// Requests a client got wrong are refused whole, with the API's error
+// body: data after the JSON value, dates outside 1970 to 9999, unknown
+// endpoints and methods, cross-origin writes; the batch list pages; the
+// static folder serves files, never a listing.
+func TestAPIRefusesMalformedRequests(t *testing.T) {
+	e := secEnv(t)
+	for i := 0; i < 3; i++ {
+		if _, err := e.sched.Trigger(e.ctx, "sec", scheduler.TriggerOptions{RunID: fmt.Sprintf("r%d", i), Actor: "setup"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isProblem := func(status int, body string) bool {
+		var p struct {
+			Status int    `json:"status"`
+			Title  string `json:"title"`
+			Detail string `json:"detail"`
+			Type   string `json:"type"`
+		}
+		return json.Unmarshal([]byte(body), &p) == nil && p.Status == status && p.Title != "" && p.Detail != "" && p.Type != ""
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/dags/sec/dagRuns", `{"dag_run_id": "x1"}{"dag_run_id": "x2"}`},
+		{"POST", "/api/v1/dags/sec/dagRuns", `{"dag_run_id": "x3"} trailing`},
+		{"POST", "/api/v1/dags/sec/dagRuns", `{"dag_run_id": "x4", "logical_date": "0001-01-01T00:00:00Z"}`},
+		{"POST", "/api/v1/dags/sec/dagRuns", `{"dag_run_id": "x5", "logical_date": "1969-12-31T23:59:59Z"}`},
+		{"GET", "/api/v1/dags/sec/dagRuns?execution_date_gte=0001-01-01T00:00:00Z", ""},
+		{"POST", "/api/v1/dags/~/dagRuns/list", `{"start_date_gte": "0001-01-01T00:00:00Z"}`},
+		{"POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", `{"end_date_lte": "0100-01-01T00:00:00Z"}`},
+		{"POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", `{"page_limit": 0}`},
+	} {
+		status, body := e.call(c.method, c.path, c.body, "admin")
+		if status != 400 || !isProblem(400, body) {
+			t.Errorf("%s %s %s: %d %s", c.method, c.path, c.body, status, body)
+		}
+	}
+	if runs, _ := e.st.Runs(e.ctx, store.RunFilter{DagIDs: []string{"sec"}}); len(runs) != 3 {
+		t.Fatalf("a refused request made a run: %d runs", len(runs))
+	}
+	// The task-instance batch list pages as the run list does.
+	var tis struct {
+		TaskInstances []map[string]any `json:"task_instances"`
+		Total         int              `json:"total_entries"`
+	}
+	status, body := e.call("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", `{"page_limit": 2, "page_offset": 1}`, "admin")
+	if err := json.Unmarshal([]byte(body), &tis); status != 200 || err != nil || len(tis.TaskInstances) != 2 || tis.Total != 6 {
+		t.Fatalf("batch page: %d %d of %d", status, len(tis.TaskInstances), tis.Total)
+	}
+	// Unknown endpoints and methods, anywhere under /api/.
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/api/v1/nothing", 404}, {"GET", "/api/v3/dags", 404}, {"DELETE", "/api/v1/health", 405}} {
+		if status, body := e.call(c.method, c.path, "", "admin"); status != c.status || !isProblem(c.status, body) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, status, body)
+		}
+	}
+	// A cross-origin write is refused before authentication, as JSON.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/dags/sec/dagRuns", strings.NewReader(`{}`))
+	req.SetBasicAuth("admin", "admin-password")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cross, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !isProblem(403, string(cross)) {
+		t.Fatalf("cross-origin write: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), cross)
+	}
+	// Static files are served; their folder is not listed.
+	for path, want := range map[string]int{"/static/app.css": 200, "/static/": 404, "/static": 404, "/static/../templates/layout.html": 404} {
+		resp, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// The server's masker learns a secret the moment it is set or used here,
+// before any task could print it: a secret variable set through the API
+// or a form, a password given to a new or changed user, a password that
+// logs in. Pages and the API mask with it too, so a value rotated away
+// stays masked in old logs.
+func TestServerMaskerLearnsSecretsAsTheyAreSet(t *testing.T) {
+	m := dags.NewMasker()
+	e := secEnv(t, func(o *Options) { o.Mask = m })
+	masked := func(v string) bool { return m.Mask("<"+v+">") == "<***>" }
+	if status, body := e.call("POST", "/api/v1/variables", `{"key": "warehouse_password", "value": "pw-one-1234"}`, "admin"); status != 200 {
+		t.Fatalf("set variable: %d %s", status, body)
+	}
+	if status, body := e.call("POST", "/api/v1/users", `{"username": "nadia", "password": "nadia-secret-77", "email": "n@example.com", "roles": [{"name": "Viewer"}], "first_name": "N", "last_name": "A"}`, "admin"); status != 200 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
+	if status, body := e.call("PATCH", "/api/v1/users/nadia?update_mask=password", `{"password": "nadia-secret-88"}`, "admin"); status != 200 {
+		t.Fatalf("change password: %d %s", status, body)
+	}
+	if status, _ := e.call("GET", "/api/v1/dags", "", "op"); status != 200 {
+		t.Fatal("op")
+	}
+	for _, v := range []string{"pw-one-1234", "nadia-secret-77", "nadia-secret-88", "op-password"} {
+		if !masked(v) {
+			t.Errorf("the masker does not know %q", v)
+		}
+	}
+	if masked("viewer-password") {
+		t.Error("the masker knows a password that was never used here")
+	}
+	// Rotated: the store no longer has the old value, the masker does.
+	if status, _ := e.call("PATCH", "/api/v1/variables/warehouse_password", `{"key": "warehouse_password", "value": "pw-two-5678"}`, "admin"); status != 200 {
+		t.Fatal("rotate")
+	}
+	if secrets, _ := e.st.SecretValues(e.ctx); slices.Contains(secrets, "pw-one-1234") {
+		t.Fatal("the store still has the old value")
+	}
+	if got := e.web.maskText("old pw-one-1234 new pw-two-5678", nil); got != "old *** new ***" {
+		t.Fatalf("masked text: %q", got)
 	}
 }

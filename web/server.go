@@ -56,6 +56,11 @@ type Options struct {
 	Metrics *Metrics
 	// Connections lists and tests the operators' connections (none when nil).
 	Connections Connections
+	// Mask is the server's masker: it learns every secret set or used
+	// here (secret variables, users' passwords) at once, and masks what
+	// pages and the API show of logs. Nil: only the store's secret
+	// variables are masked, when read.
+	Mask *dags.Masker
 }
 
 // Server is the HTTP handler for the UI and the REST API.
@@ -74,6 +79,23 @@ type Server struct {
 	gitOpt  GitOptions
 	alerts  bool // a webhook is configured
 	metrics *Metrics
+}
+
+// teach tells the server's masker about secret values set or used here.
+func (s *Server) teach(values ...string) {
+	if s.opt.Mask != nil {
+		s.opt.Mask.Add(values...)
+	}
+}
+
+// maskText masks the secrets in text: the store's secret values, and
+// every value the server's masker has learnt (rotated ones included).
+func (s *Server) maskText(text string, secrets []string) string {
+	text = dags.Mask(text, secrets)
+	if s.opt.Mask != nil {
+		text = s.opt.Mask.Mask(text)
+	}
+	return text
 }
 
 // WithAlerts says whether alerts go to a webhook (the alerts page and the
@@ -121,6 +143,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{bag: o.Bag, st: o.Store, cmd: o.Commands, log: o.Log, now: o.Now, opt: o,
 		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics}
+	s.auth.mask = o.Mask
 	s.metrics.reg.MustRegister(stateCollector{s})
 	s.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html"))
 	r := chi.NewRouter()
@@ -144,11 +167,31 @@ func New(o Options) *Server {
 		r.Route("/api/v1", s.apiRoutes)
 		s.uiRoutes(r)
 	})
+	// Outside the routes: the API answers in its error format, pages with
+	// the error page.
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			problem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+			return
+		}
+		s.render(w, r, http.StatusNotFound, "error.html", "Not Found", "", "There is no page at "+r.URL.Path+".")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			problem(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+			return
+		}
+		http.Error(w, r.Method+" is not allowed here", http.StatusMethodNotAllowed)
+	})
 	s.router = r
 	// Browsers say where a request comes from: a state-changing request
 	// from another site is refused before any handler runs, on top of the
 	// CSRF tokens that session requests must carry.
-	s.handler = http.NewCrossOriginProtection().Handler(r)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusForbidden, "cross-origin request refused: a state-changing request must come from this site's own pages")
+	}))
+	s.handler = cop.Handler(r)
 	return s
 }
 
@@ -236,8 +279,15 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	db, sched := s.components(r)
-	out := map[string]any{"metadatabase": db, "scheduler": sched,
-		"dag_processor": map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}}
+	processor := map[string]any{"status": status, "latest_load": at.UTC().Format(time.RFC3339)}
+	// A folder whose files cannot be read in time still serves the last
+	// DAGs it loaded: degraded, not down.
+	if h, ok := s.bag.(interface{ Health() (bool, string) }); ok && status == "healthy" {
+		if ok, detail := h.Health(); !ok {
+			processor["status"], processor["detail"] = "degraded", detail
+		}
+	}
+	out := map[string]any{"metadatabase": db, "scheduler": sched, "dag_processor": processor}
 	if s.git != nil {
 		st := s.git.Status()
 		git := map[string]any{"status": "healthy", "revision": st.Current.Hash,

@@ -92,6 +92,13 @@ func TestHealthAndJSON(t *testing.T) {
 	if len(out.DAGs) != 1 || out.DAGs[0].ID != "hostile" || len(out.Errors) != 1 || out.Errors[0].Line != 4 {
 		t.Fatalf("dags.json = %s", body)
 	}
+	// A folder that reports itself degraded (a file that cannot be read
+	// in time) makes the DAG processor degraded, still serving.
+	degraded := newEnv(t, degradedBag{fixedBag{&dags.Result{}, time.Now()}})
+	if resp, body := get(t, degraded, "/health"); resp.StatusCode != 200 || !strings.Contains(body, `"status":"degraded"`) ||
+		!strings.Contains(body, "slow.yaml could not be read in time") {
+		t.Fatalf("health of a degraded folder: %d %s", resp.StatusCode, body)
+	}
 	// Before the first load the server is not healthy.
 	empty := newEnv(t, fixedBag{&dags.Result{}, time.Time{}})
 	if resp, _ := get(t, empty, "/health"); resp.StatusCode != http.StatusServiceUnavailable {
@@ -127,3 +134,8 @@ func TestHealthAndJSON(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// degradedBag is a DAG folder whose last load could not read a file.
+type degradedBag struct{ fixedBag }
+
+func (degradedBag) Health() (bool, string) { return false, "slow.yaml could not be read in time" }

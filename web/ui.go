@@ -74,6 +74,12 @@ func staticHandler() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Files only: a folder is not listed.
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if st, err := fs.Stat(sub, name); name == "" || strings.HasSuffix(name, "/") || err != nil || st.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		files.ServeHTTP(w, r)
 	})
@@ -98,12 +104,12 @@ type pageData struct {
 	Title string
 	Nav   string
 	Session
-	Flash string // the outcome of the last action, from the redirect
+	Flash string // the outcome of the last action (see takeFlash)
 	Data  any
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title, nav string, data any) {
-	p := pageData{Title: title, Nav: nav, Session: sessionOf(r), Flash: r.URL.Query().Get("flash"), Data: data}
+	p := pageData{Title: title, Nav: nav, Session: sessionOf(r), Flash: takeFlash(w, r), Data: data}
 	var buf strings.Builder
 	if err := s.pages.ExecuteTemplate(&buf, name, p); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
@@ -124,18 +130,6 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "internal error; see the server log"
 	}
 	s.render(w, r, status, "error.html", http.StatusText(status), "", msg)
-}
-
-// back redirects to the page a form came from, with a message.
-func back(w http.ResponseWriter, r *http.Request, to, flash string) {
-	u, err := url.Parse(to)
-	if err != nil || u.IsAbs() || u.Host != "" {
-		u = &url.URL{Path: "/"}
-	}
-	q := u.Query()
-	q.Set("flash", flash)
-	u.RawQuery = q.Encode()
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
 
 // returnTo is the form's "return" field if it is a page of this site.
@@ -832,6 +826,9 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 func parseFormTime(v string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
+			if y := t.UTC().Year(); y < 1970 || y > 9999 {
+				return time.Time{}, fmt.Errorf("logical date %q is out of range (1970 to 9999)", v)
+			}
 			return t.UTC(), nil
 		}
 	}
@@ -1029,7 +1026,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			row.Node = nodeOf(r.Context(), s.st, t)
 		}
 		if t.Rendered != "" {
-			row.Rendered = mask(prettyJSON(t.Rendered), secrets)
+			row.Rendered = s.maskText(prettyJSON(t.Rendered), secrets)
 		}
 		p.Tries = append(p.Tries, row)
 	}

@@ -2,8 +2,11 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"html"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -148,18 +151,24 @@ func TestPageForms(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Location")
+		loc := resp.Header.Get("Location")
+		if loc == "" {
+			return resp.StatusCode, ""
+		}
+		// The page redirected to shows what happened, once.
+		_, page := b.do("GET", loc, "", false)
+		return resp.StatusCode, loc + " " + flashText(page)
 	}
 	status, loc := form("/dags/hostile/trigger", map[string]string{"params_form": "1", "param.note": "from form", "param.limit": "7",
 		"conf": `{"extra": 1, "limit": 1}`, "run_id": "ui_run"})
-	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/dags/hostile/runs/ui_run?flash=Triggered") {
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/dags/hostile/runs/ui_run Triggered ui_run") {
 		t.Fatalf("trigger: %d %s", status, loc)
 	}
 	run, _ := e.st.Run(e.ctx, "hostile", "ui_run")
 	if run.Conf["note"] != "from form" || run.Conf["limit"] != int64(7) || run.Conf["dry"] != false || run.Conf["extra"] != int64(1) {
 		t.Fatalf("conf from the form: %#v", run.Conf)
 	}
-	if _, loc = form("/dags/hostile/trigger", map[string]string{"conf": `[1,2]`}); !strings.Contains(loc, "flash=Error") {
+	if _, loc = form("/dags/hostile/trigger", map[string]string{"conf": `[1,2]`}); !strings.Contains(loc, " Error: ") {
 		t.Fatalf("a conf that is not an object: %s", loc)
 	}
 	if status, _ := form("/dags/hostile/pause", map[string]string{"paused": "false"}); status != http.StatusSeeOther {
@@ -169,7 +178,7 @@ func TestPageForms(t *testing.T) {
 		t.Fatal("still paused")
 	}
 	// Mark extract failed: load becomes upstream_failed once the scheduler looks.
-	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/mark", map[string]string{"state": "failed"}); !strings.Contains(loc, "flash=Marked+1") {
+	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/mark", map[string]string{"state": "failed"}); !strings.Contains(loc, "Marked 1") {
 		t.Fatalf("mark: %s", loc)
 	}
 	// Clearing without confirm previews; with it, clears.
@@ -196,10 +205,10 @@ func TestPageForms(t *testing.T) {
 	if ti, _ := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "hostile", RunID: "ui_run", TaskID: "extract"}); ti.State != dags.StateFailed {
 		t.Fatalf("the preview changed the state: %s", ti.State)
 	}
-	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/clear", map[string]string{"confirm": "true", "downstream": "true"}); !strings.Contains(loc, "flash=Cleared+1") {
+	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/clear", map[string]string{"confirm": "true", "downstream": "true"}); !strings.Contains(loc, "Cleared 1") {
 		t.Fatalf("clear: %s", loc)
 	}
-	if _, loc = form("/dags/hostile/runs/ui_run/mark", map[string]string{"state": "success"}); !strings.Contains(loc, "Run+marked+success") {
+	if _, loc = form("/dags/hostile/runs/ui_run/mark", map[string]string{"state": "success"}); !strings.Contains(loc, "Run marked success") {
 		t.Fatalf("mark run: %s", loc)
 	}
 	if _, loc = form("/variables", map[string]string{"key": "api_token", "value": "tok-123456"}); !strings.Contains(loc, "Saved") {
@@ -338,4 +347,66 @@ type staticConnections []ConnectionInfo
 func (c staticConnections) List() ([]ConnectionInfo, error) { return c, nil }
 func (c staticConnections) Test(context.Context, string) (string, error) {
 	return "", errors.New("not tested here")
+}
+
+// flashText is the flash message a page shows, "" if none.
+func flashText(page string) string {
+	_, rest, ok := strings.Cut(page, `id="flash">`)
+	if !ok {
+		return ""
+	}
+	msg, _, _ := strings.Cut(rest, "<")
+	return html.UnescapeString(msg)
+}
+
+// A flash message is the server's: shown once after the action, never
+// taken from the URL, and a cookie the server did not sign for this
+// session (forged, or another user's) shows nothing.
+func TestFlashComesOnlyFromTheServer(t *testing.T) {
+	e, _ := folderEnv(t, map[string]string{"hostile.yaml": hostileDAG})
+	b, _ := e.login("admin", "admin-password")
+	if _, page := b.do("GET", "/?flash=Your+session+expired%2C+log+in+at+evil.example", "", false); flashText(page) != "" || strings.Contains(page, "Your session expired") {
+		t.Fatalf("a flash from the URL is shown: %q", flashText(page))
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/variables", strings.NewReader("key=k1&value=v&csrf_token="+urlEncode(b.csrf)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var signed *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == flashCookie {
+			signed = c
+		}
+	}
+	if signed == nil || !signed.HttpOnly || signed.MaxAge <= 0 {
+		t.Fatalf("flash cookie: %+v", signed)
+	}
+	if _, page := b.do("GET", "/variables", "", false); flashText(page) != "Saved k1." {
+		t.Fatalf("flash after saving: %q", flashText(page))
+	}
+	if _, page := b.do("GET", "/variables", "", false); flashText(page) != "" {
+		t.Fatalf("the flash is shown twice: %q", flashText(page))
+	}
+	// The same cookie in another user's session, and a forged one.
+	other, _ := e.login("viewer", "viewer-password")
+	forged := base64.RawURLEncoding.EncodeToString([]byte("Log in again at evil.example")) + "." + strings.Split(signed.Value, ".")[1]
+	for name, value := range map[string]string{"another session's": signed.Value, "forged": forged} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/", nil)
+		req.AddCookie(&http.Cookie{Name: flashCookie, Value: value})
+		for _, c := range other.client.Jar.Cookies(req.URL) {
+			req.AddCookie(c)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || flashText(string(page)) != "" {
+			t.Fatalf("a %s flash cookie: %d %q", name, resp.StatusCode, flashText(string(page)))
+		}
+	}
 }

@@ -38,6 +38,7 @@ func (s *Server) createUser(r *http.Request, u store.User, password string) (sto
 	if err != nil {
 		return u, badRequest("%v", err)
 	}
+	s.teach(password)
 	u.Role, u.PasswordHash, u.CreatedAt = string(role), hash, s.now()
 	if err := s.st.CreateUser(r.Context(), u); err != nil {
 		return u, err
@@ -85,6 +86,7 @@ func (s *Server) changeUser(r *http.Request, username string, c userChange) (sto
 			if u.PasswordHash, err = HashPassword(*c.Password); err != nil {
 				return badRequest("%v", err)
 			}
+			s.teach(*c.Password)
 			changed = append(changed, "password")
 		}
 		out = u

@@ -155,8 +155,9 @@ func TestUsersPage(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("POST %s: %d", path, resp.StatusCode)
 		}
-		loc, _ := url.QueryUnescape(resp.Header.Get("Location"))
-		return loc
+		loc := resp.Header.Get("Location")
+		_, page := b.do("GET", loc, "", false)
+		return loc + " " + flashText(page)
 	}
 	if loc := form("/users", url.Values{"username": {"fred"}, "role": {"Op"}, "password": {"fred-password"}, "email": {"fred@example.com"}}); !strings.Contains(loc, "Created fred") {
 		t.Fatalf("create: %s", loc)

@@ -162,6 +162,15 @@ func TestReplicasSurviveKills(t *testing.T) {
 	}
 	if successes != 2000 {
 		t.Errorf("%d successful tries, want 2000", successes)
+		rows, _ := db.Query(`SELECT t.run_id, t.task_id, t.try_number, COALESCE(r.try_number, 0), COALESCE(r.state, ''), COALESCE(r.reason, ''), COALESCE(r.owner, '')
+			FROM task_instances t LEFT JOIN task_tries r ON r.dag_id = t.dag_id AND r.run_id = t.run_id AND r.task_id = t.task_id
+			WHERE NOT EXISTS (SELECT 1 FROM task_tries s WHERE s.dag_id = t.dag_id AND s.run_id = t.run_id AND s.task_id = t.task_id AND s.state = 'success')`)
+		for rows != nil && rows.Next() {
+			var run, task, state, reason, owner string
+			var ti, try int
+			rows.Scan(&run, &task, &ti, &try, &state, &reason, &owner)
+			t.Logf("no successful try: %s %s (try_number %d): try %d %s %q (%s)", run, task, ti, try, state, reason, owner)
+		}
 	}
 	t.Logf("%d kills, %d launches, %d task instances retried", kills, len(seen), count(`SELECT COUNT(*) FROM task_instances WHERE try_number > 1`))
 }

@@ -364,7 +364,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		return 1
 	}
 	ui := web.New(web.Options{Bag: folder, Store: st, Commands: sched, Log: logger, Auth: authOpts,
-		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics, Connections: connectionsView{m.connections()}})
+		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics, Connections: connectionsView{m.connections()}, Mask: masker})
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
 		ui.WithGit(syncer, cfg.Git.Endpoints)
