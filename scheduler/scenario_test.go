@@ -1002,3 +1002,36 @@ wide:
 		t.Fatalf("states: %s", got)
 	}
 }
+
+// A try has one outcome: when two come for it (a replica that took a try
+// for orphaned closed it as gone and is about to move its task instance
+// on, while its owner, alive after all, reports it succeeded), the one
+// that closed the try decides; the other changes nothing, so the try row
+// and the task instance always agree.
+func TestASecondOutcomeForATryIsIgnored(t *testing.T) {
+	h := newHarness(t, `
+twice:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: a, operator: BashOperator, bash_command: "x", retries: 1, retry_delay: 0}
+`, utc("2024-01-01T00:00:00Z"), func(executor.TryKey) (executor.State, int) { return "", 0 })
+	r, _ := h.s.Trigger(h.ctx, "twice", TriggerOptions{})
+	h.settle()
+	k := executor.TryKey{DagID: "twice", RunID: r.RunID, TaskID: "a", TryNumber: 1}
+	// The other replica has closed the try, not yet the task instance.
+	if ok, err := h.st.FinishTry(h.ctx, store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}, 1, dags.StateFailed, h.clock.Now(), nil, "its process is gone"); !ok || err != nil {
+		t.Fatalf("close the try: %v %v", ok, err)
+	}
+	h.ex.events <- executor.Event{Key: k, State: executor.Succeeded, At: h.clock.Now()}
+	h.settle()
+	ti := h.ti(r, "a")
+	tries, _ := h.st.Tries(h.ctx, ti.Key())
+	if len(tries) == 0 || tries[0].State != dags.StateFailed {
+		t.Fatalf("try 1: %+v", tries)
+	}
+	if ti.State == dags.StateSuccess && ti.TryNumber == 1 {
+		t.Fatalf("the second outcome decided the task instance: %+v (tries %+v)", ti, tries)
+	}
+}
