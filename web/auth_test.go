@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -590,6 +591,13 @@ func TestAPIRefusesMalformedRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !isProblem(403, string(cross)) {
 		t.Fatalf("cross-origin write: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), cross)
+	}
+	// A handler that panics answers 500 in the API's format.
+	rec := httptest.NewRecorder()
+	e.web.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/dags", nil))
+	if rec.Code != 500 || !isProblem(500, rec.Body.String()) || strings.Contains(rec.Body.String(), "boom") {
+		t.Fatalf("panic: %d %s", rec.Code, rec.Body.String())
 	}
 	// Static files are served; their folder is not listed.
 	for path, want := range map[string]int{"/static/app.css": 200, "/static/": 404, "/static": 404, "/static/../templates/layout.html": 404} {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"updraft/dags"
 	"updraft/gitsync"
@@ -81,6 +82,30 @@ type Server struct {
 	metrics *Metrics
 }
 
+// recoverer turns a handler's panic into a 500 in the answer's format
+// (RFC 7807 for the API) and logs it with its stack; an aborted handler
+// (http.ErrAbortHandler) is let through.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				problem(w, http.StatusInternalServerError, "internal error; see the server log")
+				return
+			}
+			http.Error(w, "internal error; see the server log", http.StatusInternalServerError)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
 // teach tells the server's masker about secret values set or used here.
 func (s *Server) teach(values ...string) {
 	if s.opt.Mask != nil {
@@ -147,7 +172,7 @@ func New(o Options) *Server {
 	s.metrics.reg.MustRegister(stateCollector{s})
 	s.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html"))
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(s.recoverer)
 	r.Use(s.metrics.instrument)
 	r.Use(securityHeaders)
 	// Public: probes, metrics, the login form.
