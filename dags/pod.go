@@ -1,6 +1,7 @@
 package dags
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -484,4 +485,43 @@ func sortedKeys[V any](m map[string]V) []string {
 	out := mapKeys(m)
 	sort.Strings(out)
 	return out
+}
+
+// MarshalJSON writes the spec with its *_seconds fields in seconds, as
+// their names say (and as Airflow shows them), not in nanoseconds.
+func (s PodSpec) MarshalJSON() ([]byte, error) {
+	type plain PodSpec
+	return json.Marshal(struct {
+		plain
+		StartupTimeout  float64 `json:"startup_timeout_seconds"`
+		ScheduleTimeout float64 `json:"schedule_timeout_seconds,omitempty"`
+	}{plain(s), s.StartupTimeout.Seconds(), s.ScheduleTimeout.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote. Specs recorded before the
+// fields were in seconds held nanoseconds: values of 10^9 and more (over
+// 31 years as seconds) are read as such.
+func (s *PodSpec) UnmarshalJSON(data []byte) error {
+	type plain PodSpec
+	aux := struct {
+		*plain
+		StartupTimeout  *float64 `json:"startup_timeout_seconds"`
+		ScheduleTimeout *float64 `json:"schedule_timeout_seconds"`
+	}{plain: (*plain)(s)}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	s.StartupTimeout, s.ScheduleTimeout = jsonSeconds(aux.StartupTimeout), jsonSeconds(aux.ScheduleTimeout)
+	return nil
+}
+
+func jsonSeconds(v *float64) time.Duration {
+	switch {
+	case v == nil:
+		return 0
+	case *v >= 1e9:
+		return time.Duration(*v)
+	default:
+		return time.Duration(*v * float64(time.Second))
+	}
 }

@@ -153,3 +153,10 @@ func (m *maskedFile) Close() error {
 	}
 	return err
 }
+
+// Sweeper is an executor that leaves things behind (pods): Sweep removes
+// what no live try needs and says how many it removed. live reports
+// whether a try may still need what it left.
+type Sweeper interface {
+	Sweep(ctx context.Context, live func(TryKey) bool) (int, error)
+}

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -46,6 +47,10 @@ type Options struct {
 	PollInterval time.Duration // how often commands from other processes are looked for (1 s)
 	ExecutorName string        // recorded with each try ("local", "kubernetes")
 	ManualOnly   bool          // create no scheduled runs (updraft dags test runs one run only)
+	// SweepInterval is how often the executor cleans up after ended tries
+	// (DefaultSweepInterval when 0; never, beyond the one at start, when
+	// negative).
+	SweepInterval time.Duration
 	// ObserveStep and ObserveTry, when set, are told each scheduling
 	// step's time and each finished try's outcome and duration (metrics).
 	ObserveStep func(time.Duration)
@@ -158,6 +163,10 @@ func (s *Scheduler) Notify() {
 	}
 }
 
+// DefaultSweepInterval is how often the executor is asked to clean up
+// after ended tries (see Options.SweepInterval).
+const DefaultSweepInterval = 5 * time.Minute
+
 // maxSleep bounds how long the loop sleeps with nothing due, so a clock
 // jump (suspend, NTP) is noticed.
 const maxSleep = time.Minute
@@ -177,7 +186,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	poll := time.NewTicker(s.opts.PollInterval)
 	defer poll.Stop()
 	lastAudit, _ := s.st.LastAuditID(ctx)
+	lastSweep := time.Now()
 	for {
+		if every := s.opts.SweepInterval; every >= 0 && time.Since(lastSweep) >= cmp.Or(every, DefaultSweepInterval) {
+			s.sweep(ctx)
+			lastSweep = time.Now()
+		}
 		stepStart := time.Now()
 		next, err := s.Tick(ctx)
 		s.beat.Store(time.Now().UnixNano())
@@ -1255,22 +1269,9 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 	if err := s.adopt(ctx, tries, now); err != nil {
 		return err
 	}
-	// Executors that leave things behind (pods) clean what no live try needs.
-	if sw, ok := s.exec.(interface {
-		Sweep(context.Context, func(executor.TryKey) bool) (int, error)
-	}); ok {
-		live := map[executor.TryKey]bool{}
-		if open, err := s.st.UnfinishedTries(ctx); err == nil {
-			for _, t := range open {
-				live[executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}] = true
-			}
-		}
-		if n, err := sw.Sweep(ctx, func(k executor.TryKey) bool { return live[k] }); err != nil {
-			s.log.Warn("sweeping what ended tries left behind failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("swept what ended tries left behind", "count", n)
-		}
-	}
+	// Executors that leave things behind (pods) clean what no live try
+	// needs: now, and every SweepInterval from then on (Run).
+	s.sweep(ctx)
 	queued, err := s.st.TaskInstancesInState(ctx, dags.StateQueued)
 	if err != nil {
 		return err
@@ -1289,6 +1290,29 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sweep asks the executor to remove what no live try needs (pods of
+// tries that ended, or that no try knows).
+func (s *Scheduler) sweep(ctx context.Context) {
+	sw, ok := s.exec.(executor.Sweeper)
+	if !ok {
+		return
+	}
+	open, err := s.st.UnfinishedTries(ctx)
+	if err != nil {
+		s.log.Warn("sweeping: reading the unfinished tries failed", "err", err)
+		return
+	}
+	live := map[executor.TryKey]bool{}
+	for _, t := range open {
+		live[executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}] = true
+	}
+	if n, err := sw.Sweep(ctx, func(k executor.TryKey) bool { return live[k] }); err != nil {
+		s.log.Warn("sweeping what ended tries left behind failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("swept what ended tries left behind", "count", n)
+	}
 }
 
 // adopt re-attaches to tries started by another process (an earlier run

@@ -457,6 +457,15 @@ func (r *Router) ReplaysLog(t executor.Try) bool {
 	return false
 }
 
+// Sweep cleans up after the main executor (pods no live try needs); the
+// in-process executor leaves nothing behind.
+func (r *Router) Sweep(ctx context.Context, live func(executor.TryKey) bool) (int, error) {
+	if sw, ok := r.Main.(executor.Sweeper); ok {
+		return sw.Sweep(ctx, live)
+	}
+	return 0, nil
+}
+
 func (r *Router) Adopt(ctx context.Context, t executor.Try) error {
 	if Handles(t.Spec) {
 		return r.InProc.Adopt(ctx, t)

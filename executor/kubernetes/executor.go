@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ type Options struct {
 	// ObservePodStart, when set, is told how long each pod took from its
 	// creation to its container running (a metric).
 	ObservePodStart func(time.Duration)
+	// SweepGrace spares pods younger than this from Sweep (default 1
+	// minute): another replica may have created one for a try started
+	// after the sweep read the live tries.
+	SweepGrace time.Duration
 }
 
 // Executor runs tries as pods. Call Run before Start.
@@ -47,6 +52,11 @@ type Executor struct {
 	events chan executor.Event
 	lister listers.PodLister
 	synced chan struct{}
+
+	// life ends when Run returns: the executor's timers, log streams and
+	// deletions stop with it, as they would with the process.
+	life context.Context
+	end  context.CancelFunc
 
 	mu    sync.Mutex
 	tries map[executor.TryKey]*podTry
@@ -59,15 +69,38 @@ type podTry struct {
 	onFinish  string
 	getLogs   bool
 	container string
-	created   time.Time
+	created   time.Time // the pod's creation (zero until it exists)
 	killed    string
 	finished  bool
 	logging   bool
-	node      string // the node the pod was scheduled on, once known
-	started   bool   // the container was seen running
+	node      string        // the node the pod was scheduled on, once known
+	started   bool          // the container was seen running
+	ended     chan struct{} // closed when the try's end is known
 	logDone   chan struct{}
-	logStop   context.CancelFunc // ends the log stream
 	timers    []*time.Timer
+}
+
+// newPodTry reads every pod setting of the try from its task's spec: the
+// same for a try started here and one adopted after a restart.
+func newPodTry(t executor.Try, pod *corev1.Pod) *podTry {
+	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
+		container: BaseContainer, ended: make(chan struct{}), logDone: make(chan struct{})}
+	if s, ok := t.Spec.(dags.PodSpec); ok {
+		pt.startup, pt.onFinish, pt.getLogs = s.StartupTimeout, s.OnFinishAction, s.GetLogs
+		if s.BaseContainerName != "" {
+			pt.container = s.BaseContainerName
+		}
+	}
+	if pt.onFinish == "" {
+		pt.onFinish = dags.DeletePod
+	}
+	return pt
+}
+
+// keeps says whether on_finish_action keeps the pod of a try that ended
+// in state.
+func (pt *podTry) keeps(state executor.State) bool {
+	return pt.onFinish == dags.KeepPod || pt.onFinish == dags.DeleteSucceededPod && state != executor.Succeeded
 }
 
 // New returns a Kubernetes executor.
@@ -81,13 +114,18 @@ func New(opts Options) *Executor {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.SweepGrace == 0 {
+		opts.SweepGrace = time.Minute
+	}
+	life, end := context.WithCancel(context.Background())
 	return &Executor{opts: opts, log: opts.Log, events: make(chan executor.Event, 4096), synced: make(chan struct{}),
-		tries: map[executor.TryKey]*podTry{}}
+		tries: map[executor.TryKey]*podTry{}, life: life, end: end}
 }
 
 // Run watches the pods updraft manages (a label-filtered shared informer)
 // until ctx ends.
 func (e *Executor) Run(ctx context.Context) error {
+	defer e.end()
 	opts := []informers.SharedInformerOption{
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy })}
 	if !e.opts.AllNamespaces {
@@ -158,11 +196,8 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	if !e.opts.AllNamespaces && pod.Namespace != e.namespace() {
 		return fmt.Errorf("the task's namespace %q is not watched: the server watches %q (start it with --all-namespaces and a ClusterRole to run pods anywhere)", pod.Namespace, e.namespace())
 	}
-	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
-		container: pod.Spec.Containers[0].Name, logDone: make(chan struct{})}
-	if s, ok := t.Spec.(dags.PodSpec); ok {
-		pt.startup, pt.onFinish, pt.getLogs = s.StartupTimeout, s.OnFinishAction, s.GetLogs
-	}
+	pt := newPodTry(t, pod)
+	pt.container = pod.Spec.Containers[0].Name
 	e.mu.Lock()
 	if len(e.tries) >= e.opts.Slots {
 		e.mu.Unlock()
@@ -201,25 +236,38 @@ func (e *Executor) create(ctx context.Context, pt *podTry) {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 30*time.Second)
 	}
-	e.running(pt)
+	e.running(pt, time.Now())
 }
 
 // running starts a try's clocks once its pod exists and reports Running.
-func (e *Executor) running(pt *podTry) {
+// The start-up timeout counts from the pod's creation, the execution
+// timeout from the try's start: after an adoption, what is left of them.
+func (e *Executor) running(pt *podTry, created time.Time) {
 	e.mu.Lock()
-	pt.created = time.Now()
+	pt.created = created
 	if pt.startup > 0 {
-		pt.timers = append(pt.timers, time.AfterFunc(pt.startup, func() { e.startupTimeout(pt) }))
+		pt.timers = append(pt.timers, time.AfterFunc(max(0, pt.startup-time.Since(created)), func() {
+			if e.life.Err() == nil {
+				e.startupTimeout(pt)
+			}
+		}))
 	}
 	if pt.try.Timeout > 0 {
-		pt.timers = append(pt.timers, time.AfterFunc(pt.try.Timeout, func() {
-			_ = e.Kill(context.Background(), pt.try.Key, fmt.Sprintf("execution_timeout of %v exceeded", pt.try.Timeout))
+		began := pt.try.Started
+		if began.IsZero() {
+			began = created
+		}
+		pt.timers = append(pt.timers, time.AfterFunc(max(0, pt.try.Timeout-time.Since(began)), func() {
+			if e.life.Err() != nil {
+				return
+			}
+			_ = e.Kill(e.life, pt.try.Key, fmt.Sprintf("execution_timeout of %v exceeded", pt.try.Timeout))
 		}))
 	}
 	e.mu.Unlock()
 	e.send(executor.Event{Key: pt.try.Key, State: executor.Running, Handle: pt.pod.Namespace + "/" + pt.pod.Name})
 	if pod, err := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name); err == nil {
-		e.observe(context.Background(), pod, false)
+		e.observe(e.life, pod, false)
 	}
 }
 
@@ -250,7 +298,19 @@ func (e *Executor) startupTimeout(pt *podTry) {
 	if why == "" {
 		why = string(pod.Status.Phase)
 	}
-	_ = e.Kill(context.Background(), pt.try.Key, fmt.Sprintf("Pod took longer than %d seconds to start: %s", int(pt.startup.Seconds()), why))
+	e.failStart(pt, fmt.Sprintf("Pod took longer than %d seconds to start: %s", int(pt.startup.Seconds()), why))
+}
+
+// failStart ends a try whose pod cannot start. Its pod is deleted, or
+// kept when on_finish_action keeps failed pods (as Airflow does: that is
+// when people want to describe it).
+func (e *Executor) failStart(pt *podTry, reason string) {
+	if pt.keeps(executor.Failed) {
+		e.appendLog(pt.try, "updraft: keeping pod "+pt.pod.Namespace+"/"+pt.pod.Name+" ("+pt.onFinish+")")
+		e.finish(pt, executor.Failed, nil, reason, time.Now())
+		return
+	}
+	_ = e.Kill(e.life, pt.try.Key, reason)
 }
 
 // observe applies a pod change seen by the informer.
@@ -297,11 +357,14 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 		e.appendLog(pt.try, "updraft: pod "+pod.Namespace+"/"+pod.Name+" scheduled on node "+pod.Spec.NodeName)
 	}
 	if startLogs {
-		lctx, stop := context.WithCancel(context.Background())
-		e.mu.Lock()
-		pt.logStop = stop
-		e.mu.Unlock()
-		go e.streamLogs(lctx, pt)
+		go e.streamLogs(e.life, pt)
+	}
+	// The end: when the container ended (to the second, as Kubernetes
+	// records it), or now if it was seen within that second.
+	now := time.Now()
+	at := now
+	if !st.finishedAt.IsZero() && now.Sub(st.finishedAt) >= time.Second {
+		at = st.finishedAt
 	}
 	switch {
 	case deleted:
@@ -309,19 +372,17 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 		if reason == "" {
 			reason = "pod " + pod.Name + " was deleted by someone else"
 		}
-		e.finish(pt, executor.Failed, st.exitCode, reason)
+		e.finish(pt, executor.Failed, st.exitCode, reason, now)
 	case killed != "":
 		// Being deleted on our request: the delete event finishes it.
 	case st.done && st.ok:
-		e.finish(pt, executor.Succeeded, st.exitCode, "")
+		e.finish(pt, executor.Succeeded, st.exitCode, "", at)
+	case st.done && st.exitCode != nil && containsInt(pt.try.SkipOn, *st.exitCode):
+		e.finish(pt, executor.Skipped, st.exitCode, fmt.Sprintf("Pod %s exited with code %d, which skip_on_exit_code makes skipped", pod.Name, *st.exitCode), at)
 	case st.done:
-		state := executor.Failed
-		if st.exitCode != nil && containsInt(pt.try.SkipOn, *st.exitCode) {
-			state = executor.Skipped
-		}
-		e.finish(pt, state, st.exitCode, fmt.Sprintf("Pod %s returned a failure: %s", pod.Name, st.reason))
+		e.finish(pt, executor.Failed, st.exitCode, fmt.Sprintf("Pod %s returned a failure: %s", pod.Name, st.reason), at)
 	case st.fatal != "":
-		_ = e.Kill(ctx, k, fmt.Sprintf("Pod %s cannot start: %s", pod.Name, st.fatal))
+		e.failStart(pt, fmt.Sprintf("Pod %s cannot start: %s", pod.Name, st.fatal))
 	}
 }
 
@@ -339,12 +400,13 @@ func (e *Executor) fail(pt *podTry, reason string) {
 	e.mu.Lock()
 	pt.created = time.Now()
 	e.mu.Unlock()
-	e.finish(pt, executor.Failed, nil, reason)
+	e.finish(pt, executor.Failed, nil, reason, time.Now())
 }
 
-// finish reports a try's outcome once, after its logs are written, and
-// applies on_finish_action to its pod.
-func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason string) {
+// finish takes a try's outcome, once. It never waits: the informer calls
+// it for every pod, and one pod's log must not hold up another's end.
+// The outcome is reported by report, in a goroutine of its own.
+func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason string, at time.Time) {
 	e.mu.Lock()
 	if pt.finished {
 		e.mu.Unlock()
@@ -354,21 +416,20 @@ func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason st
 	for _, t := range pt.timers {
 		t.Stop()
 	}
-	logging, stop := pt.logging, pt.logStop
+	close(pt.ended)
+	logging := pt.logging
 	e.mu.Unlock()
+	go e.report(pt, state, code, reason, at, logging)
+}
+
+// report writes the end of a try's log (after the last lines of the pod's
+// log), applies on_finish_action, and sends the outcome.
+func (e *Executor) report(pt *podTry, state executor.State, code *int, reason string, at time.Time, logging bool) {
 	if logging {
-		// The pod has ended: give the stream a moment to deliver its last
-		// lines, then end it (a read of a finished pod's log may hang).
 		select {
 		case <-pt.logDone:
-		case <-time.After(2 * time.Second):
-			if stop != nil {
-				stop()
-			}
-			select {
-			case <-pt.logDone:
-			case <-time.After(5 * time.Second):
-			}
+		case <-time.After(logDrainTimeout):
+			e.log.Warn("the pod's log did not end in time; reporting its try without the rest", "pod", pt.pod.Name)
 		}
 	}
 	line := "updraft: try ended: " + string(state)
@@ -376,15 +437,18 @@ func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason st
 		line += ": " + reason
 	}
 	e.appendLog(pt.try, line)
-	keep := pt.onFinish == dags.KeepPod || pt.onFinish == dags.DeleteSucceededPod && state != executor.Succeeded
-	if !keep && pt.killed == "" {
-		go e.deletePod(context.Background(), pt)
+	if !pt.keeps(state) && pt.killed == "" {
+		go e.deletePod(e.life, pt)
 	}
 	e.mu.Lock()
 	delete(e.tries, pt.try.Key)
 	e.mu.Unlock()
-	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason})
+	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at})
 }
+
+// logDrainTimeout bounds the wait for a pod's last log lines once it
+// ended (the reads are bounded too; this is the backstop).
+const logDrainTimeout = 15 * time.Second
 
 func (e *Executor) deletePod(ctx context.Context, pt *podTry) {
 	backoff := e.opts.Retry
@@ -411,7 +475,7 @@ func (e *Executor) Kill(ctx context.Context, k executor.TryKey, reason string) e
 	e.appendLog(pt.try, "updraft: killing the pod: "+reason)
 	err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
 	if apierrors.IsNotFound(err) {
-		e.finish(pt, executor.Failed, nil, reason)
+		e.finish(pt, executor.Failed, nil, reason, time.Now())
 		return nil
 	}
 	return err
@@ -434,26 +498,42 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 		return fmt.Errorf("try %s: %w", t.Key, executor.ErrGone)
 	}
 	pod := pods[0]
-	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
-		container: BaseContainer, logDone: make(chan struct{})}
-	if len(pod.Spec.Containers) > 0 {
+	// Every setting comes from the task's spec as it was rendered when
+	// the try started, exactly as if this process had started it.
+	pt := newPodTry(t, pod)
+	if !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == pt.container }) && len(pod.Spec.Containers) > 0 {
 		pt.container = pod.Spec.Containers[0].Name
 	}
 	e.mu.Lock()
 	e.tries[t.Key] = pt
 	e.mu.Unlock()
-	// The pod's whole log is read again from its start, so the try's log
-	// starts over rather than repeating what an earlier process wrote.
-	if f, err := executor.OpenLog(t, true); err == nil {
-		f.Close()
+	if pt.getLogs {
+		// The pod's whole log is read again from its start, so the try's
+		// log starts over rather than repeating what an earlier process
+		// wrote.
+		if f, err := executor.OpenLog(t, true); err == nil {
+			f.Close()
+		}
+		e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart; its log is read again from the start")
+	} else {
+		e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart")
 	}
-	e.appendLog(t, "updraft: adopted pod "+pod.Namespace+"/"+pod.Name+" after a restart; its log is read again from the start")
-	e.running(pt)
+	created := pod.CreationTimestamp.Time
+	if created.IsZero() {
+		created = time.Now()
+	}
+	e.running(pt, created)
 	return nil
 }
 
-// ReplaysLog says that Adopt writes a try's log again from its start.
-func (e *Executor) ReplaysLog(executor.Try) bool { return true }
+// ReplaysLog says whether Adopt writes a try's log again from its start:
+// when its task reads the pod's log (get_logs).
+func (e *Executor) ReplaysLog(t executor.Try) bool {
+	if s, ok := t.Spec.(dags.PodSpec); ok {
+		return s.GetLogs
+	}
+	return true
+}
 
 // Sweep deletes the pods no try needs any more: pods of tries that are not
 // live (not running here, and not unfinished for the scheduler) that ended
@@ -473,7 +553,7 @@ func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (
 	n := 0
 	for _, pod := range pods {
 		k, ok := tryKeyOf(pod)
-		if !ok || pod.DeletionTimestamp != nil || live(k) {
+		if !ok || pod.DeletionTimestamp != nil || live(k) || time.Since(pod.CreationTimestamp.Time) < e.opts.SweepGrace {
 			continue
 		}
 		e.mu.Lock()
@@ -499,7 +579,9 @@ func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (
 
 // streamLogs copies the base container's log into the try's log while it
 // runs. A broken stream is reopened (Airflow loses the logs of long pods
-// here); lines already written are skipped by their timestamps.
+// here); lines already written are skipped by their timestamps. Once the
+// try's end is known, one last read without follow fetches what the
+// stream had not delivered, and the copy ends.
 func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 	defer close(pt.logDone)
 	f, err := executor.OpenLog(pt.try, false)
@@ -508,39 +590,76 @@ func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 	}
 	defer f.Close()
 	var last time.Time
-	for attempt := 0; ; attempt++ {
-		opts := &corev1.PodLogOptions{Container: pt.container, Follow: true, Timestamps: true}
+	read := func(ctx context.Context, follow bool) {
+		opts := &corev1.PodLogOptions{Container: pt.container, Follow: follow, Timestamps: true}
 		if !last.IsZero() {
 			since := metav1.NewTime(last.Truncate(time.Second))
 			opts.SinceTime = &since
 		}
 		stream, err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).GetLogs(pt.pod.Name, opts).Stream(ctx)
-		if err == nil {
-			sc := bufio.NewScanner(stream)
-			sc.Buffer(make([]byte, 64*1024), 1024*1024)
-			for sc.Scan() {
-				line := sc.Text()
-				stamp, text, found := strings.Cut(line, " ")
-				if t, perr := time.Parse(time.RFC3339Nano, stamp); found && perr == nil {
-					if !t.After(last) {
-						continue
-					}
-					last = t
-					line = text
-				}
-				fmt.Fprintln(f, line)
-			}
-			stream.Close()
-		}
-		pod, gerr := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name)
-		if ctx.Err() != nil || gerr != nil || readPod(pod, pt.container).done || attempt > 100000 {
+		if err != nil {
 			return
+		}
+		defer stream.Close()
+		sc := bufio.NewScanner(stream)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			stamp, text, found := strings.Cut(line, " ")
+			if t, perr := time.Parse(time.RFC3339Nano, stamp); found && perr == nil {
+				if !t.After(last) {
+					continue
+				}
+				last = t
+				line = text
+			}
+			fmt.Fprintln(f, line)
+		}
+	}
+	for attempt := 0; attempt < 100000; attempt++ {
+		// A follow stream ends with the container; one still open a
+		// moment after the end is known is cut (the last read gets the
+		// rest).
+		actx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-pt.ended:
+				select {
+				case <-time.After(250 * time.Millisecond):
+					cancel()
+				case <-actx.Done():
+				}
+			case <-actx.Done():
+			}
+		}()
+		read(actx, true)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if isClosed(pt.ended) {
+			break
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-pt.ended:
 		case <-time.After(time.Second):
+			continue
 		}
+		break
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	read(rctx, false)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -99,6 +99,18 @@ func TryLabels(k executor.TryKey) map[string]string {
 	}
 }
 
+// AirflowLabels are the labels KubernetesPodOperator puts on its pods,
+// with values made valid the same way.
+func AirflowLabels(k executor.TryKey) map[string]string {
+	return map[string]string{
+		"dag_id":                  LabelValue(k.DagID),
+		"task_id":                 LabelValue(k.TaskID),
+		"run_id":                  LabelValue(k.RunID),
+		"try_number":              strconv.Itoa(k.TryNumber),
+		"kubernetes_pod_operator": "True",
+	}
+}
+
 // BuildPod builds the pod of one try from its rendered operator spec and
 // the server defaults. EmptyOperator tries have no pod.
 func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
@@ -132,6 +144,11 @@ func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
 		}
 	}
 	for key, v := range TryLabels(k.Key) {
+		pod.Labels[key] = v
+	}
+	// Airflow's KubernetesPodOperator labels too, which dashboards and
+	// policies written for Airflow select on.
+	for key, v := range AirflowLabels(k.Key) {
 		pod.Labels[key] = v
 	}
 	if pod.Annotations == nil {

@@ -167,6 +167,11 @@ func TestPodFromEveryField(t *testing.T) {
 	if pod.Labels[LabelRun] != LabelValue("scheduled__2024-01-01T03:00:00+00:00") || pod.Annotations[AnnotationRun] != "scheduled__2024-01-01T03:00:00+00:00" || pod.Labels[LabelTry] != "3" {
 		t.Fatalf("identity labels %v annotations %v", pod.Labels, pod.Annotations)
 	}
+	// Airflow's labels beside ours, with KubernetesPodOperator's values.
+	if pod.Labels["run_id"] != LabelValue("scheduled__2024-01-01T03:00:00+00:00") || pod.Labels["try_number"] != "3" ||
+		pod.Labels["kubernetes_pod_operator"] != "True" || pod.Labels["dag_id"] == "" || pod.Labels["task_id"] == "" {
+		t.Fatalf("Airflow's labels: %v", pod.Labels)
+	}
 	if c.ImagePullPolicy != corev1.PullAlways || pod.Spec.ServiceAccountName != "etl" || pod.Spec.ImagePullSecrets[0].Name != "regcred" ||
 		*pod.Spec.TerminationGracePeriodSeconds != 30 || *pod.Spec.ActiveDeadlineSeconds != 600 || pod.Spec.NodeSelector["kubernetes.io/os"] != "linux" {
 		t.Fatalf("pod spec %+v", pod.Spec)

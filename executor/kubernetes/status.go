@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -16,6 +17,8 @@ type podState struct {
 	started  bool   // the base container has started (logs can be read)
 	fatal    string // a problem that will not go away: fail at once (missing secret)
 	stuck    string // why it has not started yet (unschedulable, image pull): fail after the startup timeout
+	// finishedAt is when the base container ended (zero if unknown).
+	finishedAt time.Time
 }
 
 // readPod maps a pod's status onto a try outcome, keeping Kubernetes'
@@ -36,6 +39,7 @@ func readPod(pod *corev1.Pod, container string) podState {
 		if term := cs.State.Terminated; term != nil {
 			code := int(term.ExitCode)
 			st.exitCode = &code
+			st.finishedAt = term.FinishedAt.Time
 			st.reason = term.Reason
 			if term.Message != "" {
 				st.reason += ": " + strings.TrimSpace(term.Message)
@@ -84,6 +88,19 @@ func readPod(pod *corev1.Pod, container string) podState {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 				st.stuck = "Unschedulable: " + c.Message
 			}
+		}
+	}
+	// The try follows its base container, as Airflow does: once it has
+	// ended, sidecars that keep the pod running do not keep the try.
+	if !st.done && st.exitCode != nil {
+		st.done, st.ok = true, *st.exitCode == 0
+		if st.ok {
+			st.reason = ""
+		} else {
+			if st.reason == "" {
+				st.reason = "Error"
+			}
+			st.reason = fmt.Sprintf("container %s %s (exit code %d)", container, st.reason, *st.exitCode)
 		}
 	}
 	return st

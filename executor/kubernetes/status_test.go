@@ -49,6 +49,10 @@ func TestReadPod(t *testing.T) {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
 				Message: "0/1 nodes are available: 1 Insufficient memory."}}
 		}), podState{stuck: "Unschedulable: 0/1 nodes are available: 1 Insufficient memory."}},
+		// A sidecar keeps the pod running after the base container ended:
+		// the try follows the base container.
+		{"sidecar after success", podWith(corev1.PodRunning, sidecar(0, "Completed")), podState{done: true, ok: true, started: true}},
+		{"sidecar after failure", podWith(corev1.PodRunning, sidecar(2, "Error")), podState{done: true, started: true, reason: "container base Error (exit code 2)"}},
 	}
 	for _, c := range cases {
 		got := readPod(c.pod, "base")
@@ -59,6 +63,15 @@ func TestReadPod(t *testing.T) {
 		}
 		if c.want.started && c.want.done && code == nil {
 			t.Errorf("%s: no exit code", c.name)
+		}
+	}
+}
+
+func sidecar(code int32, reason string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{
+			{Name: "proxy", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+			{Name: "base", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason}}},
 		}
 	}
 }

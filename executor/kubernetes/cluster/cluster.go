@@ -42,6 +42,7 @@ const (
 	AnnotationForever  = "updraft.test/forever"   // "true": the pod runs until deleted
 	AnnotationDuration = "updraft.test/duration"  // how long it runs, e.g. "2s" (default 1s)
 	AnnotationReason   = "updraft.test/reason"    // termination reason, e.g. OOMKilled
+	AnnotationSidecar  = "updraft.test/sidecar"   // "true": only the base container ends; sidecars keep running
 	NodeName           = "kwok-node"
 	AdminToken         = "updraft-test-admin-token"
 )
