@@ -61,7 +61,9 @@ func runCase(t *testing.T, spec dags.PodSpec, timeout, crashAfter, downtime time
 	pod, err := kube.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	kept := err == nil && pod.DeletionTimestamp == nil
 	if kept {
-		t.Cleanup(func() { kube.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: zero()}) })
+		t.Cleanup(func() {
+			kube.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: zero()})
+		})
 	}
 	data, _ := os.ReadFile(try.LogPath)
 	return outcome{state: final.State, reason: final.Reason, podKept: kept, log: string(data), took: took}
