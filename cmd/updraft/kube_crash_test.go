@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"updraft/executor/kubernetes/cluster"
@@ -228,4 +229,70 @@ func TestReplicaAdoptsPodsOfAKilledOne(t *testing.T) {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
 		return err == nil && len(list.Items) == 0
 	}, survivor.out)
+}
+
+// SIGKILL the server while it is still creating a fan-out's pods (one API
+// request a second): after a restart the tries that never got a pod get
+// one, with the same try number and no retry used (retries: 0, so one
+// failure would fail the run), and a pod no try knows (left by an
+// earlier crash) is swept at start.
+func TestKilledWhileCreatingPods(t *testing.T) {
+	ctx := context.Background()
+	kube, err := cluster.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kube.Stop()
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	var b strings.Builder
+	b.WriteString("fanout:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 50\n  default_args: {retries: 0}\n  tasks:\n")
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "    - {task_id: p%02d, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 2s}}\n", i)
+	}
+	writeFile(t, filepath.Join(dir, "dags", "fanout.yaml"), b.String())
+	args := func(qps string) []string {
+		return []string{"server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:" + filepath.Join(dir, "u.db"),
+			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--executor", "kubernetes",
+			"--kubeconfig", kube.Kubeconfig, "--namespace", "default", "--kube-qps", qps, "--kube-burst", "1"}
+	}
+	pods := kube.Client.CoreV1().Pods("default")
+	count := func() int {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
+		if err != nil {
+			return -1
+		}
+		return len(list.Items)
+	}
+	// A pod left by an earlier crash, of a try nobody knows.
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan-0123456789", Namespace: "default",
+		Labels:      map[string]string{"app.kubernetes.io/managed-by": "updraft"},
+		Annotations: map[string]string{"updraft.dev/dag-id": "gone", "updraft.dev/task-id": "t", "updraft.dev/run-id": "r", "updraft.dev/try-number": "1"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "base", Image: "busybox"}}, RestartPolicy: corev1.RestartPolicyNever}}
+	if _, err := pods.Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := startCmd(t, bin, args("1")...)
+	if code, out, errOut := run(t, map[string]string{"UPDRAFT_DB": "sqlite:" + filepath.Join(dir, "u.db"), "UPDRAFT_DAGS": filepath.Join(dir, "dags")},
+		"dags", "trigger", "fanout", "--logical-date", "2024-01-01"); code != 0 {
+		t.Fatalf("trigger: %s %s", out, errOut)
+	}
+	waitFor(t, "a few pods created", 60*time.Second, func() bool { return count() >= 4 }, s.out)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+	if n := count(); n >= 13 {
+		t.Fatalf("all %d pods were created before the kill; the test needs some that were not", n)
+	}
+	restarted := startCmd(t, bin, args("100")...)
+	waitFor(t, "the run to finish", 120*time.Second, func() bool {
+		return query(t, dir, `SELECT state FROM dag_runs`) == "success"
+	}, restarted.out)
+	if got := query(t, dir, `SELECT COUNT(*) || '/' || MAX(try_number) || '/' || SUM(state = 'success') FROM task_tries`); got != "12/1/12" {
+		t.Fatalf("tries (count/max try/successes) = %s, want 12/1/12:\n%s", got, restarted.out.String())
+	}
+	if !strings.Contains(restarted.out.String(), "a try that never started is scheduled again") {
+		t.Errorf("no try was started again:\n%s", restarted.out.String())
+	}
+	waitFor(t, "no pod left behind, the orphan included", 30*time.Second, func() bool { return count() == 0 }, restarted.out)
 }

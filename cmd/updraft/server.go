@@ -320,11 +320,14 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	folder.Refresh()
 	metrics := web.NewMetrics()
+	// On PostgreSQL, several servers may share the database: they take
+	// turns at scheduling and take over each other's tries.
+	shared := strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://")
 	var exec executor.Executor
 	var runExecutor func(context.Context) error
 	switch cfg.Executor {
 	case "kubernetes":
-		kexec, err := newKubeExecutor(cfg.Kube, logger, metrics.ObservePodStart)
+		kexec, err := newKubeExecutor(cfg.Kube, shared, logger, metrics.ObservePodStart)
 		if err != nil {
 			fmt.Fprintln(m.Stderr, "updraft server:", err)
 			return 2
@@ -339,9 +342,6 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	router := builtin.NewRouter(exec, builtin.New(builtin.Options{Connections: m.connections(), Slots: cfg.InProcessSlots, External: externalLookup(st), Runs: starter,
 		Secrets: st.SecretValues, Log: logger}))
 	exec = router
-	// On PostgreSQL, several servers may share the database: they take
-	// turns at scheduling and take over each other's tries.
-	shared := strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://")
 	// Their try logs are copied into the database, so that each replica
 	// shows every log without a volume they all mount.
 	var copies *trylog.Copier
@@ -464,7 +464,7 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, c authConfig, logger *
 
 // newKubeExecutor connects to the cluster (a kubeconfig file and context,
 // or the in-cluster service account) and returns the pod executor.
-func newKubeExecutor(c kubeConfig, logger *slog.Logger, observePodStart func(time.Duration)) (*kubeexec.Executor, error) {
+func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodStart func(time.Duration)) (*kubeexec.Executor, error) {
 	var rc *rest.Config
 	var err error
 	if c.Kubeconfig == "" {
@@ -489,8 +489,15 @@ func newKubeExecutor(c kubeConfig, logger *slog.Logger, observePodStart func(tim
 	if err != nil {
 		return nil, err
 	}
+	// Alone, a server knows every live try: a pod no try needs is swept
+	// at once. Beside replicas, young pods are spared (one may belong to
+	// a try another replica started after the sweep read the live tries).
+	grace := time.Nanosecond
+	if shared {
+		grace = time.Minute
+	}
 	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces, ObservePodStart: observePodStart,
-		Defaults: defaults}), nil
+		Defaults: defaults, SweepGrace: grace}), nil
 }
 
 // podDefaults parses the server-wide pod settings.
