@@ -28,16 +28,30 @@ type TriggerOptions struct {
 // Trigger creates a manual run. A run with the same id or logical date
 // fails with store.ErrConflict; an unknown DAG with store.ErrNotFound.
 func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions) (store.Run, error) {
+	// Fast path: the DAG is in the load the scheduler last synced, so the
+	// run is written without the scheduler's lock (a step holding it may
+	// take a while); the next step takes it on.
+	if snap := s.published.Load(); snap != nil {
+		if _, at := s.bag.Current(); at.Equal(snap.loadedAt) && snap.current[dagID] != nil {
+			return s.trigger(ctx, snap.current[dagID], o, s.markDirtyUnlocked)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.clock.Now()
-	if err := s.syncBag(ctx, s.st, now); err != nil {
+	if err := s.syncBag(ctx, s.st, s.clock.Now()); err != nil {
 		return store.Run{}, err
 	}
 	d := s.current[dagID]
 	if d == nil {
 		return store.Run{}, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
 	}
+	return s.trigger(ctx, d, o, s.markDirty)
+}
+
+// trigger creates a manual run of d and marks it for the next step.
+func (s *Scheduler) trigger(ctx context.Context, d *dags.DAG, o TriggerOptions, mark func(dagID, runID string)) (store.Run, error) {
+	dagID := d.ID
+	now := s.clock.Now()
 	logical := now
 	if o.LogicalDate != nil {
 		logical = o.LogicalDate.UTC()
@@ -54,7 +68,7 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
 		return store.Run{}, err
 	}
-	s.markDirty(dagID, runID)
+	mark(dagID, runID)
 	s.audit(ctx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
 	s.Notify()
 	return s.st.Run(ctx, dagID, runID)

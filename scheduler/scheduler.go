@@ -108,6 +108,36 @@ type Scheduler struct {
 	lastBeat, lastTakeover time.Time // replica duties (Shared)
 
 	early []executor.Event // ends received while sleeping, for the next Tick
+
+	// published is the DAGs of the last folder load the scheduler synced,
+	// for commands that need no lock (Trigger's fast path).
+	published atomic.Pointer[dagSnapshot]
+	// pendingDirty holds runs marked by commands that did not take mu;
+	// the next step takes them over.
+	pendMu       sync.Mutex
+	pendingDirty []string
+}
+
+type dagSnapshot struct {
+	loadedAt time.Time
+	current  map[string]*dags.DAG
+}
+
+// markDirtyUnlocked marks a run for the next step without mu.
+func (s *Scheduler) markDirtyUnlocked(dagID, runID string) {
+	s.pendMu.Lock()
+	s.pendingDirty = append(s.pendingDirty, runKey(dagID, runID))
+	s.pendMu.Unlock()
+}
+
+// takePendingDirty moves the runs marked without mu into dirty. mu is held.
+func (s *Scheduler) takePendingDirty() {
+	s.pendMu.Lock()
+	for _, k := range s.pendingDirty {
+		s.dirty[k] = true
+	}
+	s.pendingDirty = s.pendingDirty[:0]
+	s.pendMu.Unlock()
 }
 
 // Heartbeat returns when the scheduling loop last showed it is alive (zero
@@ -271,7 +301,7 @@ func (s *Scheduler) Tick(ctx context.Context) (time.Time, error) {
 	batch := s.early
 	s.early = nil
 drain:
-	for len(batch) < 1000 {
+	for len(batch) < maxEventsPerStep {
 		select {
 		case ev := <-s.exec.Events():
 			batch = append(batch, ev)
@@ -292,6 +322,11 @@ drain:
 	}
 	return next, nil
 }
+
+// maxEventsPerStep bounds the executor events one step records: a step
+// holds the lock (and the database's writer) that API writes wait for,
+// so it is kept short; a longer backlog takes several steps.
+const maxEventsPerStep = 1000
 
 // lockedStep applies events and takes one scheduling step, under the lock.
 func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (time.Time, []pendingStart, error) {
@@ -342,6 +377,7 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		}
 		s.allDirty = true
 	}
+	s.takePendingDirty()
 	if err := s.syncBag(ctx, st, now); err != nil {
 		return next, nil, err
 	}
@@ -524,6 +560,7 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 		}
 	}
 	s.current, s.loadedAt = current, at
+	s.published.Store(&dagSnapshot{loadedAt: at, current: current})
 	s.allDirty = true
 	return nil
 }

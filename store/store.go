@@ -46,7 +46,46 @@ type Store struct {
 	stmts   *stmtCache
 	dialect dialect
 	mask    *dags.Masker // see MaskWith
+	writer  writeGate    // SQLite: one writer at a time (nil for PostgreSQL)
 }
+
+// writeGate lets one SQLite writer at a time hold a connection. Without
+// it a writer waiting for SQLite's lock holds the pool's second
+// connection, which the writer holding the lock may need (to prepare a
+// statement): both wait until the busy timeout. Writers queue here
+// instead, holding no connection, for as long as the busy timeout.
+type writeGate chan struct{}
+
+func (g writeGate) acquire(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	select {
+	case g <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(busyTimeout)
+	defer t.Stop()
+	select {
+	case g <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errors.New("database is locked: another write did not end within the busy timeout (SQLITE_BUSY)")
+	}
+}
+
+func (g writeGate) release() {
+	if g != nil {
+		<-g
+	}
+}
+
+// busyTimeout is how long a write waits for another (SQLite's
+// busy_timeout, and the write gate's).
+const busyTimeout = 10 * time.Second
 
 // MaskWith makes the store mask secret values in the free text it writes
 // (rendered fields and reasons of tries, audit details, alert details), so
@@ -135,6 +174,12 @@ func (s *Store) prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s.tx == nil {
+		if err := s.writer.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer s.writer.release()
+	}
 	stmt, err := s.prepare(ctx, q)
 	if err != nil {
 		return nil, err
@@ -212,7 +257,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}}, nil
+	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}, writer: make(writeGate, 1)}, nil
 }
 
 // Close closes the database.
@@ -299,11 +344,15 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.tx != nil {
 		return fn(s)
 	}
+	if err := s.writer.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.writer.release()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect, mask: s.mask}); err != nil {
+	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect, mask: s.mask, writer: s.writer}); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -29,7 +29,18 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
-func buildBinaryB(b *testing.B) string { return buildBinary(b) }
+// buildBinaryB builds the binary as "make build" ships it (stripped,
+// -trimpath), for benchmarks.
+func buildBinaryB(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "updraft")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
 
 type serverProc struct {
 	cmd *exec.Cmd

@@ -11,6 +11,11 @@ import (
 	"testing/fstest"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
 	"updraft/dags"
 	"updraft/executor"
 	"updraft/executor/executortest"
@@ -148,4 +153,135 @@ func BenchmarkPodHandoff(b *testing.B) {
 		b.ReportMetric(float64(gaps[len(gaps)*99/100].Microseconds())/1000, "p99-ms")
 		b.StartTimer()
 	}
+}
+
+// BenchmarkPodFanOut200 runs, through the real scheduler with log
+// streaming on, a fan-out of 200 pods that end within about a second of
+// each other, and a task downstream of all of them. It reports the delay
+// from each pod's end (when an independent watch of the API server saw
+// it) to the executor reporting it, and from the last end to the
+// downstream pod's creation.
+func BenchmarkPodFanOut200(b *testing.B) {
+	t := &testing.T{}
+	const shards = 200
+	var sb strings.Builder
+	sb.WriteString("fan:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 500\n  tasks:\n")
+	for i := 0; i < shards; i++ {
+		fmt.Fprintf(&sb, "    - {task_id: s%03d, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 4s}}\n", i)
+	}
+	sb.WriteString("    - {task_id: join, operator: KubernetesPodOperator, image: busybox, cmds: [\"true\"], annotations: {updraft.test/duration: 100ms}, dependencies: [")
+	for i := 0; i < shards; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "s%03d", i)
+	}
+	sb.WriteString("]}\n")
+	res := dags.Load(fstest.MapFS{"f.yaml": {Data: []byte(sb.String())}}, dags.Options{})
+	if len(res.DAGs) != 1 {
+		b.Fatalf("fixture: %v", res.Problems())
+	}
+	var reportP50, reportP99, reportMax, joinDelay, endSpread []float64
+	for b.Loop() {
+		b.StopTimer()
+		ctx, cancel := context.WithCancel(context.Background())
+		st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "u.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Migrate(ctx)
+		if err := st.SetPool(ctx, store.Pool{Name: "default_pool", Slots: 1000}); err != nil {
+			b.Fatal(err)
+		}
+		// The independent witness of each pod's end.
+		ended := map[string]time.Time{}
+		var endedMu sync.Mutex
+		// An informer of its own (it resumes its watch if the API server
+		// closes it).
+		factory := informers.NewSharedInformerFactoryWithOptions(kube.Client, 0, informers.WithNamespace("default"),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy }))
+		witness := factory.Core().V1().Pods().Informer()
+		witness.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) {
+			pod, ok := obj.(*corev1.Pod)
+			if !ok || pod.Status.Phase != corev1.PodSucceeded {
+				return
+			}
+			now := time.Now()
+			endedMu.Lock()
+			if _, seen := ended[pod.Annotations[AnnotationTask]]; !seen {
+				ended[pod.Annotations[AnnotationTask]] = now
+			}
+			endedMu.Unlock()
+		}})
+		factory.Start(ctx.Done())
+		cache.WaitForCacheSync(ctx.Done(), witness.HasSynced)
+		inner, stop := newExecutor(t, 1000)
+		ex := &stamped{Executor: inner, out: make(chan executor.Event, 4096), finish: map[string]time.Time{}, start: map[string]time.Time{}}
+		go ex.relay(ctx)
+		s := scheduler.New(st, ex, bag{res, time.Now()}, scheduler.Options{LogDir: b.TempDir(), ExecutorName: "kubernetes", Parallelism: 1000})
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		b.StartTimer()
+		r, err := s.Trigger(ctx, "fan", scheduler.TriggerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			got, _ := st.Run(ctx, "fan", r.RunID)
+			if got.State == dags.RunSuccess {
+				break
+			}
+			if got.State == dags.RunFailed {
+				b.Fatal("run failed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		stop()
+		factory.Shutdown()
+		st.Close()
+		var delays []time.Duration
+		var first, last time.Time
+		endedMu.Lock()
+		ex.mu.Lock()
+		for i := 0; i < shards; i++ {
+			task := fmt.Sprintf("s%03d", i)
+			end, seen := ended[task]
+			if !seen {
+				b.Fatalf("the witness never saw %s end (it saw %d ends)", task, len(ended))
+			}
+			if first.IsZero() || end.Before(first) {
+				first = end
+			}
+			if end.After(last) {
+				last = end
+			}
+			delays = append(delays, ex.finish[task].Sub(end))
+		}
+		join := ex.start["join"].Sub(last)
+		ex.mu.Unlock()
+		endedMu.Unlock()
+		sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		reportP50 = append(reportP50, ms(delays[len(delays)/2]))
+		reportP99 = append(reportP99, ms(delays[len(delays)*99/100]))
+		reportMax = append(reportMax, ms(delays[len(delays)-1]))
+		joinDelay = append(joinDelay, ms(join))
+		endSpread = append(endSpread, ms(last.Sub(first)))
+		b.StartTimer()
+	}
+	mean := func(v []float64) float64 {
+		sum := 0.0
+		for _, x := range v {
+			sum += x
+		}
+		return sum / float64(len(v))
+	}
+	b.ReportMetric(mean(reportP50), "report-p50-ms")
+	b.ReportMetric(mean(reportP99), "report-p99-ms")
+	b.ReportMetric(mean(reportMax), "report-max-ms")
+	b.ReportMetric(mean(joinDelay), "last-end-to-join-ms")
+	b.ReportMetric(mean(endSpread), "end-spread-ms")
 }

@@ -617,18 +617,13 @@ func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 		}
 	}
 	for attempt := 0; attempt < 100000; attempt++ {
-		// A follow stream ends with the container; one still open a
-		// moment after the end is known is cut (the last read gets the
-		// rest).
+		// Once the end is known the follow stream is cut (a finished
+		// container's stream may stay open): the last read gets the rest.
 		actx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
 			case <-pt.ended:
-				select {
-				case <-time.After(250 * time.Millisecond):
-					cancel()
-				case <-actx.Done():
-				}
+				cancel()
 			case <-actx.Done():
 			}
 		}()
