@@ -10,7 +10,7 @@ CORPUS    ?= $(abspath ../shared/corpus/dag-factory)
 FUZZTIME  ?= 15s
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test lint bench fuzz deps clean dev-cluster
+.PHONY: all build run test lint bench bench-check bench-cli fuzz deps clean dev-cluster
 
 all: build
 
@@ -47,6 +47,12 @@ test: deps lint
 	@mkdir -p .artifacts
 	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/.artifacts $(PKGS)
 	$(MAKE) fuzz
+	$(MAKE) bench-check
+
+# Every benchmark once, at the smallest benchtime: a broken benchmark
+# fails the build (the figures come from "make bench").
+bench-check:
+	UPDRAFT_DAG_FACTORY_CORPUS=$(CORPUS) UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 $(PKGS)
 
 # Short fuzzing runs on top of the checked-in seeds (dags/testdata/fuzz).
 fuzz:
@@ -69,12 +75,25 @@ bench:
 	$(GO) test -run '^$$' -bench 'Throughput|HandoffLatency' -benchtime 1x -count 3 ./scheduler
 	$(GO) test -run '^$$' -bench 'ReplicasPostgres' -benchtime 1x -count 2 ./scheduler
 	$(GO) test -run '^$$' -bench ServerRSS -benchtime 1x -count 2 ./cmd/updraft
-	UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench 'PodCreation|PodHandoff' -benchtime 1x -count 2 ./executor/kubernetes
+	$(GO) test -run '^$$' -bench TriggerWhileRunning -benchtime 1x -count 3 ./cmd/updraft
+	$(GO) test -run '^$$' -bench Try -count 5 ./executor/local
+	UPDRAFT_TOOLS_BIN=$(CURDIR)/.tools/bin $(GO) test -run '^$$' -bench 'PodCreation|PodHandoff|PodFanOut200' -benchtime 1x -count 2 ./executor/kubernetes
 	$(GO) test -run '^$$' -bench PushToSchedulable -benchtime 50x -count 3 ./cmd/updraft
 	$(GO) test -run '^$$' -bench Sync1000Files -benchtime 10x -count 3 ./gitsync
 	$(GO) test -run '^$$' -bench RSSAfterSyncs -benchtime 1000x -count 1 ./gitsync
 	$(GO) test -run '^$$' -bench 'GridPage|DAGList' -benchtime 20x -count 3 ./web
 	$(GO) test -run '^$$' -bench APIUnderLoad -benchtime 2000x -count 3 ./web
+	$(MAKE) bench-cli
+
+# Whole-process timings of the command line (farm-bench, from the
+# workplace's tool library), on the shipped binary.
+BENCH_DAGS := cmd/updraft/testdata/bench
+bench-cli: build
+	@mkdir -p .run/bench && install -m 755 $(BIN) .run/bench/updraft
+	farm-bench -n 20 -- .run/bench/updraft version
+	farm-bench -n 10 -- .run/bench/updraft dags test --dags $(BENCH_DAGS)/one one 2024-01-01
+	farm-bench -n 10 -- .run/bench/updraft dags test --dags $(BENCH_DAGS)/chain chain 2024-01-01
+	farm-bench -n 5 --timeout 300 -- .run/bench/updraft dags test --parallelism 1000 --dags $(BENCH_DAGS)/par par 2024-01-01
 
 clean:
 	rm -rf bin .tools .cache

@@ -160,6 +160,13 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		return m.fail(err)
 	}
 	defer st.Close()
+	// --parallelism is how many tasks run at once: the throwaway
+	// database's default pool must not hold them to its 128 slots.
+	if *parallelism > 128 {
+		if err := st.SetPool(ctx, store.Pool{Name: "default_pool", Slots: *parallelism, Description: "Default pool"}); err != nil {
+			return m.fail(err)
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	masker := dags.NewMasker()
 	_ = secretSources{conns: m.connections()}.teach(ctx, masker)
