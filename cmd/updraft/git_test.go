@@ -242,7 +242,13 @@ func startInProcessCtx(tb testing.TB, env map[string]string) (*inProcess, *syncB
 // adminPost posts JSON as the bootstrap admin.
 func adminPost(tb testing.TB, url, body string) (int, string) {
 	tb.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return adminSend(tb, http.MethodPost, url, body)
+}
+
+// adminSend sends a JSON body as the bootstrap admin.
+func adminSend(tb testing.TB, method, url, body string) (int, string) {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}

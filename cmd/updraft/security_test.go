@@ -272,17 +272,5 @@ leak:
 // adminPatch sends a JSON PATCH as the bootstrap admin.
 func adminPatch(tb testing.TB, url, body string) (int, string) {
 	tb.Helper()
-	req, err := http.NewRequest(http.MethodPatch, url, strings.NewReader(body))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("admin", adminPassword)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return adminSend(tb, http.MethodPatch, url, body)
 }

@@ -96,7 +96,6 @@ func (s *stamped) relay(ctx context.Context) {
 // a pod's success (seen by the executor's informer) to its downstream
 // pod's creation, over a chain of 30 pods.
 func BenchmarkPodHandoff(b *testing.B) {
-	t := &testing.T{}
 	var sb strings.Builder
 	sb.WriteString("chain:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  tasks:\n")
 	for i := 0; i < 30; i++ {
@@ -115,31 +114,9 @@ func BenchmarkPodHandoff(b *testing.B) {
 			b.Fatal(err)
 		}
 		st.Migrate(ctx)
-		inner, stop := newExecutor(t, 100)
-		ex := &stamped{Executor: inner, out: make(chan executor.Event, 1024), finish: map[string]time.Time{}, start: map[string]time.Time{}}
-		go ex.relay(ctx)
-		s := scheduler.New(st, ex, bag{res, time.Now()}, scheduler.Options{LogDir: b.TempDir(), ExecutorName: "kubernetes"})
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		b.StartTimer()
-		r, err := s.Trigger(ctx, "chain", scheduler.TriggerOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for {
-			got, _ := st.Run(ctx, "chain", r.RunID)
-			if got.State == dags.RunSuccess {
-				break
-			}
-			if got.State == dags.RunFailed {
-				b.Fatal("run failed")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		b.StopTimer()
+		ex, finish := runThrough(b, ctx, st, res, "chain", scheduler.Options{})
 		cancel()
-		<-done
-		stop()
+		finish()
 		st.Close()
 		var gaps []time.Duration
 		ex.mu.Lock()
@@ -162,7 +139,6 @@ func BenchmarkPodHandoff(b *testing.B) {
 // it) to the executor reporting it, and from the last end to the
 // downstream pod's creation.
 func BenchmarkPodFanOut200(b *testing.B) {
-	t := &testing.T{}
 	const shards = 200
 	var sb strings.Builder
 	sb.WriteString("fan:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 500\n  tasks:\n")
@@ -215,31 +191,9 @@ func BenchmarkPodFanOut200(b *testing.B) {
 		}})
 		factory.Start(ctx.Done())
 		cache.WaitForCacheSync(ctx.Done(), witness.HasSynced)
-		inner, stop := newExecutor(t, 1000)
-		ex := &stamped{Executor: inner, out: make(chan executor.Event, 4096), finish: map[string]time.Time{}, start: map[string]time.Time{}}
-		go ex.relay(ctx)
-		s := scheduler.New(st, ex, bag{res, time.Now()}, scheduler.Options{LogDir: b.TempDir(), ExecutorName: "kubernetes", Parallelism: 1000})
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		b.StartTimer()
-		r, err := s.Trigger(ctx, "fan", scheduler.TriggerOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for {
-			got, _ := st.Run(ctx, "fan", r.RunID)
-			if got.State == dags.RunSuccess {
-				break
-			}
-			if got.State == dags.RunFailed {
-				b.Fatal("run failed")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		b.StopTimer()
+		ex, finish := runThrough(b, ctx, st, res, "fan", scheduler.Options{Parallelism: 1000})
 		cancel()
-		<-done
-		stop()
+		finish()
 		factory.Shutdown()
 		st.Close()
 		var delays []time.Duration
@@ -284,4 +238,41 @@ func BenchmarkPodFanOut200(b *testing.B) {
 	b.ReportMetric(mean(reportMax), "report-max-ms")
 	b.ReportMetric(mean(joinDelay), "last-end-to-join-ms")
 	b.ReportMetric(mean(endSpread), "end-spread-ms")
+}
+
+// runThrough runs one run of dagID to success through the real scheduler
+// and a stamped executor, timing only the run; finish stops them (after
+// ctx is cancelled).
+func runThrough(b *testing.B, ctx context.Context, st *store.Store, res *dags.Result, dagID string, opts scheduler.Options) (*stamped, func()) {
+	b.Helper()
+	inner, stop := newExecutor(&testing.T{}, 1000)
+	ex := &stamped{Executor: inner, out: make(chan executor.Event, 4096), finish: map[string]time.Time{}, start: map[string]time.Time{}}
+	go ex.relay(ctx)
+	opts.LogDir, opts.ExecutorName = b.TempDir(), "kubernetes"
+	s := scheduler.New(st, ex, bag{res, time.Now()}, opts)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	b.StartTimer()
+	r, err := s.Trigger(ctx, dagID, scheduler.TriggerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	awaitRun(b, st, r)
+	b.StopTimer()
+	return ex, func() { <-done; stop() }
+}
+
+// awaitRun waits for a run to succeed.
+func awaitRun(b *testing.B, st *store.Store, r store.Run) {
+	b.Helper()
+	for {
+		got, _ := st.Run(context.Background(), r.DagID, r.RunID)
+		if got.State == dags.RunSuccess {
+			return
+		}
+		if got.State == dags.RunFailed {
+			b.Fatalf("run %s failed", r.RunID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
