@@ -44,8 +44,10 @@ func BenchmarkPodCreation(b *testing.B) {
 			}
 		}
 		for n := 0; n < len(tries); {
-			if ev := <-ex.Events(); ev.State == executor.Running {
+			if ev := nextEvent(b, ex); ev.State == executor.Running {
 				n++
+			} else {
+				b.Fatalf("a try ended before every pod was created: %+v", ev)
 			}
 		}
 		elapsed := time.Since(start)
@@ -55,7 +57,7 @@ func BenchmarkPodCreation(b *testing.B) {
 			ex.Kill(context.Background(), try.Key, "benchmark over")
 		}
 		for n := 0; n < len(tries); n++ {
-			<-ex.Events()
+			nextEvent(b, ex)
 		}
 		stop()
 		b.StartTimer()
@@ -262,10 +264,26 @@ func runThrough(b *testing.B, ctx context.Context, st *store.Store, res *dags.Re
 	return ex, func() { <-done; stop() }
 }
 
-// awaitRun waits for a run to succeed.
+// nextEvent is the executor's next event; a minute without one fails.
+func nextEvent(b *testing.B, ex *Executor) executor.Event {
+	b.Helper()
+	select {
+	case ev := <-ex.Events():
+		return ev
+	case <-time.After(time.Minute):
+		b.Fatal("no executor event for a minute")
+	}
+	return executor.Event{}
+}
+
+// awaitRun waits for a run to succeed (5 minutes at most).
 func awaitRun(b *testing.B, st *store.Store, r store.Run) {
 	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
+		if time.Now().After(deadline) {
+			b.Fatalf("run %s did not end in 5 minutes", r.RunID)
+		}
 		got, _ := st.Run(context.Background(), r.DagID, r.RunID)
 		if got.State == dags.RunSuccess {
 			return

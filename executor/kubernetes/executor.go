@@ -450,16 +450,22 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 // ended (the reads are bounded too; this is the backstop).
 const logDrainTimeout = 15 * time.Second
 
-func (e *Executor) deletePod(ctx context.Context, pt *podTry) {
+// deletePod deletes a try's pod, retrying API errors with backoff. It
+// reports whether the pod was already gone.
+func (e *Executor) deletePod(ctx context.Context, pt *podTry) (gone bool) {
 	backoff := e.opts.Retry
 	for i := 0; i < 8; i++ {
 		err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
-		if err == nil || apierrors.IsNotFound(err) || !retriable(err) {
-			return
+		if apierrors.IsNotFound(err) {
+			return true
+		}
+		if err == nil || !retriable(err) || ctx.Err() != nil {
+			return false
 		}
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 30*time.Second)
 	}
+	return false
 }
 
 // Kill deletes a try's pod; its final event is Failed with reason.
@@ -474,8 +480,20 @@ func (e *Executor) Kill(ctx context.Context, k executor.TryKey, reason string) e
 	e.mu.Unlock()
 	e.appendLog(pt.try, "updraft: killing the pod: "+reason)
 	err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		e.finish(pt, executor.Failed, nil, reason, time.Now())
+		return nil
+	case err != nil && retriable(err):
+		// The API server is busy or away: keep trying in the background
+		// (the delete event ends the try), rather than leave a killed try
+		// whose pod runs on.
+		e.log.Warn("deleting a pod failed; retrying", "pod", pt.pod.Name, "err", err)
+		go func() {
+			if gone := e.deletePod(e.life, pt); gone {
+				e.finish(pt, executor.Failed, nil, reason, time.Now())
+			}
+		}()
 		return nil
 	}
 	return err
