@@ -83,6 +83,7 @@ bench:
 	$(GO) test -run '^$$' -bench RSSAfterSyncs -benchtime 1000x -count 1 ./gitsync
 	$(GO) test -run '^$$' -bench 'GridPage|DAGList' -benchtime 20x -count 3 ./web
 	$(GO) test -run '^$$' -bench APIUnderLoad -benchtime 2000x -count 3 ./web
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./store/trylog
 	$(MAKE) bench-cli
 
 # Whole-process timings of the command line (farm-bench, from the
