@@ -417,14 +417,15 @@ func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason st
 		t.Stop()
 	}
 	close(pt.ended)
-	logging := pt.logging
+	logging, deleted := pt.logging, pt.killed != ""
 	e.mu.Unlock()
-	go e.report(pt, state, code, reason, at, logging)
+	go e.report(pt, state, code, reason, at, logging, deleted)
 }
 
 // report writes the end of a try's log (after the last lines of the pod's
-// log), applies on_finish_action, and sends the outcome.
-func (e *Executor) report(pt *podTry, state executor.State, code *int, reason string, at time.Time, logging bool) {
+// log), applies on_finish_action (unless the pod was deleted to kill the
+// try), and sends the outcome.
+func (e *Executor) report(pt *podTry, state executor.State, code *int, reason string, at time.Time, logging, deleted bool) {
 	if logging {
 		select {
 		case <-pt.logDone:
@@ -437,7 +438,7 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 		line += ": " + reason
 	}
 	e.appendLog(pt.try, line)
-	if !pt.keeps(state) && pt.killed == "" {
+	if !pt.keeps(state) && !deleted {
 		go e.deletePod(e.life, pt)
 	}
 	e.mu.Lock()
