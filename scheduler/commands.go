@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,25 +30,26 @@ func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions)
 	// Fast path: the DAG is in the load the scheduler last synced, so the
 	// run is written without the scheduler's lock (a step holding it may
 	// take a while); the next step takes it on.
-	if snap := s.published.Load(); snap != nil {
-		if _, at := s.bag.Current(); at.Equal(snap.loadedAt) && snap.current[dagID] != nil {
-			return s.trigger(ctx, snap.current[dagID], o, s.markDirtyUnlocked)
+	snap := s.synced.Load()
+	if _, at := s.bag.Current(); !at.Equal(snap.loadedAt) || snap.current[dagID] == nil {
+		// A newer load, or a DAG it may hold: record the load first.
+		s.mu.Lock()
+		err := s.syncBag(ctx, s.st, s.clock.Now())
+		s.mu.Unlock()
+		if err != nil {
+			return store.Run{}, err
 		}
+		snap = s.synced.Load()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.syncBag(ctx, s.st, s.clock.Now()); err != nil {
-		return store.Run{}, err
-	}
-	d := s.current[dagID]
+	d := snap.current[dagID]
 	if d == nil {
 		return store.Run{}, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
 	}
-	return s.trigger(ctx, d, o, s.markDirty)
+	return s.trigger(ctx, d, o)
 }
 
 // trigger creates a manual run of d and marks it for the next step.
-func (s *Scheduler) trigger(ctx context.Context, d *dags.DAG, o TriggerOptions, mark func(dagID, runID string)) (store.Run, error) {
+func (s *Scheduler) trigger(ctx context.Context, d *dags.DAG, o TriggerOptions) (store.Run, error) {
 	dagID := d.ID
 	now := s.clock.Now()
 	logical := now
@@ -68,7 +68,7 @@ func (s *Scheduler) trigger(ctx context.Context, d *dags.DAG, o TriggerOptions, 
 	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
 		return store.Run{}, err
 	}
-	mark(dagID, runID)
+	s.markDirtyUnlocked(dagID, runID)
 	s.audit(ctx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
 	s.Notify()
 	return s.st.Run(ctx, dagID, runID)
@@ -428,16 +428,10 @@ func (s *Scheduler) audit(ctx context.Context, actor, action, dagID, runID, task
 
 // DAG returns the current version of a loaded DAG, or nil.
 func (s *Scheduler) DAG(id string) *dags.DAG {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current[id]
+	return s.synced.Load().current[id]
 }
 
 // DAGIDs returns the ids of the loaded DAGs.
 func (s *Scheduler) DAGIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := sortedIDs(s.current)
-	sort.Strings(ids)
-	return ids
+	return sortedIDs(s.synced.Load().current)
 }

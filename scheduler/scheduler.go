@@ -87,9 +87,7 @@ type Scheduler struct {
 	clock Clock
 	wake  chan struct{}
 
-	mu       sync.Mutex // guards everything below and serialises steps with commands
-	loadedAt time.Time
-	current  map[string]*dags.DAG // dag id -> current version
+	mu       sync.Mutex           // guards everything below (but synced) and serialises steps with commands
 	versions map[string]*dags.DAG // dag id + "@" + hash -> that version
 
 	// Runs are looked at only when something happened to them: an event,
@@ -109,9 +107,10 @@ type Scheduler struct {
 
 	early []executor.Event // ends received while sleeping, for the next Tick
 
-	// published is the DAGs of the last folder load the scheduler synced,
-	// for commands that need no lock (Trigger's fast path).
-	published atomic.Pointer[dagSnapshot]
+	// synced is the last folder load recorded in the store: its time and
+	// the current version of each DAG. Written by syncBag under mu, read
+	// with or without it (Trigger's fast path).
+	synced atomic.Pointer[dagSnapshot]
 	// pendingDirty holds runs marked by commands that did not take mu;
 	// the next step takes them over.
 	pendMu       sync.Mutex
@@ -180,9 +179,11 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 		_, _ = rand.Read(b)
 		opts.ReplicaID = hostname() + "-" + hex.EncodeToString(b)
 	}
-	return &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
-		wake: make(chan struct{}, 1), current: map[string]*dags.DAG{}, versions: map[string]*dags.DAG{},
+	s := &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
+		wake: make(chan struct{}, 1), versions: map[string]*dags.DAG{},
 		dirty: map[string]bool{}, runDue: map[string]time.Time{}, allDirty: true, hostname: hostname(), cache: tiCache{}}
+	s.synced.Store(&dagSnapshot{current: map[string]*dags.DAG{}})
+	return s
 }
 
 // Notify wakes the loop (the DAG folder changed, a command was given).
@@ -335,26 +336,25 @@ func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (tim
 	defer s.mu.Unlock()
 	var next time.Time
 	var starts []pendingStart
-	// The events and the step they lead to commit together; if that fails
-	// the events are recorded on their own (one by one if need be) and the
-	// step is taken again.
-	s.copiesFinish(ctx, batch)
-	err := s.st.InTx(ctx, func(tx *store.Store) error {
-		if err := s.applyEvents(ctx, tx, batch); err != nil {
-			return err
-		}
-		var err error
-		next, starts, err = s.step(ctx, tx)
-		return err
-	})
-	if err != nil && len(batch) > 0 {
-		s.cache.reset()
-		s.handleEvents(ctx, batch)
-		err = s.st.InTx(ctx, func(tx *store.Store) error {
+	stepWith := func(events []executor.Event) error {
+		return s.st.InTx(ctx, func(tx *store.Store) error {
+			if err := s.applyEvents(ctx, tx, events); err != nil {
+				return err
+			}
 			var err error
 			next, starts, err = s.step(ctx, tx)
 			return err
 		})
+	}
+	// The events and the step they lead to commit together; if that fails
+	// the events are recorded on their own (one by one if need be) and the
+	// step is taken again.
+	s.copiesFinish(ctx, batch)
+	err := stepWith(batch)
+	if err != nil && len(batch) > 0 {
+		s.cache.reset()
+		s.handleEvents(ctx, batch)
+		err = stepWith(nil)
 	}
 	if err != nil {
 		s.allDirty = true // the transaction was rolled back: look at everything again
@@ -402,9 +402,10 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		byDAG[r.DagID] = append(byDAG[r.DagID], r)
 	}
 	// Create the scheduled runs that are due.
-	ids := sortedIDs(s.current)
+	current := s.synced.Load().current
+	ids := sortedIDs(current)
 	for _, id := range ids {
-		d := s.current[id]
+		d := current[id]
 		if paused[id] || !d.Schedule.Periodic() && d.Schedule.Summary() != "@once" {
 			continue
 		}
@@ -493,7 +494,7 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 // syncBag records a new DAG folder load in the store.
 func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time) error {
 	res, at := s.bag.Current()
-	if at.Equal(s.loadedAt) || at.IsZero() {
+	if at.Equal(s.synced.Load().loadedAt) || at.IsZero() {
 		return nil
 	}
 	var recs []store.DAGRecord
@@ -560,8 +561,7 @@ func (s *Scheduler) syncBag(ctx context.Context, st *store.Store, now time.Time)
 			delete(s.versions, key)
 		}
 	}
-	s.current, s.loadedAt = current, at
-	s.published.Store(&dagSnapshot{loadedAt: at, current: current})
+	s.synced.Store(&dagSnapshot{loadedAt: at, current: current})
 	s.allDirty = true
 	return nil
 }
@@ -588,7 +588,7 @@ func (s *Scheduler) dagFor(id, version string) *dags.DAG {
 	if d := s.versions[id+"@"+version]; d != nil && version != "" {
 		return d
 	}
-	return s.current[id]
+	return s.synced.Load().current[id]
 }
 
 // createDueRuns creates every scheduled run that is due, up to the DAG's

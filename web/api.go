@@ -243,10 +243,15 @@ func checkYear(name string, t *time.Time) error {
 	if t == nil {
 		return nil
 	}
-	if y := t.UTC().Year(); y < 1970 || y > 9999 {
+	if !inYearRange(*t) {
 		return badRequest("%s: %s is out of range (1970 to 9999)", name, t.Format(time.RFC3339))
 	}
 	return nil
+}
+
+func inYearRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1970 && y <= 9999
 }
 
 // parseOptTime parses an optional time field of a request body.

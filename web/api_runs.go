@@ -115,9 +115,12 @@ func (f batchForm) check() (page, error) {
 		}
 		p.offset = *f.PageOffset
 	}
-	for name, t := range map[string]*time.Time{"execution_date_gte": f.ExecutionDateGTE, "execution_date_lte": f.ExecutionDateLTE,
-		"start_date_gte": f.StartDateGTE, "start_date_lte": f.StartDateLTE, "end_date_gte": f.EndDateGTE, "end_date_lte": f.EndDateLTE} {
-		if err := checkYear(name, t); err != nil {
+	for _, d := range []struct {
+		name string
+		t    *time.Time
+	}{{"execution_date_gte", f.ExecutionDateGTE}, {"execution_date_lte", f.ExecutionDateLTE}, {"start_date_gte", f.StartDateGTE},
+		{"start_date_lte", f.StartDateLTE}, {"end_date_gte", f.EndDateGTE}, {"end_date_lte", f.EndDateLTE}} {
+		if err := checkYear(d.name, d.t); err != nil {
 			return p, err
 		}
 	}

@@ -335,14 +335,20 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request, u store.User) error
 }
 
 func (a *auth) cookie(r *http.Request, value string, expires time.Time) *http.Cookie {
-	c := &http.Cookie{Name: sessionCookie, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: a.opt.SecureCookies || r.TLS != nil}
+	c := a.baseCookie(r, sessionCookie, value)
 	if value == "" {
 		c.MaxAge = -1
 	} else {
 		c.Expires = expires
 	}
 	return c
+}
+
+// baseCookie is a cookie of this server as every one is set: site-wide,
+// HttpOnly, SameSite=Lax, Secure over TLS or with SecureCookies.
+func (a *auth) baseCookie(r *http.Request, name, value string) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: a.opt.SecureCookies || r.TLS != nil}
 }
 
 // logout ends the request's session and clears its cookie.

@@ -116,14 +116,14 @@ func (s *Server) pageConnections(w http.ResponseWriter, r *http.Request) {
 func (s *Server) formTestConnection(w http.ResponseWriter, r *http.Request) {
 	id := param(r, "conn_id")
 	if s.opt.Connections == nil {
-		back(w, r, "/connections", "Error: this server has no connections")
+		s.back(w, r, "/connections", "Error: this server has no connections")
 		return
 	}
 	msg, err := s.opt.Connections.Test(r.Context(), id)
 	s.audit(r, "connection_test", "", "", "", "conn_id="+id)
 	if err != nil {
-		back(w, r, "/connections", "Error: "+cleanErr(err))
+		s.back(w, r, "/connections", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/connections", msg)
+	s.back(w, r, "/connections", msg)
 }

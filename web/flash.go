@@ -41,23 +41,26 @@ func flashMAC(r *http.Request, msg string) []byte {
 	return m.Sum(nil)
 }
 
-func setFlash(w http.ResponseWriter, r *http.Request, msg string) {
+func (s *Server) setFlash(w http.ResponseWriter, r *http.Request, msg string) {
 	if len(msg) > maxFlash {
 		msg = strings.ToValidUTF8(msg[:maxFlash], "") + "…"
 	}
 	enc := base64.RawURLEncoding
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: enc.EncodeToString([]byte(msg)) + "." + enc.EncodeToString(flashMAC(r, msg)),
-		Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	c := s.auth.baseCookie(r, flashCookie, enc.EncodeToString([]byte(msg))+"."+enc.EncodeToString(flashMAC(r, msg)))
+	c.MaxAge = 60
+	http.SetCookie(w, c)
 }
 
 // takeFlash returns the request's flash message if the server signed it
 // for this caller, and removes the cookie.
-func takeFlash(w http.ResponseWriter, r *http.Request) string {
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	gone := s.auth.baseCookie(r, flashCookie, "")
+	gone.MaxAge = -1
+	http.SetCookie(w, gone)
 	enc := base64.RawURLEncoding
 	msgPart, macPart, ok := strings.Cut(c.Value, ".")
 	msg, err1 := enc.DecodeString(msgPart)
@@ -69,11 +72,11 @@ func takeFlash(w http.ResponseWriter, r *http.Request) string {
 }
 
 // back redirects to the page a form came from, with a message.
-func back(w http.ResponseWriter, r *http.Request, to, flash string) {
+func (s *Server) back(w http.ResponseWriter, r *http.Request, to, flash string) {
 	u, err := url.Parse(to)
 	if err != nil || u.IsAbs() || u.Host != "" {
 		u = &url.URL{Path: "/"}
 	}
-	setFlash(w, r, flash)
+	s.setFlash(w, r, flash)
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }

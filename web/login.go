@@ -42,7 +42,7 @@ func (s *Server) need(p perm) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			pr := principalOf(r)
-			api := strings.HasPrefix(r.URL.Path, "/api/")
+			api := isAPI(r)
 			switch {
 			case pr == nil && api:
 				problem(w, http.StatusUnauthorized, "authentication required: log in, or send basic auth credentials")

@@ -269,7 +269,7 @@ func (s *Server) formSetPool(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	slots, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("slots")))
 	if err != nil {
-		back(w, r, "/pools", "Error: slots must be a whole number")
+		s.back(w, r, "/pools", "Error: slots must be a whole number")
 		return
 	}
 	action := "pool_create"
@@ -277,17 +277,17 @@ func (s *Server) formSetPool(w http.ResponseWriter, r *http.Request) {
 		action = "pool_edit"
 	}
 	if err := s.setPool(r, store.Pool{Name: name, Slots: slots, Description: r.PostFormValue("description")}, action); err != nil {
-		back(w, r, "/pools", "Error: "+cleanErr(err))
+		s.back(w, r, "/pools", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/pools", "Saved "+name+".")
+	s.back(w, r, "/pools", "Saved "+name+".")
 }
 
 func (s *Server) formDeletePool(w http.ResponseWriter, r *http.Request) {
 	name := param(r, "pool_name")
 	if err := s.deletePool(r, name); err != nil {
-		back(w, r, "/pools", "Error: "+cleanErr(err))
+		s.back(w, r, "/pools", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/pools", "Deleted "+name+".")
+	s.back(w, r, "/pools", "Deleted "+name+".")
 }

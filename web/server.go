@@ -96,14 +96,23 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				panic(v)
 			}
 			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if strings.HasPrefix(r.URL.Path, "/api/") {
-				problem(w, http.StatusInternalServerError, "internal error; see the server log")
-				return
-			}
-			http.Error(w, "internal error; see the server log", http.StatusInternalServerError)
+			plainError(w, r, http.StatusInternalServerError, "internal error; see the server log")
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isAPI says whether r is a REST API request (answered in JSON).
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// plainError answers an error without a page: RFC 7807 JSON for the API,
+// plain text otherwise.
+func plainError(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	if isAPI(r) {
+		problem(w, status, detail)
+		return
+	}
+	http.Error(w, detail, status)
 }
 
 // teach tells the server's masker about secret values set or used here.
@@ -195,18 +204,14 @@ func New(o Options) *Server {
 	// Outside the routes: the API answers in its error format, pages with
 	// the error page.
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
+		if isAPI(r) {
 			problem(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 			return
 		}
 		s.render(w, r, http.StatusNotFound, "error.html", "Not Found", "", "There is no page at "+r.URL.Path+".")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
-			problem(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
-			return
-		}
-		http.Error(w, r.Method+" is not allowed here", http.StatusMethodNotAllowed)
+		plainError(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
 	s.router = r
 	// Browsers say where a request comes from: a state-changing request

@@ -109,7 +109,7 @@ type pageData struct {
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title, nav string, data any) {
-	p := pageData{Title: title, Nav: nav, Session: sessionOf(r), Flash: takeFlash(w, r), Data: data}
+	p := pageData{Title: title, Nav: nav, Session: sessionOf(r), Flash: s.takeFlash(w, r), Data: data}
 	var buf strings.Builder
 	if err := s.pages.ExecuteTemplate(&buf, name, p); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
@@ -297,14 +297,14 @@ func (s *Server) formPause(w http.ResponseWriter, r *http.Request) {
 	paused := r.PostFormValue("paused") == "true"
 	ret := returnTo(r, dagURL(id))
 	if err := s.cmd.SetPaused(r.Context(), id, paused, actor(r)); err != nil {
-		back(w, r, ret, "Error: "+err.Error())
+		s.back(w, r, ret, "Error: "+err.Error())
 		return
 	}
 	word := "unpaused"
 	if paused {
 		word = "paused"
 	}
-	back(w, r, ret, id+" "+word+".")
+	s.back(w, r, ret, id+" "+word+".")
 }
 
 // --- one DAG ---
@@ -764,7 +764,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	if v := strings.TrimSpace(r.PostFormValue("logical_date")); v != "" {
 		t, err := parseFormTime(v)
 		if err != nil {
-			back(w, r, ret, "Error: "+err.Error())
+			s.back(w, r, ret, "Error: "+err.Error())
 			return
 		}
 		o.LogicalDate = &t
@@ -773,7 +773,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	if raw := strings.TrimSpace(r.PostFormValue("conf")); raw != "" && raw != "{}" {
 		c, err := decodeConf([]byte(raw))
 		if err != nil {
-			back(w, r, ret, "Error: "+strings.TrimSuffix(err.Error(), ": "+errBadRequest.Error()))
+			s.back(w, r, ret, "Error: "+strings.TrimSuffix(err.Error(), ": "+errBadRequest.Error()))
 			return
 		}
 		conf = c
@@ -795,13 +795,13 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 				if n, err := strconv.ParseFloat(raw, 64); err == nil {
 					conf[f.Name] = dags.JSONNumbers(n)
 				} else {
-					back(w, r, ret, fmt.Sprintf("Error: param %s: %q is not a number", f.Name, raw))
+					s.back(w, r, ret, fmt.Sprintf("Error: param %s: %q is not a number", f.Name, raw))
 					return
 				}
 			case "json":
 				c, err := decodeConf([]byte(`{"v":` + raw + `}`))
 				if err != nil {
-					back(w, r, ret, fmt.Sprintf("Error: param %s: not JSON", f.Name))
+					s.back(w, r, ret, fmt.Sprintf("Error: param %s: not JSON", f.Name))
 					return
 				}
 				conf[f.Name] = c["v"]
@@ -815,10 +815,10 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := s.cmd.Trigger(r.Context(), id, o)
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, runURL(id, run.RunID), "Triggered "+run.RunID+".")
+	s.back(w, r, runURL(id, run.RunID), "Triggered "+run.RunID+".")
 }
 
 // parseFormTime reads a logical date from a form: RFC 3339, or the
@@ -826,7 +826,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 func parseFormTime(v string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			if y := t.UTC().Year(); y < 1970 || y > 9999 {
+			if !inYearRange(t) {
 				return time.Time{}, fmt.Errorf("logical date %q is out of range (1970 to 9999)", v)
 			}
 			return t.UTC(), nil
@@ -919,7 +919,7 @@ func (s *Server) formClearRun(w http.ResponseWriter, r *http.Request) {
 	ret := returnTo(r, runURL(dagID, runID))
 	tis, err := s.st.TaskInstances(r.Context(), dagID, runID)
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
 	var ids []string
@@ -929,10 +929,10 @@ func (s *Server) formClearRun(w http.ResponseWriter, r *http.Request) {
 	o := scheduler.ClearOptions{OnlyFailed: r.PostFormValue("only_failed") == "true", Actor: actor(r)}
 	cleared, err := s.cmd.Clear(r.Context(), dagID, runID, ids, o)
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(cleared)))
+	s.back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(cleared)))
 }
 
 func (s *Server) formMarkRun(w http.ResponseWriter, r *http.Request) {
@@ -940,10 +940,10 @@ func (s *Server) formMarkRun(w http.ResponseWriter, r *http.Request) {
 	ret := returnTo(r, runURL(dagID, runID))
 	run, err := s.cmd.SetRunState(r.Context(), dagID, runID, dags.RunState(r.PostFormValue("state")), actor(r))
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, ret, "Run marked "+string(run.State)+".")
+	s.back(w, r, ret, "Run marked "+string(run.State)+".")
 }
 
 // --- one task instance ---
@@ -1044,7 +1044,7 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 	past, future := on("past"), on("future")
 	runs, err := s.runsFor(ctx, k.DagID, k.RunID, nil, nil, past, future)
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
 	confirm := on("confirm")
@@ -1056,7 +1056,7 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 		}
 		cleared, err := s.cmd.Clear(ctx, k.DagID, run.RunID, []string{k.TaskID}, o)
 		if err != nil {
-			back(w, r, ret, "Error: "+cleanErr(err))
+			s.back(w, r, ret, "Error: "+cleanErr(err))
 			return
 		}
 		for _, ti := range cleared {
@@ -1068,7 +1068,7 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if confirm {
-		back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(affected)))
+		s.back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(affected)))
 		return
 	}
 	// The preview: the task instance page with the list and a confirm button.
@@ -1094,10 +1094,10 @@ func (s *Server) formMarkTI(w http.ResponseWriter, r *http.Request) {
 	marked, err := s.cmd.MarkTasks(r.Context(), k.DagID, k.RunID, []string{k.TaskID}, state,
 		scheduler.MarkOptions{Upstream: on("upstream"), Downstream: on("downstream"), Actor: actor(r)})
 	if err != nil {
-		back(w, r, ret, "Error: "+cleanErr(err))
+		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, ret, fmt.Sprintf("Marked %d task instance(s) %s.", len(marked), state))
+	s.back(w, r, ret, fmt.Sprintf("Marked %d task instance(s) %s.", len(marked), state))
 }
 
 // downloadLog serves a try's whole log as a file, secrets masked.
@@ -1173,20 +1173,20 @@ func (s *Server) formSetVariable(w http.ResponseWriter, r *http.Request) {
 		action = "variable_edit"
 	}
 	if err := s.setVariable(r, v, action); err != nil {
-		back(w, r, "/variables", "Error: "+cleanErr(err))
+		s.back(w, r, "/variables", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/variables", "Saved "+key+".")
+	s.back(w, r, "/variables", "Saved "+key+".")
 }
 
 func (s *Server) formDeleteVariable(w http.ResponseWriter, r *http.Request) {
 	key := param(r, "key")
 	if err := s.st.DeleteVariable(r.Context(), key); err != nil {
-		back(w, r, "/variables", "Error: "+cleanErr(err))
+		s.back(w, r, "/variables", "Error: "+cleanErr(err))
 		return
 	}
 	s.audit(r, "variable_delete", "", "", "", "key="+key)
-	back(w, r, "/variables", "Deleted "+key+".")
+	s.back(w, r, "/variables", "Deleted "+key+".")
 }
 
 type auditRow struct {

@@ -436,10 +436,10 @@ func (s *Server) formCreateUser(w http.ResponseWriter, r *http.Request) {
 		Email: strings.TrimSpace(r.PostFormValue("email")), FirstName: strings.TrimSpace(r.PostFormValue("first_name")),
 		LastName: strings.TrimSpace(r.PostFormValue("last_name"))}
 	if _, err := s.createUser(r, u, r.PostFormValue("password")); err != nil {
-		back(w, r, "/users", "Error: "+cleanErr(err))
+		s.back(w, r, "/users", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/users", "Created "+u.Username+".")
+	s.back(w, r, "/users", "Created "+u.Username+".")
 }
 
 // formEditUser changes a user's role and e-mail address, and their
@@ -450,7 +450,7 @@ func (s *Server) formEditUser(w http.ResponseWriter, r *http.Request) {
 	if v := r.PostFormValue("role"); v != "" {
 		role, err := ParseRole(v)
 		if err != nil {
-			back(w, r, "/users", "Error: "+err.Error())
+			s.back(w, r, "/users", "Error: "+err.Error())
 			return
 		}
 		c.Role = &role
@@ -463,19 +463,19 @@ func (s *Server) formEditUser(w http.ResponseWriter, r *http.Request) {
 		c.Password = &pw
 	}
 	if _, err := s.changeUser(r, username, c); err != nil {
-		back(w, r, "/users", "Error: "+cleanErr(err))
+		s.back(w, r, "/users", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/users", "Saved "+username+".")
+	s.back(w, r, "/users", "Saved "+username+".")
 }
 
 func (s *Server) formDeleteUser(w http.ResponseWriter, r *http.Request) {
 	username := param(r, "username")
 	if err := s.removeUser(r, username); err != nil {
-		back(w, r, "/users", "Error: "+cleanErr(err))
+		s.back(w, r, "/users", "Error: "+cleanErr(err))
 		return
 	}
-	back(w, r, "/users", "Deleted "+username+".")
+	s.back(w, r, "/users", "Deleted "+username+".")
 }
 
 func deref(s *string) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,34 @@ func buildBinaryB(b *testing.B) string {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// serverURL waits for a server's "url=" log line and returns the URL it
+// listens on; no such line within the time fails the test.
+func serverURL(tb testing.TB, out fmt.Stringer, within time.Duration) string {
+	tb.Helper()
+	re := regexp.MustCompile(`url=(http://\S+)`)
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+	}
+	tb.Fatalf("server did not start:\n%s", out.String())
+	return ""
+}
+
+// startAdminServer starts the binary's server with the bootstrap admin
+// and returns its process (killed at the end of the test) and URL.
+func startAdminServer(tb testing.TB, bin string, out *syncBuffer, args ...string) (*exec.Cmd, string) {
+	tb.Helper()
+	cmd := exec.Command(bin, append([]string{"server", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "UPDRAFT_ADMIN_USER=admin", "UPDRAFT_ADMIN_PASSWORD="+adminPassword)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, serverURL(tb, out, 30*time.Second)
 }
 
 type serverProc struct {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -229,14 +228,7 @@ func startInProcessCtx(tb testing.TB, env map[string]string) (*inProcess, *syncB
 		}
 	}
 	tb.Cleanup(stop)
-	re := regexp.MustCompile(`url=(http://\S+)`)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(errOut.String()); m != nil {
-			return &inProcess{url: m[1], stop: stop}, errOut
-		}
-	}
-	tb.Fatalf("server did not start: %s", errOut.String())
-	return nil, nil
+	return &inProcess{url: serverURL(tb, errOut, 10*time.Second), stop: stop}, errOut
 }
 
 // adminPost posts JSON as the bootstrap admin.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,16 +62,7 @@ func TestReplicasSurviveKills(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{cmd: cmd, out: &out}
-		re := regexp.MustCompile(`url=(http://\S+)`)
-		waitFor(t, "replica to start", 30*time.Second, func() bool {
-			if m := re.FindStringSubmatch(out.String()); m != nil {
-				r.url = m[1]
-				return true
-			}
-			return false
-		}, &out)
-		return r
+		return &replica{cmd: cmd, out: &out, url: serverURL(t, &out, 30*time.Second)}
 	}
 	replicas := []*replica{start(0), start(1), start(2)}
 	t.Cleanup(func() {

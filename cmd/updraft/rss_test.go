@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -69,24 +68,7 @@ func BenchmarkServerRSS(b *testing.B) {
 	}
 	for b.Loop() {
 		var out syncBuffer
-		cmd := osexec.Command(bin, "server", "--dags", dagDir, "--db", "sqlite:"+filepath.Join(dir, "u.db"), "--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Env = append(os.Environ(), "UPDRAFT_ADMIN_USER=admin", "UPDRAFT_ADMIN_PASSWORD="+adminPassword)
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		url := ""
-		re := regexp.MustCompile(`url=(http://\S+)`)
-		for i := 0; i < 600 && url == ""; i++ {
-			time.Sleep(50 * time.Millisecond)
-			if m := re.FindStringSubmatch(out.String()); m != nil {
-				url = m[1]
-			}
-		}
-		if url == "" {
-			cmd.Process.Kill()
-			b.Fatalf("server did not start:\n%s", out.String())
-		}
+		cmd, url := startAdminServer(b, bin, &out, "--dags", dagDir, "--db", "sqlite:"+filepath.Join(dir, "u.db"), "--logs", filepath.Join(dir, "logs"))
 		// Every DAG synced (the API counts them), a few scheduling steps,
 		// then the DAG page (its first page of 100).
 		for i := 0; ; i++ {

@@ -53,14 +53,7 @@ func startBinary(t *testing.T, bin, dir string, env []string, asNobody bool, arg
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	re := regexp.MustCompile(`url=(http://\S+)`)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return &securityServer{cmd: cmd, url: m[1], out: &out}
-		}
-	}
-	t.Fatalf("server did not start:\n%s", out.String())
-	return nil
+	return &securityServer{cmd: cmd, url: serverURL(t, &out, 30*time.Second), out: &out}
 }
 
 // get fetches a path as the bootstrap admin and returns status and body.

@@ -5,9 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -35,25 +33,8 @@ func BenchmarkTriggerWhileRunning(b *testing.B) {
 	os.WriteFile(filepath.Join(dagDir, "busy.yaml"), []byte(sb.String()), 0o644)
 	os.WriteFile(filepath.Join(dagDir, "probe.yaml"), []byte("probe:\n  start_date: 2024-01-01\n  schedule: null\n  tasks: [{task_id: t, operator: EmptyOperator}]\n"), 0o644)
 	var out syncBuffer
-	cmd := osexec.Command(bin, "server", "--dags", dagDir, "--db", "sqlite:"+filepath.Join(dir, "u.db"), "--logs", filepath.Join(dir, "logs"),
-		"--addr", "127.0.0.1:0", "--local-slots", "100", "--parallelism", "200")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "UPDRAFT_ADMIN_USER=admin", "UPDRAFT_ADMIN_PASSWORD="+adminPassword)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	url := ""
-	re := regexp.MustCompile(`url=(http://\S+)`)
-	for i := 0; i < 600 && url == ""; i++ {
-		time.Sleep(50 * time.Millisecond)
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
-		}
-	}
-	if url == "" {
-		b.Fatalf("server did not start:\n%s", out.String())
-	}
+	_, url := startAdminServer(b, bin, &out, "--dags", dagDir, "--db", "sqlite:"+filepath.Join(dir, "u.db"), "--logs", filepath.Join(dir, "logs"),
+		"--local-slots", "100", "--parallelism", "200")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	post := func(path, body string) (time.Duration, int) {
 		req, _ := http.NewRequest(http.MethodPost, url+path, strings.NewReader(body))

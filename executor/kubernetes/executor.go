@@ -73,18 +73,20 @@ type podTry struct {
 	killed    string
 	finished  bool
 	logging   bool
-	node      string        // the node the pod was scheduled on, once known
-	started   bool          // the container was seen running
-	ended     chan struct{} // closed when the try's end is known
+	node      string          // the node the pod was scheduled on, once known
+	started   bool            // the container was seen running
+	ended     context.Context // done when the try's end is known (or the executor stops)
+	end       context.CancelFunc
 	logDone   chan struct{}
 	timers    []*time.Timer
 }
 
 // newPodTry reads every pod setting of the try from its task's spec: the
 // same for a try started here and one adopted after a restart.
-func newPodTry(t executor.Try, pod *corev1.Pod) *podTry {
+func (e *Executor) newPodTry(t executor.Try, pod *corev1.Pod) *podTry {
 	pt := &podTry{try: t, pod: pod, startup: dags.DefaultStartupTimeout, onFinish: dags.DeletePod, getLogs: true,
-		container: BaseContainer, ended: make(chan struct{}), logDone: make(chan struct{})}
+		container: BaseContainer, logDone: make(chan struct{})}
+	pt.ended, pt.end = context.WithCancel(e.life)
 	if s, ok := t.Spec.(dags.PodSpec); ok {
 		pt.startup, pt.onFinish, pt.getLogs = s.StartupTimeout, s.OnFinishAction, s.GetLogs
 		if s.BaseContainerName != "" {
@@ -135,9 +137,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	inf := factory.Core().V1().Pods()
 	e.lister = inf.Lister()
 	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { e.observe(ctx, obj, false) },
-		UpdateFunc: func(_, obj any) { e.observe(ctx, obj, false) },
-		DeleteFunc: func(obj any) { e.observe(ctx, obj, true) },
+		AddFunc:    func(obj any) { e.observe(obj, false) },
+		UpdateFunc: func(_, obj any) { e.observe(obj, false) },
+		DeleteFunc: func(obj any) { e.observe(obj, true) },
 	})
 	if err != nil {
 		return err
@@ -196,15 +198,17 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	if !e.opts.AllNamespaces && pod.Namespace != e.namespace() {
 		return fmt.Errorf("the task's namespace %q is not watched: the server watches %q (start it with --all-namespaces and a ClusterRole to run pods anywhere)", pod.Namespace, e.namespace())
 	}
-	pt := newPodTry(t, pod)
+	pt := e.newPodTry(t, pod)
 	pt.container = pod.Spec.Containers[0].Name
 	e.mu.Lock()
 	if len(e.tries) >= e.opts.Slots {
 		e.mu.Unlock()
+		pt.end()
 		return executor.ErrFull
 	}
 	if _, dup := e.tries[t.Key]; dup {
 		e.mu.Unlock()
+		pt.end()
 		return fmt.Errorf("try %s is already running", t.Key)
 	}
 	e.tries[t.Key] = pt
@@ -246,29 +250,32 @@ func (e *Executor) running(pt *podTry, created time.Time) {
 	e.mu.Lock()
 	pt.created = created
 	if pt.startup > 0 {
-		pt.timers = append(pt.timers, time.AfterFunc(max(0, pt.startup-time.Since(created)), func() {
-			if e.life.Err() == nil {
-				e.startupTimeout(pt)
-			}
-		}))
+		pt.timers = append(pt.timers, e.after(pt.startup-time.Since(created), func() { e.startupTimeout(pt) }))
 	}
 	if pt.try.Timeout > 0 {
 		began := pt.try.Started
 		if began.IsZero() {
 			began = created
 		}
-		pt.timers = append(pt.timers, time.AfterFunc(max(0, pt.try.Timeout-time.Since(began)), func() {
-			if e.life.Err() != nil {
-				return
-			}
+		pt.timers = append(pt.timers, e.after(pt.try.Timeout-time.Since(began), func() {
 			_ = e.Kill(e.life, pt.try.Key, fmt.Sprintf("execution_timeout of %v exceeded", pt.try.Timeout))
 		}))
 	}
 	e.mu.Unlock()
 	e.send(executor.Event{Key: pt.try.Key, State: executor.Running, Handle: pt.pod.Namespace + "/" + pt.pod.Name})
 	if pod, err := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name); err == nil {
-		e.observe(e.life, pod, false)
+		e.observe(pod, false)
 	}
+}
+
+// after runs f in d (at once if d is not positive), unless the executor
+// has stopped by then.
+func (e *Executor) after(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(max(0, d), func() {
+		if e.life.Err() == nil {
+			f()
+		}
+	})
 }
 
 func retriable(err error) bool {
@@ -314,7 +321,7 @@ func (e *Executor) failStart(pt *podTry, reason string) {
 }
 
 // observe applies a pod change seen by the informer.
-func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
+func (e *Executor) observe(obj any, deleted bool) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		if tomb, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
@@ -357,7 +364,7 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 		e.appendLog(pt.try, "updraft: pod "+pod.Namespace+"/"+pod.Name+" scheduled on node "+pod.Spec.NodeName)
 	}
 	if startLogs {
-		go e.streamLogs(e.life, pt)
+		go e.streamLogs(pt)
 	}
 	// The end: when the container ended (to the second, as Kubernetes
 	// records it), or now if it was seen within that second.
@@ -377,7 +384,7 @@ func (e *Executor) observe(ctx context.Context, obj any, deleted bool) {
 		// Being deleted on our request: the delete event finishes it.
 	case st.done && st.ok:
 		e.finish(pt, executor.Succeeded, st.exitCode, "", at)
-	case st.done && st.exitCode != nil && containsInt(pt.try.SkipOn, *st.exitCode):
+	case st.done && st.exitCode != nil && slices.Contains(pt.try.SkipOn, *st.exitCode):
 		e.finish(pt, executor.Skipped, st.exitCode, fmt.Sprintf("Pod %s exited with code %d, which skip_on_exit_code makes skipped", pod.Name, *st.exitCode), at)
 	case st.done:
 		e.finish(pt, executor.Failed, st.exitCode, fmt.Sprintf("Pod %s returned a failure: %s", pod.Name, st.reason), at)
@@ -416,7 +423,7 @@ func (e *Executor) finish(pt *podTry, state executor.State, code *int, reason st
 	for _, t := range pt.timers {
 		t.Stop()
 	}
-	close(pt.ended)
+	pt.end()
 	logging, deleted := pt.logging, pt.killed != ""
 	e.mu.Unlock()
 	go e.report(pt, state, code, reason, at, logging, deleted)
@@ -519,7 +526,7 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	pod := pods[0]
 	// Every setting comes from the task's spec as it was rendered when
 	// the try started, exactly as if this process had started it.
-	pt := newPodTry(t, pod)
+	pt := e.newPodTry(t, pod)
 	if !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == pt.container }) && len(pod.Spec.Containers) > 0 {
 		pt.container = pod.Spec.Containers[0].Name
 	}
@@ -601,7 +608,7 @@ func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (
 // here); lines already written are skipped by their timestamps. Once the
 // try's end is known, one last read without follow fetches what the
 // stream had not delivered, and the copy ends.
-func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
+func (e *Executor) streamLogs(pt *podTry) {
 	defer close(pt.logDone)
 	f, err := executor.OpenLog(pt.try, false)
 	if err != nil {
@@ -635,53 +642,19 @@ func (e *Executor) streamLogs(ctx context.Context, pt *podTry) {
 			fmt.Fprintln(f, line)
 		}
 	}
-	for attempt := 0; attempt < 100000; attempt++ {
-		// Once the end is known the follow stream is cut (a finished
-		// container's stream may stay open): the last read gets the rest.
-		actx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-pt.ended:
-				cancel()
-			case <-actx.Done():
-			}
-		}()
-		read(actx, true)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if isClosed(pt.ended) {
-			break
-		}
+	// The follow stream is cut once the end is known (a finished
+	// container's stream may stay open); the last read gets the rest.
+	for attempt := 0; attempt < 100000 && pt.ended.Err() == nil; attempt++ {
+		read(pt.ended, true)
 		select {
-		case <-ctx.Done():
-			return
-		case <-pt.ended:
+		case <-pt.ended.Done():
 		case <-time.After(time.Second):
-			continue
 		}
-		break
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if e.life.Err() != nil {
+		return // the executor stopped
+	}
+	rctx, cancel := context.WithTimeout(e.life, 10*time.Second)
 	defer cancel()
 	read(rctx, false)
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-func containsInt(list []int, x int) bool {
-	for _, v := range list {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

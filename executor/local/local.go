@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -384,7 +385,7 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 		ev.State, ev.Reason = executor.Failed, reason
 	case code == 0:
 		ev.State = executor.Succeeded
-	case code > 0 && containsInt(t.SkipOn, code):
+	case code > 0 && slices.Contains(t.SkipOn, code):
 		ev.State, ev.Reason = executor.Skipped, fmt.Sprintf("exit code %d is in skip_on_exit_code", code)
 	case code > 0:
 		ev.State, ev.Reason = executor.Failed, fmt.Sprintf("exit code %d", code)
@@ -558,15 +559,6 @@ func readInt(path string) (int, bool) {
 
 // readExit reads a try's exit code, if the wrapper wrote it.
 func readExit(b string) (int, bool) { return readInt(b + ".exit") }
-
-func containsInt(list []int, x int) bool {
-	for _, v := range list {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
 
 func sortedKeys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
