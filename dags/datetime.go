@@ -56,6 +56,12 @@ func (d DateTime) GetAttribute(name string) (*exec.Value, bool) {
 		}
 	case "isoformat":
 		v = func(*exec.VarArgs) (any, error) { return d.iso(), nil }
+	case "weekday": // Python: Monday is 0
+		v = func(*exec.VarArgs) (any, error) { return (int(t.Weekday()) + 6) % 7, nil }
+	case "isoweekday": // Monday is 1
+		v = func(*exec.VarArgs) (any, error) { return (int(t.Weekday())+6)%7 + 1, nil }
+	case "day_of_week": // pendulum 3: Monday is 0
+		v = (int(t.Weekday()) + 6) % 7
 	case "timestamp":
 		v = func(*exec.VarArgs) (any, error) { return float64(t.UnixNano()) / 1e9, nil }
 	case "date", "to_date_string":

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
 )
 
 // InProcess marks operator specs that run inside the server (a request, a
@@ -34,12 +36,17 @@ type HttpSpec struct {
 	CheckStatus []int  `json:"response_check_status,omitempty"`
 	CheckRegex  string `json:"response_check_regex,omitempty"`
 	LogResponse bool   `json:"log_response"`
+	// ResponseFilter is a template rendered after the request, with the
+	// response in its context; its text is the task's XCom instead of the
+	// response body. (Airflow's is a Python callable.)
+	ResponseFilter string `json:"response_filter,omitempty"`
 
 	at map[string]*val
 }
 
 func (HttpSpec) Kind() string { return "HttpOperator" }
 func (HttpSpec) inProcess()   {}
+func (HttpSpec) pushesXCom()  {}
 
 func (s HttpSpec) templates() []templateField {
 	out := []templateField{{"endpoint", s.Endpoint, s.at["endpoint"]}, {"data", s.Body, s.at["data"]}}
@@ -49,7 +56,7 @@ func (s HttpSpec) templates() []templateField {
 	for _, k := range sortedKeys(s.Headers) {
 		out = append(out, templateField{"headers." + k, s.Headers[k], s.at["headers"]})
 	}
-	return out
+	return append(out, templateField{"response_filter", s.ResponseFilter, s.at["response_filter"]})
 }
 
 // Render renders endpoint, data and headers.
@@ -138,18 +145,56 @@ func decodeHTTPWith(d *taskDecoder, method, dataKey string) HttpSpec {
 	if v := d.take("log_response"); v != nil {
 		s.LogResponse, _ = d.r.boolean("log_response", v)
 	}
-	for _, k := range []string{"response_filter", "pagination_function"} {
-		if v := d.take(k); v != nil {
-			d.r.errf(v, "%s is a Python function; updraft runs no Python (use response_check: [200] or a regular expression)", k)
+	if v := d.take("response_filter"); v != nil {
+		s.ResponseFilter, _ = d.r.str("response_filter", v)
+		s.at["response_filter"] = v
+		if !looksTemplated(s.ResponseFilter) {
+			d.r.errf(v, "response_filter is a template rendered with the response (updraft runs no Python lambdas), "+
+				`e.g. "{{ response.json().items | tojson }}"`)
 		}
+	}
+	if v := d.take("pagination_function"); v != nil {
+		d.r.errf(v, "pagination_function is a Python function; updraft runs no Python (make one request per task)")
 	}
 	if v := d.take("auth_type"); v != nil {
 		d.r.warnf(v, "auth_type is ignored: the connection's login and password are sent as basic auth")
 	}
-	for _, k := range []string{"extra_options", "tcp_keep_alive", "tcp_keep_alive_idle", "tcp_keep_alive_count", "tcp_keep_alive_interval", "deferrable"} {
-		d.take(k)
+	for _, k := range []string{"extra_options", "tcp_keep_alive", "tcp_keep_alive_idle", "tcp_keep_alive_count", "tcp_keep_alive_interval"} {
+		if v := d.take(k); v != nil {
+			d.r.warnf(v, "%s is ignored: updraft's HTTP client keeps its connections alive and has no per-task options", k)
+		}
+	}
+	if v := d.take("deferrable"); v != nil {
+		d.r.warnf(v, "deferrable is ignored: the request runs in the server without holding a worker anyway")
 	}
 	return s
+}
+
+// Filter returns the task's result from its response: the body as text,
+// or response_filter rendered with response (text, json(), status_code,
+// headers, ok) in its context.
+func (s HttpSpec) Filter(status int, body []byte, headers map[string]string) (any, error) {
+	if s.ResponseFilter == "" {
+		return string(body), nil
+	}
+	tpl, err := parseTemplate(s.ResponseFilter)
+	if err != nil {
+		return nil, fmt.Errorf("response_filter: %w", cleanTemplateError(err))
+	}
+	parse := func(*exec.VarArgs) (any, error) {
+		v, err := decodeJSON(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("response.json(): the body is not JSON: %v", err)
+		}
+		return v, nil
+	}
+	response := attrs{"text": string(body), "json": parse, "status_code": status, "headers": headers,
+		"ok": status < 400, "_str": fmt.Sprintf("<Response [%d]>", status)}
+	out, err := execute(tpl, map[string]any{"response": response})
+	if err != nil {
+		return nil, fmt.Errorf("response_filter: %w", cleanTemplateError(err))
+	}
+	return out, nil
 }
 
 func headerValue(h map[string]string, name string) string {

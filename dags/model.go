@@ -119,6 +119,11 @@ type Task struct {
 	Params                   map[string]any `json:"params,omitempty"`
 	DocMD                    string         `json:"doc_md,omitempty"`
 	Callbacks                Callbacks      `json:"callbacks,omitempty"`
+	// XComPush is do_xcom_push as the file wrote it (nil: the operator's
+	// default); see PushesXCom.
+	XComPush *bool `json:"do_xcom_push,omitempty"`
+	// Expand is set on a mapped task (dynamic task mapping).
+	Expand *Expand `json:"expand,omitempty"`
 
 	// Spec holds the operator's own fields (BashSpec, PodSpec, EmptySpec...).
 	Spec OperatorSpec `json:"spec"`
@@ -131,6 +136,20 @@ func (t *Task) SkipOnExitCode() []int {
 		return s.skipCodes()
 	}
 	return nil
+}
+
+// PushesXCom reports whether the task's tries push their result as XCom
+// return_value: do_xcom_push, whose default is Airflow's per operator
+// (true for Bash, HTTP, SQL and the branch operators; false for
+// KubernetesPodOperator; operators with no result push nothing).
+func (t *Task) PushesXCom() bool {
+	if p, ok := t.Spec.(PodSpec); ok {
+		return p.DoXComPush
+	}
+	if _, pushes := t.Spec.(interface{ pushesXCom() }); !pushes {
+		return false
+	}
+	return t.XComPush == nil || *t.XComPush
 }
 
 // Defaults Airflow 2 applies when a file says nothing.
@@ -201,3 +220,10 @@ type Callback struct {
 	Args     map[string]string `json:"args,omitempty"`     // notifier arguments (text, channel, ...)
 	Line     int               `json:"line"`
 }
+
+// ReturnValueKey is the XCom key of an operator's result.
+const ReturnValueKey = "return_value"
+
+// Mapped reports whether the task is mapped (expand): its task instances
+// have map indexes 0..n-1.
+func (t *Task) Mapped() bool { return t.Expand != nil }

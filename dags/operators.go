@@ -47,11 +47,17 @@ var operators = []*operatorKind{
 	{class: "HttpSensor", fields: httpSensorFields, decode: decodeHTTPSensor, zero: HttpSensorSpec{}},
 	{class: "SqlSensor", fields: sqlSensorFields, decode: decodeSQLSensor, zero: SqlSensorSpec{}},
 	{class: "TriggerDagRunOperator", fields: triggerFields, decode: decodeTriggerDagRun, zero: TriggerDagRunSpec{}},
+	{class: "ShortCircuitOperator", fields: shortCircuitFields, decode: decodeShortCircuit, zero: ShortCircuitSpec{}},
+	{class: "BranchOperator", fields: branchFields, decode: decodeBranch, zero: BranchSpec{}},
+	{class: "LatestOnlyOperator", decode: decodeLatestOnly, zero: LatestOnlySpec{}},
+	{class: "BranchDayOfWeekOperator", fields: dayOfWeekFields, decode: decodeDayOfWeek, zero: BranchDayOfWeekSpec{}},
+	{class: "BranchDateTimeOperator", fields: dateTimeFields, decode: decodeDateTime, zero: BranchDateTimeSpec{}},
+	{class: "BranchSQLOperator", fields: branchSQLFields, decode: decodeBranchSQL, zero: BranchSQLSpec{}},
 }
 
 // pythonOnly are Airflow operators whose work is a Python callable.
 var pythonOnly = []string{
-	"PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "PythonVirtualenvOperator",
+	"PythonOperator", "BranchPythonOperator", "PythonVirtualenvOperator",
 	"BranchPythonVirtualenvOperator", "ExternalPythonOperator", "BranchExternalPythonOperator",
 	"PythonSensor", "_PythonDecoratedOperator",
 }
@@ -119,6 +125,7 @@ type BashSpec struct {
 }
 
 func (BashSpec) Kind() string       { return "BashOperator" }
+func (BashSpec) pushesXCom()        {}
 func (s BashSpec) skipCodes() []int { return s.SkipOnExitCode }
 
 func (s BashSpec) templates() []templateField {

@@ -30,12 +30,16 @@ type SQLSpec struct {
 	Autocommit      bool           `json:"autocommit"`
 	SplitStatements bool           `json:"split_statements"`
 	ShowResults     bool           `json:"show_return_value_in_logs"`
+	// ReturnAll (return_last: false) pushes the rows of every statement,
+	// not only the last one's.
+	ReturnAll bool `json:"return_all,omitempty"`
 
 	at *val
 }
 
 func (SQLSpec) Kind() string { return "SQLExecuteQueryOperator" }
 func (SQLSpec) inProcess()   {}
+func (SQLSpec) pushesXCom()  {}
 
 func (s SQLSpec) templates() []templateField {
 	var out []templateField
@@ -150,8 +154,12 @@ func decodeSQL(d *taskDecoder) OperatorSpec {
 			d.r.errf(v, "%s is a Python function; updraft runs no Python", key)
 		}
 	}
-	for _, key := range []string{"return_last", "hook_params", "authenticator", "session_parameters", "region", "requires_result_fetch", "retry_on_failure"} {
-		if v := d.take(key); v != nil && key != "return_last" {
+	if v := d.take("return_last"); v != nil {
+		last, _ := d.r.boolean("return_last", v)
+		s.ReturnAll = !last
+	}
+	for _, key := range []string{"hook_params", "authenticator", "session_parameters", "region", "requires_result_fetch", "retry_on_failure"} {
+		if v := d.take(key); v != nil {
 			d.r.warnf(v, "%s is ignored: set it on the connection", key)
 		}
 	}

@@ -51,6 +51,7 @@ type taskDecoder struct {
 	used     map[string]bool
 	// readFile reads a file relative to the DAG file (a .sql script).
 	readFile func(name string) ([]byte, error)
+	loc      *time.Location // the DAG's time zone
 }
 
 // take returns the value for key (the task's own, else from default_args)
@@ -82,7 +83,7 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 	if own.get("variables_as_arguments") != nil {
 		own = own.shallow() // variablesAsArguments rewrites attributes
 	}
-	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil())), readFile: readFile}
+	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil())), readFile: readFile, loc: loc}
 	ok := true
 	nProblems := len(*r.probs)
 	if own.get("decorator") != nil {
@@ -258,7 +259,11 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 		variablesAsArguments(r, own, v)
 	}
 	t.Callbacks = decodeCallbacks(r, func(k string) *val { return d.take(k) }, taskCallbackKeys)
-	for _, key := range []string{"task_display_name", "run_as_user", "resources", "ui_color", "ui_fgcolor", "do_xcom_push", "timezone"} {
+	if v := d.take("do_xcom_push"); v != nil && kind.class != "KubernetesPodOperator" {
+		push, _ := r.boolean("do_xcom_push", v)
+		t.XComPush = &push
+	}
+	for _, key := range []string{"task_display_name", "run_as_user", "resources", "ui_color", "ui_fgcolor", "timezone"} {
 		d.used[key] = true // accepted; display or runtime hints with no effect here
 	}
 	t.Spec = kind.decode(d)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,39 @@ type RunContext struct {
 	PrevSuccessInterval *DataInterval
 	PrevSuccessStart    *time.Time
 	PrevSuccessEnd      *time.Time
+
+	// MapIndex is the task instance's map index (-1: not mapped).
+	MapIndex int
+	// XCom is where ti.xcom_pull reads; nil pulls nothing (None).
+	XCom XComSource
+	// Now is the time branch operators compare with (zero: the clock).
+	Now time.Time
+}
+
+// XComSource reads the XComs templates pull.
+type XComSource interface {
+	// PullXCom returns the XComs matching q: of the run (or, with
+	// IncludePrior, of it and the DAG's earlier runs, newest first),
+	// ordered by task id and map index within a run.
+	PullXCom(q XComQuery) ([]XComValue, error)
+}
+
+// XComQuery is one ti.xcom_pull: empty TaskIDs or Key match any, nil
+// MapIndexes any map index.
+type XComQuery struct {
+	DagID, RunID string
+	TaskIDs      []string
+	Key          string
+	MapIndexes   []int
+	IncludePrior bool
+}
+
+// XComValue is one pulled XCom.
+type XComValue struct {
+	TaskID   string
+	MapIndex int
+	RunID    string
+	Value    json.RawMessage
 }
 
 // Render renders t's templated fields for one try. vars are the Variables
@@ -49,6 +83,23 @@ func Render(t *Task, rc RunContext, vars map[string]string) (OperatorSpec, error
 type Renderer struct {
 	ctx     map[string]any
 	logical time.Time // the run's logical date
+	rc      RunContext
+}
+
+// now is the time the branch operators compare with.
+func (r *Renderer) now() time.Time {
+	if r.rc.Now.IsZero() {
+		return time.Now()
+	}
+	return r.rc.Now
+}
+
+// location is the DAG's time zone (UTC when it has none).
+func (r *Renderer) location() *time.Location {
+	if r.rc.DAG != nil && r.rc.DAG.Location != nil {
+		return r.rc.DAG.Location
+	}
+	return time.UTC
 }
 
 // NewRenderer builds Airflow's template context for task t in run rc.
@@ -129,15 +180,185 @@ func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
 		},
 		"var": attrs{"value": variables{vars: vars}, "json": variables{vars: vars, json: true}},
 	}
+	mapIndex := rc.MapIndex
+	if mapIndex == 0 && !t.Mapped() {
+		mapIndex = -1
+	}
 	ti := attrs{
-		"task_id": t.ID, "dag_id": dagID, "run_id": rc.RunID, "try_number": rc.TryNumber, "map_index": -1,
-		"xcom_pull": func(*exec.VarArgs) (any, error) {
-			return nil, fmt.Errorf("XCom is not supported: pass data between tasks through files or tables")
-		},
-		"_str": fmt.Sprintf("<TaskInstance: %s.%s %s [running]>", dagID, t.ID, rc.RunID),
+		"task_id": t.ID, "dag_id": dagID, "run_id": rc.RunID, "try_number": rc.TryNumber, "map_index": mapIndex,
+		"xcom_pull": func(va *exec.VarArgs) (any, error) { return xcomPull(rc, dagID, t.ID, va) },
+		"_str":      fmt.Sprintf("<TaskInstance: %s.%s %s [running]>", dagID, t.ID, rc.RunID),
 	}
 	ctx["ti"], ctx["task_instance"] = ti, ti
-	return &Renderer{ctx: ctx, logical: rc.LogicalDate}
+	return &Renderer{ctx: ctx, logical: rc.LogicalDate, rc: rc}
+}
+
+// xcomPull is ti.xcom_pull(task_ids=None, dag_id=None, key="return_value",
+// include_prior_dates=False, *, map_indexes=None, default=None) with
+// Airflow's return shapes: one task id (and no list of map indexes) gives
+// one value (a mapped task's values as a list, by map index), a list of
+// task ids a list. With no task_ids the calling task's own XCom is read
+// (Airflow 3), and failing that any task's (Airflow 2).
+func xcomPull(rc RunContext, dagID, self string, va *exec.VarArgs) (any, error) {
+	arg := func(pos int, name string) *exec.Value {
+		if v, ok := va.KwArgs[name]; ok {
+			return v
+		}
+		if pos >= 0 && pos < len(va.Args) {
+			return va.Args[pos]
+		}
+		return nil
+	}
+	list := func(v *exec.Value) ([]any, bool) {
+		if !v.IsList() {
+			return nil, false
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = v.Index(i).Interface()
+		}
+		return out, true
+	}
+	q := XComQuery{DagID: dagID, RunID: rc.RunID, Key: "return_value"}
+	single := true
+	if v := arg(0, "task_ids"); v != nil && !v.IsNil() {
+		if v.IsString() {
+			q.TaskIDs = []string{v.String()}
+		} else if items, ok := list(v); ok {
+			single = false
+			for _, it := range items {
+				q.TaskIDs = append(q.TaskIDs, fmt.Sprint(it))
+			}
+		} else {
+			return nil, fmt.Errorf("xcom_pull: task_ids must be a task id or a list of them, got %s", v.String())
+		}
+	}
+	if v := arg(1, "dag_id"); v != nil && !v.IsNil() {
+		q.DagID = v.String()
+	}
+	if v := arg(2, "key"); v != nil {
+		q.Key = ""
+		if !v.IsNil() {
+			q.Key = v.String()
+		}
+	}
+	if v := arg(3, "include_prior_dates"); v != nil {
+		q.IncludePrior = v.IsTrue()
+	}
+	listOfIndexes := false
+	if v := arg(-1, "map_indexes"); v != nil && !v.IsNil() {
+		if v.IsInteger() {
+			q.MapIndexes = []int{v.Integer()}
+		} else if items, ok := list(v); ok {
+			listOfIndexes, single = true, false
+			for _, it := range items {
+				n, ok := toInt(it)
+				if !ok {
+					return nil, fmt.Errorf("xcom_pull: map_indexes must be whole numbers, got %v", it)
+				}
+				q.MapIndexes = append(q.MapIndexes, n)
+			}
+		} else {
+			return nil, fmt.Errorf("xcom_pull: map_indexes must be a number or a list of them")
+		}
+	}
+	var dflt any
+	if v := arg(-1, "default"); v != nil {
+		dflt = v.Interface()
+	}
+	if rc.XCom == nil {
+		return dflt, nil
+	}
+	pull := func(q XComQuery) ([]XComValue, error) {
+		if q.DagID != dagID && !q.IncludePrior {
+			q.RunID = rc.RunID // another DAG's run with the same run id, as Airflow
+		}
+		return rc.XCom.PullXCom(q)
+	}
+	var got []XComValue
+	var err error
+	if q.TaskIDs == nil {
+		own := q
+		own.TaskIDs = []string{self}
+		if got, err = pull(own); err == nil && len(got) == 0 {
+			got, err = pull(q)
+		}
+	} else {
+		got, err = pull(q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xcom_pull: %w", err)
+	}
+	decode := func(x XComValue) (any, error) {
+		v, err := decodeJSON(string(x.Value))
+		if err != nil {
+			return nil, fmt.Errorf("xcom_pull: the XCom of %s is not JSON: %v", x.TaskID, err)
+		}
+		return v, nil
+	}
+	if single {
+		if len(got) == 0 {
+			return dflt, nil
+		}
+		first := got[0]
+		if q.MapIndexes != nil || first.MapIndex < 0 {
+			return decode(first)
+		}
+		var out []any
+		for _, x := range got {
+			if x.TaskID == first.TaskID && x.RunID == first.RunID {
+				v, err := decode(x)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	}
+	// Several task ids (or map indexes): in the order asked, newest run first.
+	order := map[string]int{}
+	for i, id := range q.TaskIDs {
+		order[id] = i
+	}
+	idx := map[int]int{}
+	for i, m := range q.MapIndexes {
+		idx[m] = i
+	}
+	sort.SliceStable(got, func(i, j int) bool {
+		a, b := got[i], got[j]
+		if a.RunID != b.RunID {
+			return false
+		}
+		if order[a.TaskID] != order[b.TaskID] {
+			return order[a.TaskID] < order[b.TaskID]
+		}
+		if listOfIndexes {
+			return idx[a.MapIndex] < idx[b.MapIndex]
+		}
+		return a.MapIndex < b.MapIndex
+	})
+	out := []any{}
+	for _, x := range got {
+		v, err := decode(x)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		return int(n), n == float64(int(n))
+	}
+	return 0, false
 }
 
 // paramValue unwraps Airflow Param objects to their default value.
@@ -372,6 +593,7 @@ func templateEnv() (*exec.Environment, *config.Config) {
 		} {
 			_ = filters.Register(name, dateFilter(layout))
 		}
+		_ = filters.Register("fromjson", fromJSONFilter)
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 		ctx.Set("range", boundedRange)
 		environment = &exec.Environment{
@@ -383,6 +605,19 @@ func templateEnv() (*exec.Environment, *config.Config) {
 		tplConfig.KeepTrailingNewline = true
 	})
 	return environment, tplConfig
+}
+
+// fromJSONFilter parses a JSON string ("{{ ti.xcom_pull('get') | fromjson }}"
+// reads an HTTP response); a value that is not a string passes through.
+func fromJSONFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if !in.IsString() {
+		return in
+	}
+	v, err := decodeJSON(in.String())
+	if err != nil {
+		return exec.AsValue(fmt.Errorf("fromjson: not JSON: %v", err))
+	}
+	return exec.AsValue(v)
 }
 
 func dateFilter(format func(DateTime) string) exec.FilterFunction {

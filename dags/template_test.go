@@ -108,7 +108,6 @@ func TestTemplateErrors(t *testing.T) {
 		"{{ var.value.missing }}":                 "variable missing does not exist",
 		"{{ var.json.bad }}":                      "not valid JSON",
 		"{{ undefined_name }}":                    "undefined_name",
-		"{{ ti.xcom_pull(task_ids='a') }}":        "XCom is not supported",
 		"{{ macros.ds_add('x', 1) }}":             "not a YYYY-MM-DD date",
 		"{{ 0 % 0 }}":                             "template failed", // the engine panics; found by FuzzTemplate
 		"{% for i in range(99999) %}{% endfor %}": "over the limit of 10000",

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ type Try struct {
 	// ContextEnv is Airflow's AIRFLOW_CTX_* variables for the try
 	// ("AIRFLOW_CTX_DAG_ID=..."), added to a local task's environment.
 	ContextEnv []string
+	// XComPush is the task's do_xcom_push: the try's result is reported
+	// in its final event (Event.XCom) only when it is set.
+	XComPush bool
 }
 
 // State is what an event reports about a try.
@@ -63,6 +67,17 @@ type Event struct {
 	// Final marks a failure that retries cannot help (a sensor's timeout,
 	// as in Airflow): the task instance fails even with retries left.
 	Final bool
+	// XCom is what a succeeded (or skipped) try pushed, by key (JSON
+	// values); dags.ReturnValueKey holds the operator's result.
+	XCom map[string]json.RawMessage
+	// Branch is set by a branching task that succeeded: which of its
+	// downstream tasks go on.
+	Branch *dags.Branch
+}
+
+// ReturnValue is the XCom of a try that pushes v as its result.
+func ReturnValue(v json.RawMessage) map[string]json.RawMessage {
+	return map[string]json.RawMessage{dags.ReturnValueKey: v}
 }
 
 // ErrFull means the executor has no free slot; try again after an event.

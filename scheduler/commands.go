@@ -160,6 +160,9 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 			}
 			continue
 		}
+		if err := s.st.ClearXComs(ctx, ti.Key(), -2); err != nil {
+			return nil, err
+		}
 		if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
 			_ = s.exec.Kill(ctx, tryKey(ti), "killed: the task instance was cleared")
 		}

@@ -72,8 +72,11 @@ type Options struct {
 	// logs; the scheduler teaches it every secret variable a template
 	// reads before the rendered fields are stored or run.
 	Mask  *dags.Masker
-	Clock Clock
-	Log   *slog.Logger
+	// XComMaxBytes bounds what one try may push as XCom
+	// (DefaultXComMaxBytes when 0); a try over it fails.
+	XComMaxBytes int
+	Clock        Clock
+	Log          *slog.Logger
 }
 
 // Scheduler is the scheduling engine. Run drives it; the command methods
@@ -1057,9 +1060,15 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	}
 	s.cache.update(queued)
 	key := tryKey(queued)
-	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask}}
+	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask,
+		XComPush: t.PushesXCom()}}
+	// A new try starts without what an earlier one pushed, as in Airflow.
+	if err := st.ClearXComs(ctx, queued.Key(), -1); err != nil {
+		return pendingStart{}, false, err
+	}
 	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
-		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber}
+		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber, MapIndex: -1, Now: now,
+		XCom: storeXCom{ctx: ctx, st: st, logical: rt.run.LogicalDate}}
 	p.try.ContextEnv = contextEnv(key, t.Owner, rt.run.LogicalDate)
 	spec, renderErr := dags.Render(t, rc, vars)
 	p.try.Spec, p.renderErr = spec, renderErr
@@ -1194,6 +1203,18 @@ func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor
 // task instance that was cleared or marked meanwhile keeps its new state.
 func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.Event) error {
 	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
+	var d *dags.DAG // the run's DAG version, read when a branch needs it
+	if ev.State == executor.Succeeded && ev.Branch != nil {
+		if r, err := st.Run(ctx, k.DagID, k.RunID); err == nil {
+			d = s.dagFor(k.DagID, r.DAGVersion)
+		}
+	}
+	if why := s.checkResult(d, ev); why != "" {
+		// The try did its work but its result cannot be used: it fails
+		// (and is retried) with the reason.
+		ev.State, ev.Reason, ev.XCom, ev.Branch = executor.Failed, why, nil, nil
+		s.note(ctx, ev.Key, s.LogPath(ev.Key), "updraft: the try failed: "+why)
+	}
 	state := dags.TaskState(ev.State)
 	ended, err := st.FinishTry(ctx, k, ev.Key.TryNumber, state, ev.At, ev.ExitCode, ev.Reason)
 	if err != nil {
@@ -1215,6 +1236,16 @@ func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.
 	}
 	from := ti.State
 	at := ev.At
+	if state == dags.StateSuccess && (from == dags.StateQueued || from == dags.StateRunning) {
+		if len(ev.XCom) > 0 {
+			if err := st.PushXComs(ctx, k, -1, ev.Key.TryNumber, at, ev.XCom); err != nil {
+				return err
+			}
+		}
+		if err := s.applyBranch(ctx, st, d, k, ev.Branch, at); err != nil {
+			return err
+		}
+	}
 	switch from {
 	case dags.StateRestarting: // cleared while running: start over
 		ti.State, ti.EndDate = dags.StateNone, nil

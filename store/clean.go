@@ -30,14 +30,14 @@ func (s *Store) SchemaVersion(ctx context.Context) (applied, latest int, err err
 
 // CleanReport says what Clean removed (or, dry, would remove).
 type CleanReport struct {
-	Runs, TaskInstances, Tries, AuditEntries, Alerts, Versions int
+	Runs, TaskInstances, Tries, XComs, AuditEntries, Alerts, Versions int
 	// LogPaths are the try logs of the removed tries, for the caller to
 	// delete (the store does not own the files).
 	LogPaths []string
 }
 
 // Clean removes history older than before, as Airflow's `db clean`:
-// finished runs (by logical date) with their task instances and tries,
+// finished runs (by logical date) with their task instances, tries and XComs,
 // audit entries, delivered or abandoned alerts, expired sessions, and DAG
 // versions no run and no DAG uses any more. Queued and running runs and
 // pending alerts are never removed. It is one transaction.
@@ -68,6 +68,7 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 			dst *int
 		}{
 			{`SELECT COUNT(*) FROM task_tries` + inOld, &rep.Tries},
+			{`SELECT COUNT(*) FROM xcom` + inOld, &rep.XComs},
 			{`SELECT COUNT(*) FROM task_instances` + inOld, &rep.TaskInstances},
 			{`SELECT COUNT(*) FROM dag_runs WHERE logical_date < ? AND state IN ('success', 'failed')`, &rep.Runs},
 		} {
@@ -93,6 +94,7 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 		}
 		for _, q := range []string{
 			`DELETE FROM log_chunks` + inOld,
+			`DELETE FROM xcom` + inOld,
 			`DELETE FROM task_tries` + inOld,
 			`DELETE FROM task_instances` + inOld,
 		} {

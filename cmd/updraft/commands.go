@@ -548,8 +548,8 @@ func (m Main) dbClean(ctx context.Context, args []string) int {
 	if *dry {
 		verb = "would remove"
 	}
-	fmt.Fprintf(m.Stdout, "%s history before %s: %d runs, %d task instances, %d tries, %d audit entries, %d alerts, %d DAG versions\n",
-		verb, cut.UTC().Format(time.RFC3339), rep.Runs, rep.TaskInstances, rep.Tries, rep.AuditEntries, rep.Alerts, rep.Versions)
+	fmt.Fprintf(m.Stdout, "%s history before %s: %d runs, %d task instances, %d tries, %d XComs, %d audit entries, %d alerts, %d DAG versions\n",
+		verb, cut.UTC().Format(time.RFC3339), rep.Runs, rep.TaskInstances, rep.Tries, rep.XComs, rep.AuditEntries, rep.Alerts, rep.Versions)
 	if *dry || *keepLogs {
 		return 0
 	}

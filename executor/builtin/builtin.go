@@ -182,21 +182,30 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 		fmt.Fprintf(log, "[%s] %s\n", time.Now().UTC().Format(time.RFC3339), strings.TrimRight(line, "\n"))
 	}
 	logLine("updraft: try %d of %s.%s (run %s) running in-process (%s)", t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID, t.Spec.Kind())
+	out := &result{}
 	switch s := t.Spec.(type) {
 	case dags.HttpSpec:
-		err = e.runHTTP(ctx, s, logLine)
+		err = e.runHTTP(ctx, s, logLine, out)
 	case dags.MattermostSpec:
 		err = e.runMattermost(ctx, s, logLine)
 	case dags.SQLSpec:
-		err = e.runSQL(ctx, s, logLine)
+		err = e.runSQL(ctx, s, logLine, out)
+	case dags.BranchSQLSpec:
+		err = e.runBranchSQL(ctx, s, logLine, out)
+	case dags.Decider:
+		err = decide(s, logLine, out)
 	case dags.Sensor:
 		err = e.runSensor(ctx, s, logLine)
 	case dags.TriggerDagRunSpec:
-		err = e.runTrigger(ctx, s, t, logLine)
+		err = e.runTrigger(ctx, s, t, logLine, out)
 	default:
 		err = fmt.Errorf("%s does not run in-process", t.Spec.Kind())
 	}
-	ev := executor.Event{Key: t.Key, State: executor.Succeeded, At: time.Now()}
+	ev := executor.Event{Key: t.Key, State: executor.Succeeded, At: time.Now(), Branch: out.branch}
+	if err == nil {
+		ev.XCom = out.xcom(t.XComPush)
+		err = out.err
+	}
 	switch {
 	case errors.Is(err, errSkip):
 		ev.State = executor.Skipped
@@ -215,21 +224,98 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 	e.send(ev)
 }
 
-// runHTTP makes the request of an HttpOperator.
-func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) error {
-	status, body, err := e.request(ctx, s, logLine)
+// result is what an in-process try hands on: its XCom and its branch.
+type result struct {
+	value    any // the return value (pushed when the task pushes XCom)
+	hasValue bool
+	explicit map[string]any // pushed whatever do_xcom_push says (TriggerDagRunOperator's keys)
+	branch   *dags.Branch
+	err      error
+}
+
+func (r *result) returns(v any) { r.value, r.hasValue = v, true }
+
+func (r *result) push(key string, v any) {
+	if r.explicit == nil {
+		r.explicit = map[string]any{}
+	}
+	r.explicit[key] = v
+}
+
+// xcom encodes the try's XCom: the explicit keys, and the return value
+// when the task pushes one.
+func (r *result) xcom(push bool) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	enc := func(key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			r.err = fmt.Errorf("XCom %s cannot be stored as JSON: %v", key, err)
+			return
+		}
+		out[key] = b
+	}
+	for k, v := range r.explicit {
+		enc(k, v)
+	}
+	if push && r.hasValue {
+		enc(dags.ReturnValueKey, r.value)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// decide reports a branch operator's decision, made when it rendered.
+func decide(s dags.Decider, logLine func(string, ...any), out *result) error {
+	b, v, err := s.Decide()
 	if err != nil {
 		return err
 	}
-	return s.CheckResponse(status, body)
+	if why, ok := s.(interface{ Reason() string }); ok && why.Reason() != "" {
+		logLine("updraft: %s", why.Reason())
+	}
+	switch {
+	case b == nil:
+		logLine("updraft: downstream tasks go on")
+	case b.All:
+		logLine("updraft: every task downstream is skipped")
+	case len(b.Follow) == 0:
+		logLine("updraft: the direct downstream tasks are skipped")
+	default:
+		logLine("updraft: following %s; the other direct downstream tasks are skipped", strings.Join(b.Follow, ", "))
+	}
+	out.branch = b
+	if v != nil {
+		out.returns(v)
+	}
+	return nil
 }
 
-// request makes an HTTP request of a task and returns the status and up
-// to 1 MiB of the body.
-func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) (int, []byte, error) {
+// runHTTP makes the request of an HttpOperator; its result is the
+// response text, or response_filter rendered with the response.
+func (e *Executor) runHTTP(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any), out *result) error {
+	status, body, headers, err := e.request(ctx, s, logLine)
+	if err != nil {
+		return err
+	}
+	if err := s.CheckResponse(status, body); err != nil {
+		return err
+	}
+	v, err := s.Filter(status, body, headers)
+	if err != nil {
+		return err
+	}
+	out.returns(v)
+	return nil
+}
+
+// request makes an HTTP request of a task and returns the status, up to
+// 1 MiB of the body and the response headers.
+func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(string, ...any)) (int, []byte, map[string]string, error) {
 	conn, err := e.o.Connections.Get(s.ConnID)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	target := conn.BaseURL()
 	if s.Endpoint != "" {
@@ -237,7 +323,7 @@ func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(st
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		return 0, nil, fmt.Errorf("connection %s with endpoint %q is not a URL", s.ConnID, s.Endpoint)
+		return 0, nil, nil, fmt.Errorf("connection %s with endpoint %q is not a URL", s.ConnID, s.Endpoint)
 	}
 	var body io.Reader
 	headers := map[string]string{}
@@ -268,7 +354,7 @@ func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(st
 	}
 	req, err := http.NewRequestWithContext(ctx, s.Method, u.String(), body)
 	if err != nil {
-		return 0, nil, fmt.Errorf("request: %v", err)
+		return 0, nil, nil, fmt.Errorf("request: %v", err)
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -284,7 +370,7 @@ func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(st
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, nil, fmt.Errorf("%s %s: %w", s.Method, redact(u), err)
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", s.Method, redact(u), err)
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -292,7 +378,11 @@ func (e *Executor) request(ctx context.Context, s dags.HttpSpec, logLine func(st
 	if s.LogResponse {
 		logLine("%s\n", truncate(string(respBody), 64<<10))
 	}
-	return resp.StatusCode, respBody, nil
+	hdr := make(map[string]string, len(resp.Header))
+	for k := range resp.Header {
+		hdr[k] = resp.Header.Get(k)
+	}
+	return resp.StatusCode, respBody, hdr, nil
 }
 
 // runMattermost posts a MattermostOperator's message to the webhook of

@@ -139,7 +139,7 @@ func (e *Executor) externalPoker(s dags.ExternalTaskSpec, logLine func(string, .
 // response_check is polled again.
 func (e *Executor) httpPoker(s dags.HttpSensorSpec, logLine func(string, ...any)) poker {
 	return func(ctx context.Context, n int) (bool, error) {
-		status, body, err := e.request(ctx, s.Request, logLine)
+		status, body, _, err := e.request(ctx, s.Request, logLine)
 		if err != nil {
 			return false, err
 		}

@@ -26,14 +26,57 @@ import (
 // transaction unless autocommit, each statement's query id (Snowflake) and
 // row count in the log. Cancelling ctx (a timeout, a kill, a clear) cancels
 // the running statement on the server.
-func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(string, ...any)) error {
-	conn, err := e.o.Connections.Get(s.ConnID)
+func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(string, ...any), out *result) error {
+	results, err := e.querySQL(ctx, s, logLine, true)
+	if err != nil || len(results) == 0 {
+		return err
+	}
+	if s.ReturnAll {
+		out.returns(results)
+	} else {
+		out.returns(results[len(results)-1])
+	}
+	return nil
+}
+
+// runBranchSQL runs a BranchSQLOperator's query and follows the branch
+// its first value picks.
+func (e *Executor) runBranchSQL(ctx context.Context, s dags.BranchSQLSpec, logLine func(string, ...any), out *result) error {
+	results, err := e.querySQL(ctx, s.SQLSpec, logLine, true)
 	if err != nil {
 		return err
 	}
-	db, engine, err := openDB(conn, s)
+	var first any
+	found := false
+	if len(results) > 0 {
+		if rows, _ := results[len(results)-1].([][]any); len(rows) > 0 && len(rows[0]) > 0 {
+			first, found = rows[0][0], true
+		}
+	}
+	b, err := s.Choose(first, found)
 	if err != nil {
 		return err
+	}
+	logLine("updraft: the query returned %v: following %s", first, strings.Join(b.Follow, ", "))
+	out.branch = b
+	out.returns(b.Follow)
+	return nil
+}
+
+// maxResultRows bounds the rows a query may return into an XCom.
+const maxResultRows = 100_000
+
+// querySQL runs a task's statements and returns, when collect is set, each
+// statement's rows ([][]any, JSON-ready) or nil for a statement that
+// returns none, as Airflow's fetch_all handler does.
+func (e *Executor) querySQL(ctx context.Context, s dags.SQLSpec, logLine func(string, ...any), collect bool) ([]any, error) {
+	conn, err := e.o.Connections.Get(s.ConnID)
+	if err != nil {
+		return nil, err
+	}
+	db, engine, err := openDB(conn, s)
+	if err != nil {
+		return nil, err
 	}
 	defer db.Close()
 	var statements []string
@@ -47,15 +90,16 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 	logLine("updraft: %d statement(s) on %s connection %s (%s)", len(statements), engine, s.ConnID, conn.Masked())
 	c, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", s.ConnID, cleanDBError(err))
+		return nil, fmt.Errorf("connect to %s: %w", s.ConnID, cleanDBError(err))
 	}
 	defer c.Close()
 	if engine == "postgres" && s.Schema != "" {
 		if _, err := c.ExecContext(ctx, "SET search_path TO "+pgx.Identifier{s.Schema}.Sanitize()); err != nil {
-			return fmt.Errorf("schema %s: %w", s.Schema, cleanDBError(err))
+			return nil, fmt.Errorf("schema %s: %w", s.Schema, cleanDBError(err))
 		}
 	}
 	var tx *sql.Tx
+	var results []any
 	run := func(ctx context.Context, q string, args ...any) (*sql.Rows, sql.Result, error) {
 		if returnsRows(q) {
 			var rows *sql.Rows
@@ -78,7 +122,7 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 	}
 	if !s.Autocommit && len(statements) > 1 {
 		if tx, err = c.BeginTx(ctx, nil); err != nil {
-			return fmt.Errorf("begin: %w", cleanDBError(err))
+			return nil, fmt.Errorf("begin: %w", cleanDBError(err))
 		}
 		defer func() { _ = tx.Rollback() }()
 	}
@@ -93,7 +137,7 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 		start := time.Now()
 		bound, args, err := bind(q, s.Parameters, s.NamedParameters, engine)
 		if err != nil {
-			return fmt.Errorf("statement %d: %w", i+1, err)
+			return nil, fmt.Errorf("statement %d: %w", i+1, err)
 		}
 		rows, res, err := run(qctx, bound, args...)
 		qid := ""
@@ -105,18 +149,19 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 		}
 		if err != nil {
 			if qid != "" {
-				return fmt.Errorf("statement %d (query id %s): %w", i+1, qid, cleanDBError(err))
+				return nil, fmt.Errorf("statement %d (query id %s): %w", i+1, qid, cleanDBError(err))
 			}
-			return fmt.Errorf("statement %d: %w", i+1, cleanDBError(err))
+			return nil, fmt.Errorf("statement %d: %w", i+1, cleanDBError(err))
 		}
 		note := ""
 		if qid != "" {
 			note = "query id " + qid + ", "
 		}
 		if rows != nil {
-			n, sample, err := drain(rows, s.ShowResults)
+			n, sample, got, err := drain(rows, s.ShowResults, collect)
+			results = append(results, got)
 			if err != nil {
-				return fmt.Errorf("statement %d: %w", i+1, cleanDBError(err))
+				return nil, fmt.Errorf("statement %d: %w", i+1, cleanDBError(err))
 			}
 			logLine("updraft: %s%d row(s) returned in %s", note, n, time.Since(start).Round(time.Millisecond))
 			for _, line := range sample {
@@ -124,28 +169,37 @@ func (e *Executor) runSQL(ctx context.Context, s dags.SQLSpec, logLine func(stri
 			}
 			continue
 		}
+		results = append(results, nil)
 		n, _ := res.RowsAffected()
 		logLine("updraft: %s%d row(s) affected in %s", note, n, time.Since(start).Round(time.Millisecond))
 	}
 	if tx != nil {
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit: %w", cleanDBError(err))
+			return nil, fmt.Errorf("commit: %w", cleanDBError(err))
 		}
 		logLine("updraft: committed")
 	}
-	return nil
+	return results, nil
 }
 
-// drain counts a result's rows and keeps the first ones for the log.
-func drain(rows *sql.Rows, keep bool) (int, []string, error) {
+// drain counts a result's rows, keeps the first ones for the log (keep)
+// and, with collect, returns them all as JSON-ready values.
+func drain(rows *sql.Rows, keep, collect bool) (int, []string, [][]any, error) {
 	defer rows.Close()
 	cols, _ := rows.Columns()
 	var sample []string
+	var all [][]any
+	if collect {
+		all = [][]any{}
+	}
 	n := 0
 	for rows.Next() {
 		n++
-		if !keep || len(sample) >= 20 {
+		if (!keep || len(sample) >= 20) && !collect {
 			continue
+		}
+		if collect && n > maxResultRows {
+			return n, sample, nil, fmt.Errorf("more than %d rows is too much for an XCom: set do_xcom_push: false or return fewer rows", maxResultRows)
 		}
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -153,18 +207,27 @@ func drain(rows *sql.Rows, keep bool) (int, []string, error) {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return n, sample, err
+			return n, sample, nil, err
 		}
 		parts := make([]string, len(vals))
 		for i, v := range vals {
-			if b, ok := v.([]byte); ok {
-				v = string(b)
+			switch x := v.(type) {
+			case []byte:
+				v = string(x)
+				vals[i] = v
+			case time.Time:
+				vals[i] = x.Format(time.RFC3339Nano)
 			}
 			parts[i] = fmt.Sprint(v)
 		}
-		sample = append(sample, strings.Join(parts, " | "))
+		if collect {
+			all = append(all, vals)
+		}
+		if keep && len(sample) < 20 {
+			sample = append(sample, strings.Join(parts, " | "))
+		}
 	}
-	return n, sample, rows.Err()
+	return n, sample, all, rows.Err()
 }
 
 // openDB opens the connection's database with the task's overrides.

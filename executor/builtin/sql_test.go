@@ -58,6 +58,7 @@ func TestSQLOnPostgres(t *testing.T) {
 	run := func(id string, spec dags.SQLSpec) (executor.Event, string) {
 		t.Helper()
 		tr := sqlTry(t, id, spec)
+		tr.XComPush = true
 		if err := ex.Start(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +72,10 @@ func TestSQLOnPostgres(t *testing.T) {
 	if ev.State != executor.Succeeded || !strings.Contains(log, "3 row(s) affected") || !strings.Contains(log, "1 row(s) returned") ||
 		!strings.Contains(log, "2024-05-01 00:00:00 +0000 UTC | 3") || !strings.Contains(log, "committed") || strings.Contains(log, "password") {
 		t.Fatalf("load: %+v\n%s", ev, log)
+	}
+	// The XCom is the last statement's rows, as Airflow's fetch_all handler returns them.
+	if got := string(ev.XCom["return_value"]); got != `[["2024-05-01T00:00:00Z",3]]` {
+		t.Fatalf("XCom of the last statement: %s", got)
 	}
 	// Airflow's pyformat placeholders, as DAG files written for Airflow
 	// have them: %s from a list, %(name)s from a mapping, %% for %.

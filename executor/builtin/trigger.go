@@ -34,7 +34,7 @@ var logicalLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999-07:0
 // runTrigger starts the other DAG's run, resets it when it exists and
 // reset_dag_run asks for it, and with wait_for_completion polls it until
 // it ends in an allowed or failed state.
-func (e *Executor) runTrigger(ctx context.Context, s dags.TriggerDagRunSpec, t executor.Try, logLine func(string, ...any)) error {
+func (e *Executor) runTrigger(ctx context.Context, s dags.TriggerDagRunSpec, t executor.Try, logLine func(string, ...any), out *result) error {
 	if e.o.Runs == nil {
 		return errors.New("this server cannot start runs of other DAGs")
 	}
@@ -81,6 +81,9 @@ func (e *Executor) runTrigger(ctx context.Context, s dags.TriggerDagRunSpec, t e
 	default:
 		logLine("updraft: triggered run %s of %s (logical date %s)", runID, s.DagID, logical.Format(time.RFC3339))
 	}
+	// Airflow pushes these whatever do_xcom_push says.
+	out.push("trigger_run_id", runID)
+	out.push("trigger_logical_date_iso", logical.Format("2006-01-02T15:04:05-07:00"))
 	if !s.Wait {
 		return nil
 	}

@@ -4,10 +4,12 @@ package executortest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +26,10 @@ type Behavior struct {
 	Duration time.Duration // how long it runs before ending
 	Forever  bool          // runs until killed
 	Output   string        // printed before it ends (checked where Logs is set)
+	// PushXCom makes the try a pod task with do_xcom_push that writes
+	// XCom (JSON) to /airflow/xcom/return.json; "" writes no file.
+	PushXCom bool
+	XCom     string
 }
 
 // Harness describes an executor under test.
@@ -62,6 +68,62 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AdoptRunning", func(t *testing.T) { testAdoptRunning(t, h) })
 	t.Run("AdoptFinished", func(t *testing.T) { testAdoptFinished(t, h) })
 	t.Run("AdoptGone", func(t *testing.T) { testAdoptGone(t, h) })
+	t.Run("XCom", func(t *testing.T) { testXCom(t, h) })
+	t.Run("AdoptXCom", func(t *testing.T) { testAdoptXCom(t, h) })
+}
+
+// xcomTry is a try that pushes b's XCom.
+func xcomTry(t *testing.T, h Harness, b Behavior) executor.Try {
+	b.PushXCom = true
+	try := NewTry(t, h.Spec(b))
+	try.XComPush = true
+	return try
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// A pod task's return.json is its XCom; one that is missing or not JSON
+// fails the try and says why.
+func testXCom(t *testing.T, h Harness) {
+	ex, _ := h.New(t, 1)
+	run := func(b Behavior) executor.Event {
+		try := xcomTry(t, h, b)
+		if err := ex.Start(context.Background(), try); err != nil {
+			t.Fatal(err)
+		}
+		return Final(t, ex, try.Key, h.Within)
+	}
+	if ev := run(Behavior{XCom: `{"new_tables": ["events_v2", "pages"]}`}); ev.State != executor.Succeeded || !sameJSON(ev.XCom[dags.ReturnValueKey], []byte(`{"new_tables": ["events_v2", "pages"]}`)) {
+		t.Errorf("XCom: %+v %s", ev, ev.XCom[dags.ReturnValueKey])
+	}
+	if ev := run(Behavior{}); ev.State != executor.Failed || !strings.Contains(ev.Reason, "return.json") || ev.XCom != nil {
+		t.Errorf("no return.json: %+v", ev)
+	}
+	if ev := run(Behavior{XCom: `{"new_tables": [`}); ev.State != executor.Failed || !strings.Contains(ev.Reason, "not JSON") {
+		t.Errorf("return.json that is not JSON: %+v", ev)
+	}
+}
+
+// A try that ended while no executor watched still hands over its XCom.
+func testAdoptXCom(t *testing.T, h Harness) {
+	first, crash := h.New(t, 1)
+	try := xcomTry(t, h, Behavior{XCom: `[1, 2, 3]`, Duration: time.Second, Output: "started"})
+	if err := first.Start(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	started(t, h, first, try)
+	crash()
+	time.Sleep(3 * time.Second) // it ends unobserved
+	second, _ := h.New(t, 1)
+	if err := second.Adopt(context.Background(), try); err != nil {
+		t.Fatal(err)
+	}
+	if ev := Final(t, second, try.Key, h.Within); ev.State != executor.Succeeded || !sameJSON(ev.XCom[dags.ReturnValueKey], []byte(`[1,2,3]`)) {
+		t.Fatalf("adopted: %+v %s", ev, ev.XCom[dags.ReturnValueKey])
+	}
 }
 
 var seq atomic.Int64

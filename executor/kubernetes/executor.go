@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,7 @@ type podTry struct {
 	end       context.CancelFunc
 	logDone   chan struct{}
 	timers    []*time.Timer
+	xcom      map[string]json.RawMessage // what the try pushed, once it succeeded
 }
 
 // newPodTry reads every pod setting of the try from its task's spec: the
@@ -382,6 +384,16 @@ func (e *Executor) observe(obj any, deleted bool) {
 		e.finish(pt, executor.Failed, st.exitCode, reason, now)
 	case killed != "":
 		// Being deleted on our request: the delete event finishes it.
+	case st.done && st.ok && pt.try.XComPush:
+		v, why := podXCom(st)
+		if why != "" {
+			e.finish(pt, executor.Failed, st.exitCode, fmt.Sprintf("Pod %s: %s", pod.Name, why), at)
+			return
+		}
+		e.mu.Lock()
+		pt.xcom = executor.ReturnValue(v)
+		e.mu.Unlock()
+		e.finish(pt, executor.Succeeded, st.exitCode, "", at)
 	case st.done && st.ok:
 		e.finish(pt, executor.Succeeded, st.exitCode, "", at)
 	case st.done && st.exitCode != nil && slices.Contains(pt.try.SkipOn, *st.exitCode):
@@ -451,7 +463,10 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 	e.mu.Lock()
 	delete(e.tries, pt.try.Key)
 	e.mu.Unlock()
-	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at})
+	e.mu.Lock()
+	xcom := pt.xcom
+	e.mu.Unlock()
+	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at, XCom: xcom})
 }
 
 // logDrainTimeout bounds the wait for a pod's last log lines once it

@@ -73,8 +73,12 @@ func podSpec(b executortest.Behavior) dags.PodSpec {
 		}
 		ann[cluster.AnnotationDuration] = d.String()
 	}
+	if b.XCom != "" {
+		ann[cluster.AnnotationXCom] = b.XCom
+	}
 	return dags.PodSpec{Image: "busybox", Cmds: []string{"sh", "-c"}, Arguments: []string{"echo " + b.Output},
-		Annotations: ann, GetLogs: true, OnFinishAction: dags.DeletePod, StartupTimeout: dags.DefaultStartupTimeout}
+		Annotations: ann, GetLogs: true, OnFinishAction: dags.DeletePod, StartupTimeout: dags.DefaultStartupTimeout,
+		DoXComPush: b.PushXCom}
 }
 
 func TestConformance(t *testing.T) {

@@ -258,6 +258,15 @@ func fromPodSpec(s dags.PodSpec, d Defaults) *corev1.Pod {
 	if s.TerminationMessagePolicy != "" {
 		c.TerminationMessagePolicy = s.TerminationMessagePolicy
 	}
+	if s.DoXComPush {
+		// The kubelet copies this file into the container's termination
+		// message when it ends: the XCom reaches updraft through the pod's
+		// status, without exec into the pod, and survives a restart.
+		c.TerminationMessagePath = XComPath
+		if c.TerminationMessagePolicy == "" {
+			c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+		}
+	}
 	ps := &pod.Spec
 	ps.Volumes = append(ps.Volumes, s.Volumes...)
 	ps.InitContainers = append(ps.InitContainers, s.InitContainers...)

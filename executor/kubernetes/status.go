@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +20,9 @@ type podState struct {
 	stuck    string // why it has not started yet (unschedulable, image pull): fail after the startup timeout
 	// finishedAt is when the base container ended (zero if unknown).
 	finishedAt time.Time
+	// message is the base container's termination message: its XCom
+	// when the task pushes one.
+	message string
 }
 
 // readPod maps a pod's status onto a try outcome, keeping Kubernetes'
@@ -40,6 +44,7 @@ func readPod(pod *corev1.Pod, container string) podState {
 			code := int(term.ExitCode)
 			st.exitCode = &code
 			st.finishedAt = term.FinishedAt.Time
+			st.message = term.Message
 			st.reason = term.Reason
 			if term.Message != "" {
 				st.reason += ": " + strings.TrimSpace(term.Message)
@@ -104,4 +109,29 @@ func readPod(pod *corev1.Pod, container string) podState {
 		}
 	}
 	return st
+}
+
+// XComPath is where a pod task writes its XCom, as KubernetesPodOperator
+// has it; the base container's termination message is read from it.
+const XComPath = "/airflow/xcom/return.json"
+
+// maxTerminationMessage is what the kubelet keeps of a termination
+// message: a longer return.json arrives cut.
+const maxTerminationMessage = 4096
+
+// podXCom reads a succeeded pod's XCom from its termination message.
+func podXCom(st podState) (json.RawMessage, string) {
+	msg := strings.TrimSpace(st.message)
+	switch {
+	case msg == "":
+		return nil, "do_xcom_push is set but the container wrote no " + XComPath
+	case !json.Valid([]byte(msg)) && len(st.message) >= maxTerminationMessage:
+		return nil, fmt.Sprintf("%s is larger than the %d bytes Kubernetes keeps of a termination message: push less, or write the data elsewhere and push its location", XComPath, maxTerminationMessage)
+	case !json.Valid([]byte(msg)):
+		if len(msg) > 200 {
+			msg = msg[:200] + "..."
+		}
+		return nil, XComPath + " is not JSON: " + msg
+	}
+	return json.RawMessage(msg), ""
 }

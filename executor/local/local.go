@@ -19,7 +19,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +66,7 @@ type proc struct {
 	out     *os.File // the output pipe's read end
 	ack     *os.File // the acknowledgement pipe's write end
 	status  *os.File // the status pipe's read end (tries started here)
+	last    lastLine // the output's last line (a BashOperator's XCom)
 }
 
 // New returns an executor running at most slots tries at once.
@@ -131,6 +134,17 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 		return []string{"bash", "-c", s.Command}, append(env, t.ContextEnv...), s.Cwd, nil, nil
 	case dags.PodSpec:
 		argv = append(append(argv, s.Cmds...), s.Arguments...)
+		if s.DoXComPush {
+			// The host has no /airflow/xcom: the try's own folder stands in.
+			for i := range argv {
+				argv[i] = strings.ReplaceAll(argv[i], podXComDir, xcomDir(t))
+			}
+			if err := os.MkdirAll(xcomDir(t), executor.LogDirMode); err != nil {
+				return nil, nil, "", nil, err
+			}
+			os.Remove(filepath.Join(xcomDir(t), "return.json"))
+			notes = append(notes, "do_xcom_push: "+podXComDir+" in cmds and arguments is "+xcomDir(t)+" on this host")
+		}
 		if len(s.Cmds) == 0 {
 			return nil, nil, "", nil, fmt.Errorf("KubernetesPodOperator task has no cmds: the image's entrypoint cannot run on the local executor")
 		}
@@ -153,6 +167,113 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 
 // base is the path prefix of a try's exit file (and its wrapper's $0).
 func base(t executor.Try) string { return strings.TrimSuffix(t.LogPath, ".log") }
+
+// podXComDir is where a pod task writes its XCom (return.json), as
+// KubernetesPodOperator has it.
+const podXComDir = "/airflow/xcom"
+
+// xcomDir is the folder that stands for podXComDir in a local try.
+func xcomDir(t executor.Try) string { return base(t) + ".xcom" }
+
+// lastLine keeps the last line of a try's output, as Airflow's
+// BashOperator pushes it: without trailing white space, "" when the
+// output ended with an empty line. Safe for one writer and later readers.
+type lastLine struct {
+	mu      sync.Mutex
+	line    []byte // the last complete line
+	partial []byte // what followed it, not ended yet
+	seen    bool
+}
+
+const maxLastLine = 1 << 20
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = true
+	rest := p
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		l.line = append(append(l.line[:0], l.partial...), rest[:i]...)
+		l.partial = l.partial[:0]
+		rest = rest[i+1:]
+	}
+	if len(l.partial)+len(rest) <= maxLastLine {
+		l.partial = append(l.partial, rest...)
+	}
+	return len(p), nil
+}
+
+// get returns the last line, and false when no output was seen.
+func (l *lastLine) get() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	line := l.line
+	if len(l.partial) > 0 {
+		line = l.partial
+	}
+	return strings.TrimRight(string(line), " \t\r\n"), l.seen
+}
+
+// result reads what a succeeded try pushes: a BashOperator's last line of
+// output, a pod task's return.json. A pod task that pushes but wrote no
+// JSON there fails with the reason.
+func (e *Executor) result(t executor.Try, p *proc) (map[string]json.RawMessage, string) {
+	if !t.XComPush {
+		return nil, ""
+	}
+	switch t.Spec.(type) {
+	case dags.BashSpec:
+		line, seen := p.last.get()
+		if !seen {
+			line = lastLogLine(t.LogPath) // adopted: the output went to the log before the restart
+		}
+		b, _ := json.Marshal(line)
+		return executor.ReturnValue(b), ""
+	case dags.PodSpec:
+		b, err := os.ReadFile(filepath.Join(xcomDir(t), "return.json"))
+		if err != nil {
+			return nil, "do_xcom_push is set but the task wrote no " + podXComDir + "/return.json"
+		}
+		if !json.Valid(b) {
+			return nil, podXComDir + "/return.json is not JSON: " + truncateText(string(b), 200)
+		}
+		return executor.ReturnValue(bytes.TrimSpace(b)), ""
+	}
+	return nil, ""
+}
+
+// lastLogLine is the last line of a try's own output in its log: the last
+// line that is not one of updraft's ("[time] updraft: ...").
+func lastLogLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > tail {
+		_, _ = f.Seek(st.Size()-tail, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := lines[i]; !(strings.HasPrefix(l, "[") && strings.Contains(l, "] updraft: ")) {
+			return strings.TrimRight(l, " \t\r")
+		}
+	}
+	return ""
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
 
 // Start runs a try. EmptyOperator tries finish at once.
 func (e *Executor) Start(ctx context.Context, t executor.Try) error {
@@ -267,7 +388,11 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 	b := base(t)
 	copied := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(logf, p.out)
+		var dst io.Writer = logf
+		if t.XComPush {
+			dst = io.MultiWriter(logf, &p.last)
+		}
+		_, _ = io.Copy(dst, p.out)
 		close(copied)
 	}()
 	ended := make(chan struct{}) // the command ended (the wrapper said so)
@@ -385,6 +510,10 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 		ev.State, ev.Reason = executor.Failed, reason
 	case code == 0:
 		ev.State = executor.Succeeded
+		var why string
+		if ev.XCom, why = e.result(t, p); why != "" {
+			ev.State, ev.Reason = executor.Failed, why
+		}
 	case code > 0 && slices.Contains(t.SkipOn, code):
 		ev.State, ev.Reason = executor.Skipped, fmt.Sprintf("exit code %d is in skip_on_exit_code", code)
 	case code > 0:

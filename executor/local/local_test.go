@@ -25,6 +25,14 @@ func harness() executortest.Harness {
 			return ex, ex.crash
 		},
 		Spec: func(b executortest.Behavior) dags.OperatorSpec {
+			if b.PushXCom {
+				write := ""
+				if b.XCom != "" {
+					write = fmt.Sprintf("printf '%%s' '%s' > /airflow/xcom/return.json; ", b.XCom)
+				}
+				return dags.PodSpec{Image: "x", Cmds: []string{"sh", "-c"}, DoXComPush: true,
+					Arguments: []string{fmt.Sprintf("echo %s; %ssleep %g", b.Output, write, b.Duration.Seconds())}}
+			}
 			if b.Forever {
 				return dags.BashSpec{Command: "echo started; sleep 300 & wait"}
 			}
@@ -183,5 +191,34 @@ func TestOutputWrittenWhileTheServerIsDownIsKept(t *testing.T) {
 	}
 	if n := strings.Count(log, "pw=***"); n != 4000 {
 		t.Fatalf("%d of 4000 lines in the log", n)
+	}
+}
+
+// A BashOperator pushes the last line of its output (stdout and stderr,
+// as Airflow's subprocess hook reads them), without trailing space.
+func TestBashPushesLastLine(t *testing.T) {
+	ex := New(3, slog.New(slog.DiscardHandler))
+	for cmd, want := range map[string]string{
+		`echo first; echo "the last one  "`: `"the last one"`,
+		`echo first; printf 'no newline'`:   `"no newline"`,
+		`echo first; echo`:                  `""`,
+		`true`:                              `""`,
+	} {
+		try := executortest.NewTry(t, dags.BashSpec{Command: cmd})
+		try.XComPush = true
+		if err := ex.Start(context.Background(), try); err != nil {
+			t.Fatal(err)
+		}
+		ev := executortest.Final(t, ex, try.Key, 30*time.Second)
+		if got := string(ev.XCom["return_value"]); ev.State != executor.Succeeded || got != want {
+			t.Errorf("%s: pushed %s (%+v), want %s", cmd, got, ev, want)
+		}
+	}
+	quiet := executortest.NewTry(t, dags.BashSpec{Command: "echo x"})
+	if err := ex.Start(context.Background(), quiet); err != nil {
+		t.Fatal(err)
+	}
+	if ev := executortest.Final(t, ex, quiet.Key, 30*time.Second); ev.XCom != nil {
+		t.Errorf("do_xcom_push false pushed %v", ev.XCom)
 	}
 }

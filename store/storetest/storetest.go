@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		"Replicas":          testReplicas,
 		"LogCopies":         testLogCopies,
 		"LoginFailures":     testLoginFailures,
+		"XCom":              testXCom,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -488,12 +490,14 @@ func testClean(t *testing.T, s *store.Store) {
 	}
 	must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, TryNumber: 1, StartDate: t0, LogPath: "/logs/old.log"}))
 	must(t, s.AppendLog(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, 1, 0, []byte("old log")))
+	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`1`)}))
+	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: kept.RunID, TaskID: "x"}, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`2`)}))
 	must(t, s.Audit(ctx, store.AuditEntry{At: t0, Actor: "a", Action: "trigger"}))
 	must(t, s.AddAlert(ctx, store.Alert{Key: "k", Kind: store.AlertRunFailed, CreatedAt: t0}))
 	cut := t0.AddDate(0, 0, 30)
 	rep, err := s.Clean(ctx, cut, true)
 	must(t, err)
-	if rep.Runs != 1 || rep.TaskInstances != 1 || rep.Tries != 1 || rep.AuditEntries != 1 || rep.Alerts != 0 || len(rep.LogPaths) != 1 || rep.Versions != 0 {
+	if rep.Runs != 1 || rep.TaskInstances != 1 || rep.Tries != 1 || rep.XComs != 1 || rep.AuditEntries != 1 || rep.Alerts != 0 || len(rep.LogPaths) != 1 || rep.Versions != 0 {
 		t.Fatalf("dry run: %+v", rep)
 	}
 	if runs, _ := s.Runs(ctx, store.RunFilter{DagID: "d"}); len(runs) != 3 {
@@ -513,6 +517,9 @@ func testClean(t *testing.T, s *store.Store) {
 	}
 	if log, _ := s.AuditLog(ctx, 10); len(log) != 0 {
 		t.Fatalf("audit: %+v", log)
+	}
+	if xs, _ := s.XComs(ctx, store.XComFilter{DagID: "d", IncludePrior: true, Before: t0.AddDate(1, 0, 0)}); len(xs) != 1 || xs[0].RunID != kept.RunID {
+		t.Fatalf("XComs after cleaning: %+v", xs)
 	}
 	// Pending alerts and versions still in use stay.
 	if counts, _ := s.CountAlerts(ctx); counts[store.AlertPending] != 1 {
@@ -630,5 +637,49 @@ func testLoginFailures(t *testing.T, s *store.Store) {
 	}
 	if n, _, _ := s.LoginFailures(ctx, "ip:10.0.0.1", t0.Add(-time.Hour)); n != 0 {
 		t.Fatalf("an ended window was kept: %d", n)
+	}
+}
+
+func testXCom(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	r1, r2 := newRun("d", 0, "scheduled"), newRun("d", 1, "scheduled")
+	for _, r := range []store.Run{r1, r2} {
+		must(t, s.CreateRun(ctx, r, tis(r, "a", "b")))
+	}
+	a1 := store.TIKey{DagID: "d", RunID: r1.RunID, TaskID: "a"}
+	a2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "a"}
+	b2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "b"}
+	must(t, s.PushXComs(ctx, a1, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`"first"`)}))
+	must(t, s.PushXComs(ctx, a2, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 1}`), "extra": json.RawMessage(`[1, 2]`)}))
+	// A second try replaces what the first pushed, keys included.
+	must(t, s.PushXComs(ctx, a2, -1, 2, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 2}`)}))
+	for i := 0; i < 3; i++ {
+		must(t, s.PushXComs(ctx, b2, i, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(fmt.Sprint(i * 10))}))
+	}
+	if err := s.PushXComs(ctx, b2, 5, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{not json`)}); err == nil {
+		t.Fatal("a value that is not JSON was stored")
+	}
+	xs, err := s.XComs(ctx, store.XComFilter{DagID: "d", RunID: r2.RunID, TaskIDs: []string{"a"}})
+	must(t, err)
+	if len(xs) != 1 || string(xs[0].Value) != `{"n": 2}` || xs[0].TryNumber != 2 || xs[0].Key != "return_value" || !xs[0].LogicalDate.Equal(r2.LogicalDate) {
+		t.Fatalf("after the second try: %+v", xs)
+	}
+	one := 1
+	xs, _ = s.XComs(ctx, store.XComFilter{DagID: "d", RunID: r2.RunID, TaskIDs: []string{"b"}, MapIndex: &one})
+	if len(xs) != 1 || string(xs[0].Value) != "10" {
+		t.Fatalf("map index 1: %+v", xs)
+	}
+	// Prior runs, newest first.
+	xs, _ = s.XComs(ctx, store.XComFilter{DagID: "d", TaskIDs: []string{"a"}, Key: "return_value", IncludePrior: true, Before: r2.LogicalDate})
+	if len(xs) != 2 || xs[0].RunID != r2.RunID || xs[1].RunID != r1.RunID {
+		t.Fatalf("with prior dates: %+v", xs)
+	}
+	xs, _ = s.XComs(ctx, store.XComFilter{DagID: "d", TaskIDs: []string{"a"}, IncludePrior: true, Before: r1.LogicalDate})
+	if len(xs) != 1 || xs[0].RunID != r1.RunID {
+		t.Fatalf("prior to the first run: %+v", xs)
+	}
+	must(t, s.ClearXComs(ctx, b2, -2))
+	if xs, _ := s.XComs(ctx, store.XComFilter{DagID: "d", RunID: r2.RunID}); len(xs) != 1 || xs[0].TaskID != "a" {
+		t.Fatalf("after clearing b: %+v", xs)
 	}
 }

@@ -43,6 +43,7 @@ const (
 	AnnotationDuration = "updraft.test/duration"  // how long it runs, e.g. "2s" (default 1s)
 	AnnotationReason   = "updraft.test/reason"    // termination reason, e.g. OOMKilled
 	AnnotationSidecar  = "updraft.test/sidecar"   // "true": only the base container ends; sidecars keep running
+	AnnotationXCom     = "updraft.test/xcom"      // what the container writes to /airflow/xcom/return.json
 	NodeName           = "kwok-node"
 	AdminToken         = "updraft-test-admin-token"
 )
