@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -40,6 +41,9 @@ type scripted struct {
 	// unborn makes Start accept tries without creating anything (as the
 	// Kubernetes executor does before the pod exists): no event follows.
 	unborn bool
+	// push, when set, gives the XCom a succeeding try pushes. Branch
+	// operators decide as the in-process executor has them decide.
+	push func(t executor.Try) map[string]json.RawMessage
 }
 
 func newScripted(clock *fakeClock, slots int, outcome func(executor.TryKey) (executor.State, int)) *scripted {
@@ -71,7 +75,20 @@ func (x *scripted) Start(_ context.Context, t executor.Try) error {
 		x.running[t.Key] = true
 		return nil
 	}
-	x.events <- executor.Event{Key: t.Key, State: state, ExitCode: &code, Reason: reasonFor(state, code), At: x.clock.Now()}
+	ev := executor.Event{Key: t.Key, State: state, ExitCode: &code, Reason: reasonFor(state, code), At: x.clock.Now()}
+	if state == executor.Succeeded {
+		if d, ok := t.Spec.(dags.Decider); ok {
+			var v any
+			ev.Branch, v, _ = d.Decide()
+			if b, err := json.Marshal(v); err == nil && t.XComPush && v != nil {
+				ev.XCom = executor.ReturnValue(b)
+			}
+		}
+		if x.push != nil && t.XComPush {
+			ev.XCom = x.push(t)
+		}
+	}
+	x.events <- ev
 	return nil
 }
 

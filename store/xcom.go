@@ -62,15 +62,20 @@ type XComFilter struct {
 	// (logical date at or before it), newest first.
 	IncludePrior bool
 	Before       time.Time
-	Limit        int
+	Limit, Offset int
 }
 
-// XComs returns the XComs matching f: of the run (or, with IncludePrior,
-// of the runs up to it, newest first), ordered by task id, map index and key.
+// XComs returns the XComs matching f (every DAG's when DagID is ""): of
+// the run (or, with IncludePrior, of the runs up to it), newest run first,
+// then by task id, map index and key.
 func (s *Store) XComs(ctx context.Context, f XComFilter) ([]XCom, error) {
 	q := `SELECT x.dag_id, x.run_id, x.task_id, x.map_index, x.xcom_key, x.try_number, x.value, x.created_at, r.logical_date
-		FROM xcom x JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id WHERE x.dag_id = ?`
-	args := []any{f.DagID}
+		FROM xcom x JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id WHERE 1 = 1`
+	var args []any
+	if f.DagID != "" {
+		q += ` AND x.dag_id = ?`
+		args = append(args, f.DagID)
+	}
 	if f.IncludePrior {
 		q += ` AND r.logical_date <= ?`
 		args = append(args, ts(f.Before))
@@ -94,7 +99,7 @@ func (s *Store) XComs(ctx context.Context, f XComFilter) ([]XCom, error) {
 	}
 	q += ` ORDER BY r.logical_date DESC, x.task_id, x.map_index, x.xcom_key`
 	if f.Limit > 0 {
-		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, max(f.Offset, 0))
 	}
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {

@@ -53,6 +53,8 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.With(read).Get("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", s.apiGetTI)
 	r.With(act).Patch("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", s.apiPatchTI)
 	r.With(read).Get("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try}", s.apiLog)
+	r.With(read).Get("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries", s.apiListXComs)
+	r.With(read).Get("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", s.apiGetXCom)
 	r.With(act).Post("/dags/{dag_id}/clearTaskInstances", s.apiClearTIs)
 	r.With(act).Post("/dags/{dag_id}/updateTaskInstancesState", s.apiUpdateTIsState)
 

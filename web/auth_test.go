@@ -367,8 +367,15 @@ func TestSecretsNeverInResponses(t *testing.T) {
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", LogPath: logPath, Rendered: string(rendered)}); err != nil {
 		t.Fatal(err)
 	}
+	// An XCom that holds it (an HTTP response echoing a token).
+	pushed, _ := json.Marshal("token=" + secret)
+	if err := e.st.PushXComs(e.ctx, k, -1, 1, time.Now(), map[string]json.RawMessage{"return_value": pushed, "other": json.RawMessage(`{"t": "` + secret + `-2"}`)}); err != nil {
+		t.Fatal(err)
+	}
 	var all strings.Builder
-	for _, path := range []string{"/api/v1/variables", "/api/v1/variables/snowflake_password", "/api/v1/variables/explicit",
+	for _, path := range []string{"/api/v1/dags/sec/dagRuns/r/taskInstances/a/xcomEntries/return_value", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/xcomEntries/other",
+		"/api/v1/dags/~/dagRuns/~/taskInstances/~/xcomEntries", "/dags/sec/runs/r/tasks/a",
+		"/api/v1/variables", "/api/v1/variables/snowflake_password", "/api/v1/variables/explicit",
 		"/api/v1/dags/sec/dagRuns/r/taskInstances/a", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1",
 		"/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1?full_content=true", "/api/v1/eventLogs", "/", "/dags.json"} {
 		status, body := e.call("GET", path, "", "admin")
@@ -390,6 +397,9 @@ func TestSecretsNeverInResponses(t *testing.T) {
 	}
 	if !strings.Contains(all.String(), `"echo ***"`) {
 		t.Error("rendered fields not shown masked")
+	}
+	if !strings.Contains(all.String(), `"value":"token=***"`) || !strings.Contains(all.String(), `{\"t\": \"***\"}`) {
+		t.Error("XComs not shown masked")
 	}
 }
 

@@ -955,6 +955,7 @@ type tiPage struct {
 	Return                                                                          string
 	Preview                                                                         *clearPreview
 	Waiting                                                                         []string // what keeps it from starting
+	XComs                                                                           []xcomEntry
 }
 
 type tryRow struct {
@@ -1003,6 +1004,10 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			s.pageError(w, r, err)
 			return
 		}
+	}
+	if p.XComs, err = s.taskXComs(ctx, store.XComFilter{DagID: k.DagID, RunID: k.RunID, TaskIDs: []string{k.TaskID}}); err != nil {
+		s.pageError(w, r, err)
+		return
 	}
 	secrets, err := s.st.SecretValues(ctx)
 	if err != nil {

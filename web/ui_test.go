@@ -75,6 +75,9 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", Handle: "123", LogPath: logPath, Rendered: string(rendered)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.st.PushXComs(e.ctx, k, -1, 1, time.Now(), map[string]json.RawMessage{"<script>alert('key')</script>": json.RawMessage(`"<script>alert('xcom')</script>"`)}); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "v", Value: "<script>alert('var')</script>", Description: "<b>d</b>", UpdatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +102,7 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 		"/dags/hostile/runs/r1":               "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
 		"/dags/hostile?tab=details":           "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
 		"/dags/hostile/runs/r1/tasks/extract": "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
+		"/dags/hostile/runs/r1/tasks/extract?": "&lt;script&gt;alert(&#39;xcom&#39;)&lt;/script&gt;",
 		"/files/" + fileToken("broken.yaml"):  "&lt;img src=x onerror=alert(1)&gt;",
 		"/dags/hostile?tab=source":            "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
 		"/variables":                          "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",

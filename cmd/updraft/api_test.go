@@ -138,6 +138,21 @@ func TestOfficialClientDrivesServer(t *testing.T) {
 		t.Fatalf("a finished log continues with %q", more.GetContent())
 	}
 
+	// XCom: a BashOperator pushes its last line; a Viewer reads it, masked.
+	xcoms, resp, err := client.XComApi.GetXcomEntries(viewer, "api_demo", "api_run_1", "extract").Execute()
+	must("list XCom entries", resp, err)
+	if xcoms.GetTotalEntries() != 1 || xcoms.GetXcomEntries()[0].GetKey() != "return_value" || xcoms.GetXcomEntries()[0].GetTaskId() != "extract" {
+		t.Fatalf("XCom entries: %+v", xcoms)
+	}
+	xcom, resp, err := client.XComApi.GetXcomEntry(viewer, "api_demo", "api_run_1", "extract", "return_value").Execute()
+	must("get XCom entry", resp, err)
+	if xcom.GetValue() != "loading orders with ***" || xcom.GetExecutionDate() == "" {
+		t.Fatalf("XCom entry: %+v", xcom)
+	}
+	if _, resp, err := client.XComApi.GetXcomEntry(viewer, "api_demo", "api_run_1", "extract", "nope").Execute(); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown XCom key: %v %v", resp, err)
+	}
+
 	// A viewer can read but not clear.
 	clear := airflow.ClearTaskInstances{}
 	clear.SetDryRun(false)

@@ -1,0 +1,127 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"updraft/store"
+)
+
+// xcomEntry is one XCom as the API and the task-instance page show it.
+type xcomEntry struct {
+	Key, Value string
+	MapIndex   int
+	Try        int
+	store.XCom
+}
+
+// xcomText is an XCom value as text: a string as it is, anything else as
+// its JSON, with secrets masked.
+func (s *Server) xcomText(v json.RawMessage, secrets []string) string {
+	var str string
+	text := string(v)
+	if json.Unmarshal(v, &str) == nil {
+		text = str
+	}
+	return s.maskText(text, secrets)
+}
+
+// taskXComs returns a task instance's XComs with their values as text.
+func (s *Server) taskXComs(ctx context.Context, f store.XComFilter) ([]xcomEntry, error) {
+	xs, err := s.st.XComs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := s.st.SecretValues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]xcomEntry, len(xs))
+	for i, x := range xs {
+		out[i] = xcomEntry{Key: x.Key, Value: s.xcomText(x.Value, secrets), MapIndex: x.MapIndex, Try: x.TryNumber, XCom: x}
+	}
+	return out, nil
+}
+
+// xcomFilterOf reads the path (with Airflow's ~ for "any") and the
+// map_index and xcom_key query parameters.
+func xcomFilterOf(r *http.Request) (store.XComFilter, error) {
+	f := store.XComFilter{}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"dag_id", &f.DagID}, {"run_id", &f.RunID}} {
+		if v := param(r, p.name); v != "~" {
+			*p.dst = v
+		}
+	}
+	if v := param(r, "task_id"); v != "~" {
+		f.TaskIDs = []string{v}
+	}
+	if v := r.URL.Query().Get("map_index"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return f, badRequest("map_index must be a whole number")
+		}
+		f.MapIndex = &n
+	}
+	f.Key = r.URL.Query().Get("xcom_key")
+	return f, nil
+}
+
+func apiXCom(x xcomEntry, withValue bool) map[string]any {
+	out := map[string]any{"key": x.Key, "timestamp": apiTime(x.CreatedAt), "execution_date": apiTime(x.LogicalDate),
+		"task_id": x.TaskID, "dag_id": x.DagID, "map_index": x.MapIndex}
+	if withValue {
+		out["value"] = x.Value
+	}
+	return out
+}
+
+// apiListXComs is GET .../taskInstances/{task_id}/xcomEntries (values
+// left out, as in Airflow: fetch one entry for its value).
+func (s *Server) apiListXComs(w http.ResponseWriter, r *http.Request) {
+	p, err := pageOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f, err := xcomFilterOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	xs, err := s.taskXComs(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	items := []map[string]any{}
+	for _, x := range slice(xs, p) {
+		items = append(items, apiXCom(x, false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"xcom_entries": items, "total_entries": len(xs)})
+}
+
+// apiGetXCom is GET .../xcomEntries/{xcom_key}: one entry with its value
+// (a string as it is, anything else as JSON).
+func (s *Server) apiGetXCom(w http.ResponseWriter, r *http.Request) {
+	f, err := xcomFilterOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f.Key = param(r, "xcom_key")
+	xs, err := s.taskXComs(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(xs) == 0 {
+		s.fail(w, r, store.ErrNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiXCom(xs[0], true))
+}
