@@ -38,20 +38,20 @@ func TestXComPull(t *testing.T) {
 	}
 	r := NewRenderer(d.Task("print_task"), rc, nil)
 	for src, want := range map[string]string{
-		`{{ ti.xcom_pull(task_ids='count') }}`:                                          "7",
-		`{{ ti.xcom_pull('count') + 1 }}`:                                               "8",
-		`{{ task_instance.xcom_pull(task_ids="count", key="return_value") }}`:           "7",
-		`{{ (ti.xcom_pull(task_ids='check') | fromjson).new_tables | join(',') }}`:      "a,b",
-		`{{ (ti.xcom_pull(task_ids='check') | fromjson).new_tables | length > 0 }}`:     "True",
-		`{{ ti.xcom_pull(task_ids=['count', 'shard']) | length }}`:                      "3",
-		`{{ ti.xcom_pull(task_ids='shard') | join(' ') }}`:                              "s0 s1",
-		`{{ ti.xcom_pull(task_ids='shard', map_indexes=1) }}`:                           "s1",
-		`{{ ti.xcom_pull(task_ids='shard', map_indexes=[1, 0]) | join(' ') }}`:          "s1 s0",
-		`{{ ti.xcom_pull(task_ids='missing') is none }}`:                                "True",
-		`{{ ti.xcom_pull(task_ids='missing', default='none yet') }}`:                    "none yet",
-		`{{ ti.xcom_pull(task_ids='count', include_prior_dates=True) }}`:                "7",
+		`{{ ti.xcom_pull(task_ids='count') }}`:                                         "7",
+		`{{ ti.xcom_pull('count') + 1 }}`:                                              "8",
+		`{{ task_instance.xcom_pull(task_ids="count", key="return_value") }}`:          "7",
+		`{{ (ti.xcom_pull(task_ids='check') | fromjson).new_tables | join(',') }}`:     "a,b",
+		`{{ (ti.xcom_pull(task_ids='check') | fromjson).new_tables | length > 0 }}`:    "True",
+		`{{ ti.xcom_pull(task_ids=['count', 'shard']) | length }}`:                     "3",
+		`{{ ti.xcom_pull(task_ids='shard') | join(' ') }}`:                             "s0 s1",
+		`{{ ti.xcom_pull(task_ids='shard', map_indexes=1) }}`:                          "s1",
+		`{{ ti.xcom_pull(task_ids='shard', map_indexes=[1, 0]) | join(' ') }}`:         "s1 s0",
+		`{{ ti.xcom_pull(task_ids='missing') is none }}`:                               "True",
+		`{{ ti.xcom_pull(task_ids='missing', default='none yet') }}`:                   "none yet",
+		`{{ ti.xcom_pull(task_ids='count', include_prior_dates=True) }}`:               "7",
 		`{{ ti.xcom_pull(task_ids=['count'], include_prior_dates=True) | join(',') }}`: "7,3",
-		`{{ ti.xcom_pull() }}`:                                                          "mine",
+		`{{ ti.xcom_pull() }}`: "mine",
 	} {
 		got, err := r.RenderString(src)
 		if err != nil || got != want {

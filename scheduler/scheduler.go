@@ -71,7 +71,7 @@ type Options struct {
 	// Mask masks secret values in what tries and the scheduler write to
 	// logs; the scheduler teaches it every secret variable a template
 	// reads before the rendered fields are stored or run.
-	Mask  *dags.Masker
+	Mask *dags.Masker
 	// XComMaxBytes bounds what one try may push as XCom
 	// (DefaultXComMaxBytes when 0); a try over it fails.
 	XComMaxBytes int

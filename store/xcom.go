@@ -60,8 +60,8 @@ type XComFilter struct {
 	MapIndex     *int
 	// Before, with IncludePrior, also matches earlier runs of the DAG
 	// (logical date at or before it), newest first.
-	IncludePrior bool
-	Before       time.Time
+	IncludePrior  bool
+	Before        time.Time
 	Limit, Offset int
 }
 

@@ -98,17 +98,17 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]string{
-		"/":                                   "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
-		"/dags/hostile/runs/r1":               "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
-		"/dags/hostile?tab=details":           "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
-		"/dags/hostile/runs/r1/tasks/extract": "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
+		"/":                                    "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/dags/hostile/runs/r1":                "&lt;script&gt;alert(&#39;conf&#39;)&lt;/script&gt;",
+		"/dags/hostile?tab=details":            "&lt;img src=x onerror=alert(&#39;doc&#39;)&gt;",
+		"/dags/hostile/runs/r1/tasks/extract":  "echo &#39;&lt;script&gt;x&lt;/script&gt;&#39;",
 		"/dags/hostile/runs/r1/tasks/extract?": "&lt;script&gt;alert(&#39;xcom&#39;)&lt;/script&gt;",
-		"/files/" + fileToken("broken.yaml"):  "&lt;img src=x onerror=alert(1)&gt;",
-		"/dags/hostile?tab=source":            "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
-		"/variables":                          "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",
-		"/pools":                              "&lt;script&gt;alert(&#39;pool&#39;)&lt;/script&gt;",
-		"/users":                              "&lt;img src=x onerror=alert(&#39;first&#39;)&gt;",
-		"/connections":                        "&lt;script&gt;alert(&#39;conn&#39;)&lt;/script&gt;",
+		"/files/" + fileToken("broken.yaml"):   "&lt;img src=x onerror=alert(1)&gt;",
+		"/dags/hostile?tab=source":             "&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;",
+		"/variables":                           "&lt;script&gt;alert(&#39;var&#39;)&lt;/script&gt;",
+		"/pools":                               "&lt;script&gt;alert(&#39;pool&#39;)&lt;/script&gt;",
+		"/users":                               "&lt;img src=x onerror=alert(&#39;first&#39;)&gt;",
+		"/connections":                         "&lt;script&gt;alert(&#39;conn&#39;)&lt;/script&gt;",
 		"/dags/hostile?tab=grid&run=r1&task=extract": `id="ti-panel"`,
 		"/dags/hostile?tab=graph":                    `<svg class="graph"`,
 	} {
