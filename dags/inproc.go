@@ -248,6 +248,8 @@ type MattermostSpec struct {
 	IconURL     string           `json:"icon_url,omitempty"`
 	IconEmoji   string           `json:"icon_emoji,omitempty"`
 	Attachments []map[string]any `json:"attachments,omitempty"`
+	Props       map[string]any   `json:"props,omitempty"`
+	Type        string           `json:"type,omitempty"`
 
 	at map[string]*val
 }
@@ -341,8 +343,12 @@ func decodeMattermost(d *taskDecoder) OperatorSpec {
 			}
 		}
 	}
-	d.take("props")
-	d.take("type")
+	if v := d.take("props"); v != nil {
+		s.Props = toAnyMap(d.r, "props", v)
+	}
+	if v := d.take("type"); v != nil {
+		s.Type, _ = d.r.str("type", v)
+	}
 	if s.Text == "" && len(s.Attachments) == 0 {
 		d.r.errf(d.own, "MattermostOperator needs text or attachments")
 	}

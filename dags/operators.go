@@ -175,7 +175,11 @@ func decodeBash(d *taskDecoder) OperatorSpec {
 		s.Cwd, _ = d.r.str("cwd", v)
 		s.at["cwd"] = v
 	}
-	d.take("output_encoding")
+	if v := d.take("output_encoding"); v != nil {
+		if enc, _ := d.r.str("output_encoding", v); lower(strings.ReplaceAll(enc, "-", "")) != "utf8" {
+			d.r.warnf(v, "output_encoding %q is ignored: the output is logged as it is and its last line pushed as UTF-8", enc)
+		}
+	}
 	for _, key := range []string{"skip_exit_code", "skip_on_exit_code"} {
 		if v := d.take(key); v != nil {
 			s.SkipOnExitCode = d.exitCodes(key, v)

@@ -291,7 +291,15 @@ func decodePod(d *taskDecoder) OperatorSpec {
 		s.TerminationMessagePolicy = corev1.TerminationMessagePolicy(p)
 	}
 	str("base_container_name", &s.BaseContainerName)
-	str("container_logs", new(string))
+	if v := d.take("container_logs"); v != nil {
+		names, _ := r.strList("container_logs", v)
+		base := firstNonEmptyStr(s.BaseContainerName, "base")
+		if v.kind == kindScalar && (v.str == "true" || v.str == "True") {
+			r.warnf(v, "container_logs: only the %s container's log is read (updraft streams one container per try)", base)
+		} else if len(names) != 1 || names[0] != base {
+			r.warnf(v, "container_logs: only the %s container's log is read, not %v", base, names)
+		}
+	}
 
 	if v := d.take("node_selector"); v != nil {
 		s.NodeSelector, _ = r.strMap("node_selector", v)
@@ -524,4 +532,11 @@ func jsonSeconds(v *float64) time.Duration {
 	default:
 		return time.Duration(*v * float64(time.Second))
 	}
+}
+
+func firstNonEmptyStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -398,7 +398,10 @@ func (e *Executor) runMattermost(ctx context.Context, s dags.MattermostSpec, log
 		target += "/hooks/" + url.PathEscape(conn.Password)
 	}
 	payload := map[string]any{}
-	for k, v := range map[string]string{"text": s.Text, "channel": s.Channel, "username": s.Username, "icon_url": s.IconURL, "icon_emoji": s.IconEmoji} {
+	if len(s.Props) > 0 {
+		payload["props"] = s.Props
+	}
+	for k, v := range map[string]string{"text": s.Text, "channel": s.Channel, "username": s.Username, "icon_url": s.IconURL, "icon_emoji": s.IconEmoji, "type": s.Type} {
 		if v != "" {
 			payload[k] = v
 		}

@@ -67,6 +67,8 @@ type podTry struct {
 	try       executor.Try
 	pod       *corev1.Pod
 	startup   time.Duration
+	schedule  time.Duration // schedule_timeout_seconds (0: none beyond the start-up timeout)
+	logEvents bool          // log_events_on_failure
 	onFinish  string
 	getLogs   bool
 	container string
@@ -91,6 +93,7 @@ func (e *Executor) newPodTry(t executor.Try, pod *corev1.Pod) *podTry {
 	pt.ended, pt.end = context.WithCancel(e.life)
 	if s, ok := t.Spec.(dags.PodSpec); ok {
 		pt.startup, pt.onFinish, pt.getLogs = s.StartupTimeout, s.OnFinishAction, s.GetLogs
+		pt.schedule, pt.logEvents = s.ScheduleTimeout, s.LogEventsOnFailure
 		if s.BaseContainerName != "" {
 			pt.container = s.BaseContainerName
 		}
@@ -254,6 +257,9 @@ func (e *Executor) running(pt *podTry, created time.Time) {
 	if pt.startup > 0 {
 		pt.timers = append(pt.timers, e.after(pt.startup-time.Since(created), func() { e.startupTimeout(pt) }))
 	}
+	if pt.schedule > 0 {
+		pt.timers = append(pt.timers, e.after(pt.schedule-time.Since(created), func() { e.scheduleTimeout(pt) }))
+	}
 	if pt.try.Timeout > 0 {
 		began := pt.try.Started
 		if began.IsZero() {
@@ -308,6 +314,43 @@ func (e *Executor) startupTimeout(pt *podTry) {
 		why = string(pod.Status.Phase)
 	}
 	e.failStart(pt, fmt.Sprintf("Pod took longer than %d seconds to start: %s", int(pt.startup.Seconds()), why))
+}
+
+// scheduleTimeout fails a try whose pod no node took in time
+// (schedule_timeout_seconds), with the scheduler's reason.
+func (e *Executor) scheduleTimeout(pt *podTry) {
+	pod, err := e.lister.Pods(pt.pod.Namespace).Get(pt.pod.Name)
+	if err != nil || pod.Spec.NodeName != "" {
+		return
+	}
+	why := "not scheduled"
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue && c.Message != "" {
+			why = c.Reason + ": " + c.Message
+		}
+	}
+	e.failStart(pt, fmt.Sprintf("Pod took longer than %d seconds to be scheduled: %s", int(pt.schedule.Seconds()), why))
+}
+
+// logPodEvents writes the pod's events into the try's log
+// (log_events_on_failure).
+func (e *Executor) logPodEvents(pt *podTry) {
+	ctx, cancel := context.WithTimeout(e.life, 10*time.Second)
+	defer cancel()
+	list, err := e.opts.Client.CoreV1().Events(pt.pod.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pt.pod.Name})
+	if err != nil {
+		e.appendLog(pt.try, "updraft: the pod's events cannot be read: "+err.Error())
+		return
+	}
+	if len(list.Items) == 0 {
+		e.appendLog(pt.try, "updraft: the pod has no events")
+		return
+	}
+	e.appendLog(pt.try, fmt.Sprintf("updraft: the pod's events (%d):", len(list.Items)))
+	for _, ev := range list.Items {
+		e.appendLog(pt.try, fmt.Sprintf("  %s %s %s: %s", ev.Type, ev.Reason, ev.Source.Component, strings.TrimSpace(ev.Message)))
+	}
 }
 
 // failStart ends a try whose pod cannot start. Its pod is deleted, or
@@ -451,6 +494,9 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 		case <-time.After(logDrainTimeout):
 			e.log.Warn("the pod's log did not end in time; reporting its try without the rest", "pod", pt.pod.Name)
 		}
+	}
+	if state == executor.Failed && pt.logEvents {
+		e.logPodEvents(pt)
 	}
 	line := "updraft: try ended: " + string(state)
 	if reason != "" {

@@ -113,11 +113,15 @@ func TestKubernetesReasons(t *testing.T) {
 	pull := podSpec(executortest.Behavior{Forever: true})
 	pull.StartupTimeout = 3 * time.Second
 	pull.Annotations = map[string]string{"updraft.test/waiting": "ImagePullBackOff", "updraft.test/message": `Back-off pulling image "etl:missing"`}
+	unplaced := podSpec(executortest.Behavior{Forever: true})
+	unplaced.ScheduleTimeout, unplaced.LogEventsOnFailure = 2*time.Second, true
+	unplaced.Resources = huge.Resources
 	cases := []struct {
 		name string
 		spec dags.PodSpec
 		want string
 	}{
+		{"schedule timeout, with events", unplaced, "Pod took longer than 2 seconds to be scheduled: Unschedulable"},
 		{"image pull", pull, `Pod took longer than 3 seconds to start: ImagePullBackOff: Back-off pulling image "etl:missing"`},
 		{"oom", oom, "OOMKilled (exit code 137)"},
 		{"missing secret", secret, `CreateContainerConfigError: secret "airflow2" not found`},
@@ -129,8 +133,12 @@ func TestKubernetesReasons(t *testing.T) {
 		if ev.State != executor.Failed || !strings.Contains(ev.Reason, c.want) {
 			t.Errorf("%s: %+v, want a failure saying %q", c.name, ev, c.want)
 		}
-		if log, _ := os.ReadFile(try.LogPath); !strings.Contains(string(log), c.want) {
+		log, _ := os.ReadFile(try.LogPath)
+		if !strings.Contains(string(log), c.want) {
 			t.Errorf("%s: log lacks the reason:\n%s", c.name, log)
+		}
+		if events := strings.Contains(string(log), "FailedScheduling"); events != c.spec.LogEventsOnFailure {
+			t.Errorf("%s: log_events_on_failure %v, events in the log %v:\n%s", c.name, c.spec.LogEventsOnFailure, events, log)
 		}
 	}
 }
