@@ -87,11 +87,13 @@ type Renderer struct {
 }
 
 // now is the time the branch operators compare with.
-func (r *Renderer) now() time.Time {
-	if r.rc.Now.IsZero() {
+func (r *Renderer) now() time.Time { return renderNow(r.rc) }
+
+func renderNow(rc RunContext) time.Time {
+	if rc.Now.IsZero() {
 		return time.Now()
 	}
-	return r.rc.Now
+	return rc.Now
 }
 
 // location is the DAG's time zone (UTC when it has none).
@@ -177,6 +179,13 @@ func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
 		"macros": attrs{
 			"ds_add":    dsAdd,
 			"ds_format": dsFormat,
+			// macros.datetime.utcnow() / now(): the time the try is rendered
+			// (it starts then), with pendulum's methods (subtract, add...).
+			"datetime": attrs{
+				"utcnow": func(*exec.VarArgs) (any, error) { return NewDateTime(renderNow(rc)), nil },
+				"now":    func(*exec.VarArgs) (any, error) { return NewDateTime(renderNow(rc)), nil },
+				"_str":   "<module 'datetime'>",
+			},
 		},
 		"var": attrs{"value": variables{vars: vars}, "json": variables{vars: vars, json: true}},
 	}
@@ -594,6 +603,9 @@ func templateEnv() (*exec.Environment, *config.Config) {
 			_ = filters.Register(name, dateFilter(layout))
 		}
 		_ = filters.Register("fromjson", fromJSONFilter)
+		if tojson, ok := filters.Get("tojson"); ok {
+			_ = filters.Replace("tojson", strictFilter(tojson))
+		}
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 		ctx.Set("range", boundedRange)
 		environment = &exec.Environment{
@@ -605,6 +617,43 @@ func templateEnv() (*exec.Environment, *config.Config) {
 		tplConfig.KeepTrailingNewline = true
 	})
 	return environment, tplConfig
+}
+
+// strictFilter makes a filter fail on an input that holds an error: the
+// engine keeps a failed element of a list literal ([x.missing]) as an
+// error value, which tojson would otherwise print as {}.
+func strictFilter(f exec.FilterFunction) exec.FilterFunction {
+	return func(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+		if bad := firstError(in, 0); bad != nil {
+			return bad
+		}
+		return f(e, in, params)
+	}
+}
+
+// firstError returns the first error value inside v (lists and dicts,
+// to a bounded depth), or nil.
+func firstError(v *exec.Value, depth int) *exec.Value {
+	switch {
+	case v == nil || depth > 64:
+		return nil
+	case v.IsError():
+		return v
+	case v.IsList():
+		var bad *exec.Value
+		v.Iterate(func(_, _ int, el, _ *exec.Value) bool {
+			bad = firstError(el, depth+1)
+			return bad == nil
+		}, func() {})
+		return bad
+	case v.IsDict():
+		for _, p := range v.Items() {
+			if bad := firstError(p.Value, depth+1); bad != nil {
+				return bad
+			}
+		}
+	}
+	return nil
 }
 
 // fromJSONFilter parses a JSON string ("{{ ti.xcom_pull('get') | fromjson }}"

@@ -28,6 +28,7 @@ func (rows xcomRows) PullXCom(q XComQuery) ([]XComValue, error) {
 func TestXComPull(t *testing.T) {
 	d := templateDAG(t)
 	rc := scheduledContext(d)
+	rc.Now = time.Date(2024, 1, 9, 12, 0, 0, 0, time.UTC)
 	rc.XCom = xcomRows{
 		{TaskID: "check", MapIndex: -1, RunID: rc.RunID, Value: json.RawMessage(`"{\"new_tables\": [\"a\", \"b\"]}"`)},
 		{TaskID: "count", MapIndex: -1, RunID: rc.RunID, Value: json.RawMessage(`7`)},
@@ -60,6 +61,10 @@ func TestXComPull(t *testing.T) {
 	}
 	if _, err := r.RenderString(`{{ "not json" | fromjson }}`); err == nil || !strings.Contains(err.Error(), "fromjson") {
 		t.Errorf("fromjson of text that is not JSON: %v", err)
+	}
+	// A missing key inside a list literal is an error, not an empty dict.
+	if got, err := r.RenderString(`{{ [{"k": params.nope}] | tojson }}`); err == nil {
+		t.Errorf("tojson of a list with a failed element gave %q", got)
 	}
 	// No XCom source (dags test without a store): pulls give None.
 	rc.XCom = nil

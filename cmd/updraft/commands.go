@@ -128,9 +128,18 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	conf := fl.String("conf", "", "dag_run.conf as JSON")
 	parallelism := fl.Int("parallelism", 16, "tasks run at once")
 	keep := fl.Bool("keep", false, "keep the run's temporary folder (database and logs) and print its path")
+	vars := map[string]string{}
+	fl.Func("var", "a Variable for the run, KEY=VALUE (repeatable); names that look secret are masked", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE")
+		}
+		vars[k] = v
+		return nil
+	})
 	pos, err := parseInterleaved(fl, args)
 	if err != nil || len(pos) < 1 || len(pos) > 2 || *parallelism < 1 {
-		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] [--parallelism N] [--keep] DAG_ID [LOGICAL_DATE]")
+		fmt.Fprintln(m.Stderr, "usage: updraft dags test [--dags DIR] [--conf JSON] [--var KEY=VALUE]... [--parallelism N] [--keep] DAG_ID [LOGICAL_DATE]")
 		return 2
 	}
 	bag, d, code := m.loadDAG(c.dags, pos[0])
@@ -164,6 +173,11 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	// database's default pool must not hold them to its 128 slots.
 	if *parallelism > 128 {
 		if err := st.SetPool(ctx, store.Pool{Name: "default_pool", Slots: *parallelism, Description: "Default pool"}); err != nil {
+			return m.fail(err)
+		}
+	}
+	for k, v := range vars {
+		if err := st.SetVariable(ctx, store.Variable{Key: k, Value: v, Secret: dags.SensitiveName(k), UpdatedAt: time.Now()}); err != nil {
 			return m.fail(err)
 		}
 	}

@@ -179,48 +179,116 @@ func TestDagsTestRunsEveryExample(t *testing.T) {
 	}
 }
 
-// The monitoring example, modelled on the reference workload's: its HTTP
-// checks hit services on loopback through connections from the
-// environment, and its Mattermost task posts to the stand-in (which speaks
-// Mattermost's incoming-webhook contract).
-func TestMonitoringExampleRuns(t *testing.T) {
-	var paths []string
+// monitoringServices stands in for Stitch's and Hightouch's APIs on
+// loopback (their JSON shapes, a bearer token checked): what failed, and
+// when, is up to the test.
+func monitoringServices(t *testing.T, extractions, loads, syncs string) (*httptest.Server, func() []string) {
 	var mu sync.Mutex
+	var paths []string
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		paths = append(paths, r.URL.RequestURI())
 		mu.Unlock()
-		if user, _, ok := r.BasicAuth(); r.URL.Path == "/api/v1/syncs" && (!ok || user != "bot") {
+		want := "Bearer stitch-token"
+		if strings.HasPrefix(r.URL.Path, "/api/v1/") {
+			want = "Bearer hightouch-token"
+		}
+		if r.Header.Get("Authorization") != want {
 			http.Error(w, "who are you", http.StatusUnauthorized)
 			return
 		}
-		io.WriteString(w, `{"status": "healthy"}`)
+		switch r.URL.Path {
+		case "/v4/42/extractions":
+			io.WriteString(w, extractions)
+		case "/v4/42/loads":
+			io.WriteString(w, loads)
+		case "/api/v1/syncs":
+			io.WriteString(w, syncs)
+		default:
+			http.NotFound(w, r)
+		}
 	}))
-	defer svc.Close()
+	t.Cleanup(svc.Close)
+	return svc, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(paths) }
+}
+
+// monitoringVars are the monitoring DAG's Variables for "dags test".
+func monitoringVars() []string {
+	return []string{"--var", "stitch_extractions_endpoint=/v4/42/extractions", "--var", "stitch_loads_endpoint=/v4/42/loads",
+		"--var", "stitch_secret=stitch-token", "--var", "hightouch_syncs_endpoint=/api/v1/syncs", "--var", "hightouch_secret=hightouch-token"}
+}
+
+// The port of the reference workload's monitoring DAG: its HTTP checks push
+// the services' answers as XCom, the short-circuits keep what failed in the
+// last hour and the posts list it; with nothing failed, the posts are skipped and the
+// run succeeds.
+func TestMonitoringExampleRuns(t *testing.T) {
+	ago := func(d time.Duration) string { return time.Now().UTC().Add(-d).Format(time.RFC3339) }
+	inHour, earlier := ago(30*time.Minute), ago(5*time.Hour)
+	svc, paths := monitoringServices(t,
+		`{"data": [{"source_id": 101, "tap_exit_status": 1, "tap_description": "tap-postgres crashed", "completion_time": "`+inHour+`"},
+		           {"source_id": 102, "tap_exit_status": 1, "completion_time": "`+earlier+`"},
+		           {"source_id": 103, "tap_exit_status": 0, "completion_time": "`+inHour+`"}]}`,
+		`{"data": [{"source_name": "hubspot", "last_batch_loaded_at": "`+inHour+`", "error_state": {"notification_data": {"warehouse_message": "permission denied for schema raw"}}},
+		           {"source_name": "zendesk", "last_batch_loaded_at": "`+inHour+`", "error_state": null}]}`,
+		`{"data": [{"id": 7, "slug": "accounts-to-salesforce", "status": "failed", "lastRunAt": "`+inHour+`"},
+		           {"id": 8, "slug": "leads", "status": "success", "lastRunAt": "`+inHour+`"},
+		           {"id": 9, "slug": "old", "status": "failed", "lastRunAt": "`+earlier+`"}]}`)
 	mm := mattermosttest.Start(t)
 	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
 	env := map[string]string{
-		"UPDRAFT_CONN_EXTRACTS_API": svc.URL,
-		"UPDRAFT_CONN_SYNCS_API":    strings.Replace(svc.URL, "http://", "http://bot:token@", 1),
-		"UPDRAFT_CONN_MATTERMOST":   `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`,
+		"UPDRAFT_CONN_STITCH":     svc.URL,
+		"UPDRAFT_CONN_HIGHTOUCH":  svc.URL,
+		"UPDRAFT_CONN_MATTERMOST": `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`,
 	}
-	code, out, errOut := run(t, env, "dags", "test", "--dags", "../../dags/examples", "monitoring", "2024-03-01")
+	args := append([]string{"dags", "test", "--dags", "../../dags/examples"}, monitoringVars()...)
+	code, out, errOut := run(t, env, append(args, "monitoring", "2024-03-01")...)
 	if code != 0 || !strings.Contains(out, ": success") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(paths) != 2 || !slices.Contains(paths, "/health") || !slices.Contains(paths, "/api/v1/syncs?since=2024-03-01") {
-		t.Fatalf("requests: %v", paths)
+	if got := paths(); len(got) != 3 || !slices.Contains(got, "/v4/42/extractions") || !slices.Contains(got, "/api/v1/syncs") {
+		t.Fatalf("requests: %v", got)
 	}
 	posts := mm.Posts()
-	if len(posts) != 1 || posts[0].Text != "Extracts and syncs answered for 2024-03-01" || posts[0].Channel != "bizops" ||
-		posts[0].Attachments[0]["title"] != "[monitoring] daily checks" {
+	if len(posts) != 2 {
 		t.Fatalf("posts: %+v", posts)
 	}
+	texts := map[string]string{}
+	for _, p := range posts {
+		texts[strings.SplitN(p.Text, "\n", 2)[0]] = p.Text
+		if p.Username != "Airflow" {
+			t.Errorf("post as %q", p.Username)
+		}
+	}
+	stitch, hightouch := texts["**STITCH**: :red_circle:"], texts["**HIGHTOUCH**: :red_circle:"]
+	if !strings.Contains(stitch, "- extraction of `101` failed at "+inHour+": tap-postgres crashed") ||
+		!strings.Contains(stitch, "- load of `hubspot` failed at "+inHour+": permission denied for schema raw") ||
+		strings.Contains(stitch, "102") || strings.Contains(stitch, "zendesk") {
+		t.Errorf("stitch post:\n%s", stitch)
+	}
+	if !strings.Contains(hightouch, "| [accounts-to-salesforce](https://app.hightouch.com/syncs/7) | "+inHour+" |") ||
+		strings.Contains(hightouch, "leads") || strings.Contains(hightouch, "old") {
+		t.Errorf("hightouch post:\n%s", hightouch)
+	}
+	if strings.Contains(out+errOut, "stitch-token") {
+		t.Errorf("a token in the output:\n%s%s", out, errOut)
+	}
+
+	// Nothing failed in the last hour: both posts are skipped, the run succeeds.
+	quiet, _ := monitoringServices(t, `{"data": [{"source_id": 102, "tap_exit_status": 1, "completion_time": "`+earlier+`"}]}`,
+		`{"data": []}`, `{"data": [{"id": 8, "slug": "leads", "status": "success", "lastRunAt": "`+inHour+`"}]}`)
+	env["UPDRAFT_CONN_STITCH"], env["UPDRAFT_CONN_HIGHTOUCH"] = quiet.URL, quiet.URL
+	code, out, errOut = run(t, env, append(slices.Clone(args), "monitoring", "2024-03-01")...)
+	if code != 0 || !strings.Contains(out, ": success") || !regexp.MustCompile(`notify_stitch\s+skipped`).MatchString(out) ||
+		!regexp.MustCompile(`notify_hightouch\s+skipped`).MatchString(out) {
+		t.Fatalf("nothing failed: exit %d\n%s%s", code, out, errOut)
+	}
+	if len(mm.Posts()) != 2 {
+		t.Fatalf("a post with nothing to report: %+v", mm.Posts()[2:])
+	}
 	// Without its connections the same DAG fails with a clear reason.
-	code, out, _ = run(t, nil, "dags", "test", "--dags", "../../dags/examples", "monitoring", "2024-03-01")
-	if code != 1 || !strings.Contains(out, "check_extracts  failed") {
+	code, out, _ = run(t, nil, append(append([]string{"dags", "test", "--dags", "../../dags/examples"}, monitoringVars()...), "monitoring", "2024-03-01")...)
+	if code != 1 || !regexp.MustCompile(`stitch_extractions\s+failed`).MatchString(out) {
 		t.Fatalf("without connections: exit %d\n%s", code, out)
 	}
 }
