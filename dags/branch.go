@@ -175,7 +175,57 @@ func taskIDList(s string) ([]string, error) {
 	}
 }
 
-var shortCircuitFields = []string{"condition", "ignore_downstream_trigger_rules"}
+var shortCircuitFields = []string{"condition", "ignore_downstream_trigger_rules", "op_args", "op_kwargs"}
+
+// callArgs are op_args and op_kwargs of the template-driven operators:
+// what a Python callable would be given, here rendered and handed to the
+// condition's template as op_args and op_kwargs (a mapped instance
+// expands over them).
+type callArgs struct {
+	OpArgs   []any          `json:"op_args,omitempty"`
+	OpKwargs map[string]any `json:"op_kwargs,omitempty"`
+}
+
+func (c *callArgs) decode(d *taskDecoder) {
+	if v := d.take("op_args"); v != nil && !v.isNull() {
+		if v.kind != kindSeq {
+			d.r.errf(v, "op_args: expected a list, got %s", v.describe())
+		} else {
+			c.OpArgs, _ = toAny(v).([]any)
+		}
+	}
+	if v := d.take("op_kwargs"); v != nil && !v.isNull() {
+		c.OpKwargs = toAnyMap(d.r, "op_kwargs", v)
+	}
+}
+
+// render renders op_args and op_kwargs and returns a renderer whose
+// context has them.
+func (c callArgs) render(r *Renderer) (callArgs, *Renderer, error) {
+	out := c
+	if c.OpArgs != nil {
+		v, err := r.tree("op_args", c.OpArgs)
+		if err != nil {
+			return c, nil, err
+		}
+		out.OpArgs, _ = v.([]any)
+	}
+	if c.OpKwargs != nil {
+		v, err := r.tree("op_kwargs", c.OpKwargs)
+		if err != nil {
+			return c, nil, err
+		}
+		out.OpKwargs, _ = v.(map[string]any)
+	}
+	args, kwargs := out.OpArgs, out.OpKwargs
+	if args == nil {
+		args = []any{}
+	}
+	if kwargs == nil {
+		kwargs = map[string]any{}
+	}
+	return out, r.with(map[string]any{"op_args": args, "op_kwargs": kwargs}), nil
+}
 
 // ShortCircuitSpec is ShortCircuitOperator with its condition written as
 // a template (updraft runs no Python callable in the server): when the
@@ -184,6 +234,7 @@ var shortCircuitFields = []string{"condition", "ignore_downstream_trigger_rules"
 type ShortCircuitSpec struct {
 	Condition                    string `json:"condition"`
 	IgnoreDownstreamTriggerRules bool   `json:"ignore_downstream_trigger_rules"`
+	callArgs
 
 	at map[string]*val
 }
@@ -195,10 +246,13 @@ func (s ShortCircuitSpec) templates() []templateField {
 	return []templateField{{"condition", s.Condition, s.at["condition"]}}
 }
 
-// Render renders the condition.
+// Render renders op_args and op_kwargs, then the condition with them.
 func (s ShortCircuitSpec) Render(r *Renderer) (OperatorSpec, error) {
 	out := s
 	var err error
+	if out.callArgs, r, err = s.callArgs.render(r); err != nil {
+		return nil, err
+	}
 	out.Condition, err = r.field("condition", s.Condition)
 	return out, err
 }
@@ -224,10 +278,11 @@ func decodeShortCircuit(d *taskDecoder) OperatorSpec {
 	if v := d.take("ignore_downstream_trigger_rules"); v != nil {
 		s.IgnoreDownstreamTriggerRules, _ = d.r.boolean("ignore_downstream_trigger_rules", v)
 	}
+	s.callArgs.decode(d)
 	return s
 }
 
-var branchFields = []string{"follow_task_ids"}
+var branchFields = []string{"follow_task_ids", "op_args", "op_kwargs"}
 
 // BranchSpec is updraft's BranchOperator: follow_task_ids is a template
 // that renders to the task ids to follow (one id, a list, or ids separated
@@ -235,6 +290,7 @@ var branchFields = []string{"follow_task_ids"}
 // for BranchPythonOperator's callable.
 type BranchSpec struct {
 	FollowTaskIDs string `json:"follow_task_ids"`
+	callArgs
 
 	at map[string]*val
 }
@@ -246,10 +302,13 @@ func (s BranchSpec) templates() []templateField {
 	return []templateField{{"follow_task_ids", s.FollowTaskIDs, s.at["follow_task_ids"]}}
 }
 
-// Render renders follow_task_ids.
+// Render renders op_args and op_kwargs, then follow_task_ids with them.
 func (s BranchSpec) Render(r *Renderer) (OperatorSpec, error) {
 	out := s
 	var err error
+	if out.callArgs, r, err = s.callArgs.render(r); err != nil {
+		return nil, err
+	}
 	out.FollowTaskIDs, err = r.field("follow_task_ids", s.FollowTaskIDs)
 	return out, err
 }
@@ -277,6 +336,7 @@ func decodeBranch(d *taskDecoder) OperatorSpec {
 		s.FollowTaskIDs, _ = d.r.str("follow_task_ids", v)
 	}
 	s.at["follow_task_ids"] = v
+	s.callArgs.decode(d)
 	return s
 }
 

@@ -28,9 +28,6 @@ var pythonTaskKeys = map[string]string{
 	"python_callable_file":  "python_callable_file",
 	"op_args":               "op_args",
 	"op_kwargs":             "op_kwargs",
-	"expand":                "dynamic task mapping (expand)",
-	"partial":               "dynamic task mapping (partial)",
-	"map_index_template":    "map_index_template",
 	"multiple_outputs":      "multiple_outputs",
 	"response_check_lambda": "response_check_lambda",
 	"execution_date_fn":     "execution_date_fn",
@@ -80,6 +77,9 @@ type rawTask struct {
 // decodeTask decodes everything about one task except its dependencies'
 // targets. It returns nil when the task cannot be built.
 func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time, readFile func(string) ([]byte, error)) *rawTask {
+	if own.get("expand") != nil || own.get("expand_kwargs") != nil || own.get("partial") != nil {
+		return decodeMapped(r, name, own, defaults, loc, now, readFile)
+	}
 	if own.get("variables_as_arguments") != nil {
 		own = own.shallow() // variablesAsArguments rewrites attributes
 	}
@@ -91,8 +91,16 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 		r.errf(dec, "TaskFlow task (decorator %s) needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", dec.str)
 		return nil
 	}
+	// An operator of updraft's own may take a key Python operators have
+	// (op_kwargs on a ShortCircuitOperator); resolve it first.
+	var fieldsOf []string
+	if opv := own.get("operator"); opv != nil && opv.kind == kindScalar {
+		if k, _ := resolveOperator(strings.TrimSpace(opv.str)); k != nil {
+			fieldsOf = k.fields
+		}
+	}
 	for _, k := range own.keys {
-		if what, bad := pythonTaskKeys[k.str]; bad {
+		if what, bad := pythonTaskKeys[k.str]; bad && !contains(fieldsOf, k.str) {
 			r.errf(k, "%s needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", what)
 			ok = false
 		}
@@ -271,7 +279,7 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 	// Keys the task itself wrote that nothing understood.
 	known := append(append([]string{}, baseTaskKeys...), kind.fields...)
 	for _, k := range own.keys {
-		if d.used[k.str] || pythonTaskKeys[k.str] != "" || strings.HasSuffix(k.str, "_callback_name") || strings.HasSuffix(k.str, "_callback_file") {
+		if d.used[k.str] || (pythonTaskKeys[k.str] != "" && !contains(kind.fields, k.str)) || strings.HasSuffix(k.str, "_callback_name") || strings.HasSuffix(k.str, "_callback_file") {
 			continue
 		}
 		if contains(baseTaskKeys, k.str) || contains(operatorFields, k.str) {

@@ -34,8 +34,10 @@ type RunContext struct {
 	PrevSuccessStart    *time.Time
 	PrevSuccessEnd      *time.Time
 
-	// MapIndex is the task instance's map index (-1: not mapped).
+	// MapIndex is the task instance's map index (-1: not mapped), and
+	// MapInput a mapped instance's expanded field values.
 	MapIndex int
+	MapInput map[string]any
 	// XCom is where ti.xcom_pull reads; nil pulls nothing (None).
 	XCom XComSource
 	// Now is the time branch operators compare with (zero: the clock).
@@ -70,13 +72,32 @@ type XComValue struct {
 
 // Render renders t's templated fields for one try. vars are the Variables
 // (var.value.X, var.json.X); a missing variable is an error, as in Airflow.
+//
+// A mapped instance (rc.MapIndex >= 0) is first decoded with its
+// expanded values (rc.MapInput).
 func Render(t *Task, rc RunContext, vars map[string]string) (OperatorSpec, error) {
 	r := NewRenderer(t, rc, vars)
-	spec, err := t.Spec.Render(r)
+	base := t.Spec
+	if t.Mapped() && rc.MapIndex >= 0 {
+		var err error
+		if base, err = t.ExpandedSpec(rc.DAG, rc.MapInput); err != nil {
+			return nil, fmt.Errorf("dag %q, task %q[%d]: %w", rc.DAG.ID, t.ID, rc.MapIndex, err)
+		}
+	}
+	spec, err := base.Render(r)
 	if err != nil {
 		return nil, fmt.Errorf("dag %q, task %q: %w", rc.DAG.ID, t.ID, err)
 	}
 	return spec, nil
+}
+
+// RenderLabel renders a mapped instance's map_index_template ("" when the
+// task has none).
+func RenderLabel(t *Task, rc RunContext, vars map[string]string) (string, error) {
+	if !t.Mapped() || t.Expand.MapIndexTemplate == "" {
+		return "", nil
+	}
+	return NewRenderer(t, rc, vars).field("map_index_template", t.Expand.MapIndexTemplate)
 }
 
 // Renderer renders templates with one task try's Airflow context.
@@ -121,7 +142,8 @@ func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
 		dagID, dagParams, dagTags = rc.DAG.ID, rc.DAG.Params, rc.DAG.Tags
 	}
 	params := map[string]any{}
-	for _, src := range []map[string]any{dagParams, t.Params, rc.Conf} {
+	mappedParams, _ := rc.MapInput["params"].(map[string]any) // a mapped instance's own
+	for _, src := range []map[string]any{dagParams, t.Params, mappedParams, rc.Conf} {
 		for k, v := range src {
 			params[k] = paramValue(v)
 		}
@@ -175,7 +197,7 @@ func NewRenderer(t *Task, rc RunContext, vars map[string]string) *Renderer {
 			"data_interval_start": NewDateTime(rc.DataInterval.Start), "data_interval_end": NewDateTime(rc.DataInterval.End),
 		},
 		"dag":  attrs{"dag_id": dagID, "tags": dagTags, "owner": t.Owner, "_str": fmt.Sprintf("<DAG: %s>", dagID)},
-		"task": attrs{"task_id": t.ID, "owner": t.Owner, "retries": t.Retries, "operator": t.Operator, "_str": fmt.Sprintf("<Task(%s): %s>", t.Operator, t.ID)},
+		"task": taskAttrs(t, rc.MapInput),
 		"macros": attrs{
 			"ds_add":    dsAdd,
 			"ds_format": dsFormat,
@@ -368,6 +390,22 @@ func toInt(v any) (int, bool) {
 		return int(n), n == float64(int(n))
 	}
 	return 0, false
+}
+
+// taskAttrs is the template's task: its id and settings, and a mapped
+// instance's expanded fields (map_index_template reads "{{ task.env_vars.X }}").
+func taskAttrs(t *Task, input map[string]any) attrs {
+	a := attrs{"task_id": t.ID, "owner": t.Owner, "retries": t.Retries, "operator": t.Operator, "_str": fmt.Sprintf("<Task(%s): %s>", t.Operator, t.ID)}
+	for k, v := range input {
+		if m, ok := v.(map[string]any); ok && k == "" {
+			for mk, mv := range m {
+				a[mk] = mv
+			}
+			continue
+		}
+		a[k] = v
+	}
+	return a
 }
 
 // paramValue unwraps Airflow Param objects to their default value.
@@ -571,6 +609,20 @@ func (r *Renderer) tree(name string, x any) (any, error) {
 		return l, nil
 	}
 	return x, nil
+}
+
+// with returns a renderer whose context also has extra.
+func (r *Renderer) with(extra map[string]any) *Renderer {
+	ctx := make(map[string]any, len(r.ctx)+len(extra))
+	for k, v := range r.ctx {
+		ctx[k] = v
+	}
+	for k, v := range extra {
+		ctx[k] = v
+	}
+	out := *r
+	out.ctx = ctx
+	return &out
 }
 
 // RenderString renders src with r's context (for tools and tests).

@@ -13,13 +13,18 @@ import (
 	"updraft/dags"
 )
 
-// TryKey identifies one try of one task instance.
+// TryKey identifies one try of one task instance. MapIndex is the task
+// instance's map index, -1 for an unmapped task.
 type TryKey struct {
 	DagID, RunID, TaskID string
 	TryNumber            int
+	MapIndex             int
 }
 
 func (k TryKey) String() string {
+	if k.MapIndex >= 0 {
+		return fmt.Sprintf("%s/%s/%s[%d]#%d", k.DagID, k.RunID, k.TaskID, k.MapIndex, k.TryNumber)
+	}
 	return fmt.Sprintf("%s/%s/%s#%d", k.DagID, k.RunID, k.TaskID, k.TryNumber)
 }
 

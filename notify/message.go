@@ -197,7 +197,7 @@ func hasCallback(d *dags.DAG, taskID, name string) bool {
 // taskBox is an attachment for one failed try: run, try, duration,
 // reason, and the end of its log (secrets masked).
 func (n *Notifier) taskBox(ctx context.Context, a store.Alert, color string) (Attachment, error) {
-	k := store.TIKey{DagID: a.DagID, RunID: a.RunID, TaskID: a.TaskID}
+	k := store.TIKey{DagID: a.DagID, RunID: a.RunID, TaskID: a.TaskID, MapIndex: -1}
 	box := Attachment{Fallback: a.DagID + "." + a.TaskID + " failed", Color: color, Title: fmt.Sprintf("%s · try %d", a.TaskID, a.Try),
 		TitleLink: n.link("dags", a.DagID, "runs", a.RunID, "tasks", a.TaskID)}
 	box.Fields = append(box.Fields, Field{Title: "Run", Value: a.RunID, Short: true})

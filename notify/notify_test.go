@@ -85,14 +85,14 @@ func (f *fixture) failRun(t *testing.T, dagID, runID string, tasks ...string) {
 		State: dags.RunFailed, QueuedAt: logical}
 	var tis []store.TaskInstance
 	for _, task := range tasks {
-		tis = append(tis, store.TaskInstance{DagID: dagID, RunID: runID, TaskID: task, State: dags.StateFailed, TryNumber: 1, MaxTries: 0,
+		tis = append(tis, store.TaskInstance{DagID: dagID, RunID: runID, TaskID: task, MapIndex: -1, State: dags.StateFailed, TryNumber: 1, MaxTries: 0,
 			Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1, PriorityWeight: 1})
 	}
 	if err := f.st.CreateRun(f.ctx, r, tis); err != nil {
 		t.Fatal(err)
 	}
 	for _, task := range tasks {
-		k := store.TIKey{DagID: dagID, RunID: runID, TaskID: task}
+		k := store.TIKey{DagID: dagID, RunID: runID, TaskID: task, MapIndex: -1}
 		logPath := filepath.Join(t.TempDir(), task+".log")
 		var lines []string
 		for i := 1; i <= 30; i++ {

@@ -162,8 +162,8 @@ func BenchmarkHandoffLatency(b *testing.B) {
 		<-done
 		var gaps []time.Duration
 		for i := 1; i < 200; i++ {
-			prev := executor.TryKey{DagID: "chain", RunID: r.RunID, TaskID: fmt.Sprintf("t%d", i-1), TryNumber: 1}
-			cur := executor.TryKey{DagID: "chain", RunID: r.RunID, TaskID: fmt.Sprintf("t%d", i), TryNumber: 1}
+			prev := executor.TryKey{DagID: "chain", RunID: r.RunID, TaskID: fmt.Sprintf("t%d", i-1), TryNumber: 1, MapIndex: -1}
+			cur := executor.TryKey{DagID: "chain", RunID: r.RunID, TaskID: fmt.Sprintf("t%d", i), TryNumber: 1, MapIndex: -1}
 			gaps = append(gaps, ex.started[cur].Sub(ex.ended[prev]))
 		}
 		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })

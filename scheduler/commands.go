@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,8 +100,11 @@ type ClearOptions struct {
 	Upstream, Downstream bool // add every upstream / downstream task
 	OnlyFailed           bool // only failed and upstream_failed task instances
 	OnlyRunning          bool // only running task instances
-	DryRun               bool // report what would be cleared, change nothing
-	Actor                string
+	// MapIndexes, when set, clears only those instances of the named
+	// (mapped) tasks. A mapped task cleared whole expands again.
+	MapIndexes []int
+	DryRun     bool // report what would be cleared, change nothing
+	Actor      string
 }
 
 // Clear resets task instances of a run so they run again with a new try,
@@ -126,10 +130,17 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 	if err != nil {
 		return nil, err
 	}
+	named := map[string]bool{}
+	for _, id := range taskIDs {
+		named[id] = true
+	}
 	var out []store.TaskInstance
 	for _, ti := range tis {
 		if !selected[ti.TaskID] || (o.OnlyFailed && ti.State != dags.StateFailed && ti.State != dags.StateUpstreamFailed) ||
 			(o.OnlyRunning && ti.State != dags.StateRunning) {
+			continue
+		}
+		if o.MapIndexes != nil && named[ti.TaskID] && !slices.Contains(o.MapIndexes, ti.MapIndex) {
 			continue
 		}
 		if ti.State == dags.StateNone || ti.State == dags.StateRestarting {
@@ -141,7 +152,47 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 		return out, nil
 	}
 	now := s.clock.Now()
+	// A mapped task cleared whole (every instance, none filtered out)
+	// goes back to its placeholder and expands again: what it maps over
+	// may have changed.
+	whole := map[string]bool{}
+	if !o.OnlyFailed && !o.OnlyRunning {
+		for _, ti := range out {
+			if t := d.Task(ti.TaskID); t != nil && t.Mapped() && ti.MapIndex >= 0 && (o.MapIndexes == nil || !named[ti.TaskID]) {
+				whole[ti.TaskID] = true
+			}
+		}
+	}
+	for id := range whole {
+		var first *store.TaskInstance
+		tries := 0
+		for i, ti := range tis {
+			if ti.TaskID != id {
+				continue
+			}
+			if first == nil {
+				first = &tis[i]
+			}
+			tries = max(tries, ti.TryNumber)
+			if ti.State == dags.StateRunning || ti.State == dags.StateQueued {
+				_ = s.exec.Kill(ctx, tryKey(ti), "killed: the task instance was cleared")
+			}
+		}
+		ph := *first
+		// Try numbers go on from the highest an instance reached, so the
+		// new instances' tries never reuse an earlier try's number.
+		ph.TryNumber, ph.MaxTries, ph.QueuedAt, ph.StartDate, ph.EndDate, ph.NextTryAt = tries, tries+d.Task(id).Retries, nil, nil, nil, nil
+		if err := s.st.ClearXComs(ctx, ph.Key(), true); err != nil {
+			return nil, err
+		}
+		if err := s.st.CollapseTaskInstances(ctx, ph); err != nil {
+			return nil, err
+		}
+	}
 	for _, ti := range out {
+		if whole[ti.TaskID] {
+			continue
+		}
 		upd := ti
 		retries := 0
 		if t := d.Task(ti.TaskID); t != nil {
@@ -160,7 +211,7 @@ func (s *Scheduler) Clear(ctx context.Context, dagID, runID string, taskIDs []st
 			}
 			continue
 		}
-		if err := s.st.ClearXComs(ctx, ti.Key(), -2); err != nil {
+		if err := s.st.ClearXComs(ctx, ti.Key(), false); err != nil {
 			return nil, err
 		}
 		if ti.State == dags.StateRunning || ti.State == dags.StateQueued {

@@ -85,7 +85,9 @@ func (x *scripted) Start(_ context.Context, t executor.Try) error {
 			}
 		}
 		if x.push != nil && t.XComPush {
-			ev.XCom = x.push(t)
+			if xs := x.push(t); xs != nil {
+				ev.XCom = xs
+			}
 		}
 	}
 	x.events <- ev
@@ -272,7 +274,7 @@ func (h *harness) states(r store.Run) string {
 
 func (h *harness) ti(r store.Run, task string) store.TaskInstance {
 	h.t.Helper()
-	ti, err := h.st.TaskInstance(h.ctx, store.TIKey{DagID: r.DagID, RunID: r.RunID, TaskID: task})
+	ti, err := h.st.TaskInstance(h.ctx, store.TIKey{DagID: r.DagID, RunID: r.RunID, TaskID: task, MapIndex: -1})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -404,18 +404,18 @@ cm:
 	}
 	h.settle()
 	r, _ = h.st.Run(h.ctx, "cm", r.RunID)
-	tries, _ := h.st.Tries(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "a"})
+	tries, _ := h.st.Tries(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "a", MapIndex: -1})
 	if got := h.states(r); got != "a=success b=success" || r.State != dags.RunSuccess || len(tries) != 2 {
 		t.Fatalf("after clear: %s run %s tries %d", got, r.State, len(tries))
 	}
-	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "b"}, dags.StateFailed, "bob"); err != nil {
+	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "b", MapIndex: -1}, dags.StateFailed, "bob"); err != nil {
 		t.Fatal(err)
 	}
 	h.settle()
 	if r, _ = h.st.Run(h.ctx, "cm", r.RunID); r.State != dags.RunFailed {
 		t.Fatalf("run after marking its leaf failed: %s", r.State)
 	}
-	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "b"}, dags.StateRunning, "bob"); !errors.Is(err, ErrInvalid) {
+	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "cm", RunID: r.RunID, TaskID: "b", MapIndex: -1}, dags.StateRunning, "bob"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mark running: %v", err)
 	}
 	log, _ := h.st.AuditLog(h.ctx, 10)
@@ -605,7 +605,7 @@ rec:
 	h.settle()
 	// A new scheduler process: "lost" died with the old one, "kept" still runs.
 	h.ex.mu.Lock()
-	delete(h.ex.running, executor.TryKey{DagID: "rec", RunID: r.RunID, TaskID: "lost", TryNumber: 1})
+	delete(h.ex.running, executor.TryKey{DagID: "rec", RunID: r.RunID, TaskID: "lost", TryNumber: 1, MapIndex: -1})
 	h.ex.mu.Unlock()
 	h.s = New(h.st, h.ex, h.bag, Options{Clock: h.clock, LogDir: t.TempDir()})
 	if err := h.s.Recover(h.ctx); err != nil {
@@ -922,7 +922,7 @@ al:
 	if got := kinds(); got != "task_retry:a:1 task_failed:a:2 run_failed::0 task_retry:a:3 task_failed:a:4 run_failed::0" {
 		t.Fatalf("after clearing: %s", got)
 	}
-	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "al", RunID: r.RunID, TaskID: "b"}, dags.StateFailed, "ann"); err != nil {
+	if _, err := h.s.Mark(h.ctx, store.TIKey{DagID: "al", RunID: r.RunID, TaskID: "b", MapIndex: -1}, dags.StateFailed, "ann"); err != nil {
 		t.Fatal(err)
 	}
 	if all, _ := h.st.Alerts(h.ctx, 1); all[0].Kind != AlertTaskMarkedFailed || all[0].Detail != "marked failed by ann" {
@@ -1019,9 +1019,9 @@ twice:
 `, utc("2024-01-01T00:00:00Z"), func(executor.TryKey) (executor.State, int) { return "", 0 })
 	r, _ := h.s.Trigger(h.ctx, "twice", TriggerOptions{})
 	h.settle()
-	k := executor.TryKey{DagID: "twice", RunID: r.RunID, TaskID: "a", TryNumber: 1}
+	k := executor.TryKey{DagID: "twice", RunID: r.RunID, TaskID: "a", TryNumber: 1, MapIndex: -1}
 	// The other replica has closed the try, not yet the task instance.
-	if ok, err := h.st.FinishTry(h.ctx, store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}, 1, dags.StateFailed, h.clock.Now(), nil, "its process is gone"); !ok || err != nil {
+	if ok, err := h.st.FinishTry(h.ctx, store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, MapIndex: -1}, 1, dags.StateFailed, h.clock.Now(), nil, "its process is gone"); !ok || err != nil {
 		t.Fatalf("close the try: %v %v", ok, err)
 	}
 	h.ex.events <- executor.Event{Key: k, State: executor.Succeeded, At: h.clock.Now()}

@@ -641,7 +641,7 @@ func newTaskInstances(d *dags.DAG, r store.Run) []store.TaskInstance {
 	weights := priorityWeights(d)
 	tis := make([]store.TaskInstance, 0, len(d.Tasks))
 	for _, t := range d.Tasks {
-		tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, State: dags.StateNone,
+		tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, MapIndex: -1, State: dags.StateNone,
 			MaxTries: t.Retries, Operator: t.Operator, Pool: t.Pool, PoolSlots: t.PoolSlots, PriorityWeight: weights[t.ID]})
 	}
 	return tis
@@ -716,12 +716,13 @@ func (s *Scheduler) processRun(ctx context.Context, st *store.Store, r store.Run
 		if err != nil {
 			return nil, due, err
 		}
-		byID = make(map[string]*store.TaskInstance, len(tis))
+		byID = make(map[tiID]*store.TaskInstance, len(tis))
 		for i := range tis {
-			byID[tis[i].TaskID] = &tis[i]
+			byID[idOf(tis[i])] = &tis[i]
 		}
 		s.cache.put(r.DagID, r.RunID, byID)
 	}
+	byTask := groupByTask(byID)
 	set := func(ti *store.TaskInstance, to dags.TaskState, edit func(*store.TaskInstance)) error {
 		upd := *ti
 		upd.State = to
@@ -762,73 +763,82 @@ func (s *Scheduler) processRun(ctx context.Context, st *store.Store, r store.Run
 	}
 	var prev map[string]store.TaskInstance
 	var ready []readyTI
-	waitingOnPast := false
+	waitingOnPast, expanded := false, false
 	for _, t := range d.Tasks {
-		ti := byID[t.ID]
-		if ti == nil {
-			continue
-		}
-		switch ti.State {
-		case dags.StateUpForRetry:
-			if ti.NextTryAt == nil || !ti.NextTryAt.After(now) {
-				if err := set(ti, dags.StateScheduled, nil); err != nil {
-					return nil, due, err
-				}
-			} else {
-				soon(*ti.NextTryAt)
-			}
-		case dags.StateNone:
-			var c dags.UpstreamCounts
-			for _, u := range t.Upstream {
-				if uti := byID[u]; uti != nil {
-					c.Add(uti.State)
+		for _, ti := range byTask[t.ID] {
+			switch ti.State {
+			case dags.StateUpForRetry:
+				if ti.NextTryAt == nil || !ti.NextTryAt.After(now) {
+					if err := set(ti, dags.StateScheduled, nil); err != nil {
+						return nil, due, err
+					}
 				} else {
-					c.Add(dags.StateRemoved)
+					soon(*ti.NextTryAt)
 				}
-			}
-			dec := t.TriggerRule.Evaluate(c)
-			switch {
-			case dec.Settle != "":
-				end := now
-				if err := set(ti, dec.Settle, func(x *store.TaskInstance) { x.EndDate = &end }); err != nil {
-					return nil, due, err
+			case dags.StateNone:
+				if t.Mapped() && ti.MapIndex < 0 {
+					// Not expanded yet: it expands (or settles) once what
+					// it maps over is known.
+					done, err := s.expandTask(ctx, st, d, t, r, ti, byTask, now)
+					if err != nil {
+						return nil, due, err
+					}
+					expanded = expanded || done
+					continue
 				}
-			case dec.Run:
-				if t.DependsOnPast {
-					if prev == nil {
-						var err error
-						if prev, err = s.previousRunTIs(ctx, st, r); err != nil {
-							return nil, due, err
+				dec := t.TriggerRule.Evaluate(upstreamCounts(d, t, ti, byTask))
+				switch {
+				case dec.Settle != "":
+					end := now
+					if err := set(ti, dec.Settle, func(x *store.TaskInstance) { x.EndDate = &end }); err != nil {
+						return nil, due, err
+					}
+				case dec.Run:
+					if t.DependsOnPast {
+						if prev == nil {
+							var err error
+							if prev, err = s.previousRunTIs(ctx, st, r); err != nil {
+								return nil, due, err
+							}
+						}
+						switch pastAllows(d, t, prev) {
+						case pastWait:
+							waitingOnPast = true
+							continue
+						case pastBlocked:
+							continue
 						}
 					}
-					switch pastAllows(d, t, prev) {
-					case pastWait:
-						waitingOnPast = true
-						continue
-					case pastBlocked:
-						continue
+					if err := set(ti, dags.StateScheduled, nil); err != nil {
+						return nil, due, err
 					}
 				}
-				if err := set(ti, dags.StateScheduled, nil); err != nil {
-					return nil, due, err
-				}
+			}
+			if ti.State == dags.StateScheduled {
+				ready = append(ready, readyTI{ti: *ti, run: r, dag: d})
 			}
 		}
-		if ti.State == dags.StateScheduled {
-			ready = append(ready, readyTI{ti: *ti, run: r, dag: d})
-		}
+	}
+	if expanded {
+		// New task instances: look at the run again with them.
+		s.cache.drop(r.DagID, r.RunID)
+		s.markDirty(r.DagID, r.RunID)
+		return ready, due, nil
 	}
 	// The run is over when every task instance is finished.
 	states := map[string]dags.TaskState{}
 	progressing := false
 	for _, t := range d.Tasks {
-		if ti := byID[t.ID]; ti != nil {
-			states[t.ID] = ti.State
+		insts := byTask[t.ID]
+		if len(insts) == 0 {
+			states[t.ID] = dags.StateRemoved
+			continue
+		}
+		states[t.ID] = aggregateState(insts)
+		for _, ti := range insts {
 			if ti.State != dags.StateNone && !ti.State.Finished() {
 				progressing = true
 			}
-		} else {
-			states[t.ID] = dags.StateRemoved
 		}
 	}
 	if final, ok := dags.RunStateFromLeaves(d, states); ok {
@@ -939,14 +949,22 @@ func pastAllows(d *dags.DAG, t *dags.Task, prev map[string]store.TaskInstance) p
 }
 
 func tryKey(ti store.TaskInstance) executor.TryKey {
-	return executor.TryKey{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, TryNumber: ti.TryNumber}
+	return executor.TryKey{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, TryNumber: ti.TryNumber, MapIndex: ti.MapIndex}
+}
+
+// tiKeyOf is the task instance a try belongs to.
+func tiKeyOf(k executor.TryKey) store.TIKey {
+	return store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, MapIndex: k.MapIndex}
 }
 
 // LogPath is where a try's log is written.
 func (s *Scheduler) LogPath(k executor.TryKey) string {
 	clean := func(p string) string { return strings.NewReplacer("/", "_", "..", "_").Replace(p) }
-	return filepath.Join(s.opts.LogDir, "dag_id="+clean(k.DagID), "run_id="+clean(k.RunID), "task_id="+clean(k.TaskID),
-		fmt.Sprintf("attempt=%d.log", k.TryNumber))
+	dir := filepath.Join(s.opts.LogDir, "dag_id="+clean(k.DagID), "run_id="+clean(k.RunID), "task_id="+clean(k.TaskID))
+	if k.MapIndex >= 0 {
+		dir = filepath.Join(dir, fmt.Sprintf("map_index=%d", k.MapIndex)) // as Airflow's log folders
+	}
+	return filepath.Join(dir, fmt.Sprintf("attempt=%d.log", k.TryNumber))
 }
 
 // dispatch starts ready task instances, highest priority first, within
@@ -1063,14 +1081,25 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask,
 		XComPush: t.PushesXCom()}}
 	// A new try starts without what an earlier one pushed, as in Airflow.
-	if err := st.ClearXComs(ctx, queued.Key(), -1); err != nil {
+	if err := st.ClearXComs(ctx, queued.Key(), false); err != nil {
 		return pendingStart{}, false, err
 	}
-	rc := dags.RunContext{DAG: rt.dag, RunID: rt.run.RunID, RunType: rt.run.RunType, LogicalDate: rt.run.LogicalDate,
-		DataInterval: rt.run.Interval, Conf: rt.run.Conf, TryNumber: key.TryNumber, MapIndex: -1, Now: now,
-		XCom: storeXCom{ctx: ctx, st: st, logical: rt.run.LogicalDate}}
+	rc := s.runContext(ctx, st, rt.dag, rt.run, queued.MapIndex, key.TryNumber, now)
 	p.try.ContextEnv = contextEnv(key, t.Owner, rt.run.LogicalDate)
-	spec, renderErr := dags.Render(t, rc, vars)
+	var spec dags.OperatorSpec
+	var renderErr error
+	if rc.MapInput, renderErr = instanceInput(ctx, st, queued); renderErr == nil {
+		spec, renderErr = dags.Render(t, rc, vars)
+	}
+	if label, err := dags.RenderLabel(t, rc, vars); err == nil && label != "" && renderErr == nil {
+		labelled := queued
+		labelled.Label = label
+		if ok, err := st.UpdateTaskInstance(ctx, labelled, dags.StateQueued); err != nil {
+			return pendingStart{}, false, err
+		} else if ok {
+			s.cache.update(labelled)
+		}
+	}
 	p.try.Spec, p.renderErr = spec, renderErr
 	rendered, _ := json.Marshal(spec)
 	if err := st.StartTry(ctx, store.Try{TIKey: queued.Key(), TryNumber: key.TryNumber, State: dags.StateRunning, Owner: s.opts.ReplicaID,
@@ -1112,7 +1141,7 @@ func (s *Scheduler) note(ctx context.Context, k executor.TryKey, path, line stri
 }
 
 func logKey(k executor.TryKey) trylog.Key {
-	return trylog.Key{TIKey: store.TIKey{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID}, Try: k.TryNumber}
+	return trylog.Key{TIKey: tiKeyOf(k), Try: k.TryNumber}
 }
 
 func hostname() string {
@@ -1176,7 +1205,7 @@ func (s *Scheduler) handleEvents(ctx context.Context, evs []executor.Event) {
 }
 
 func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor.Event) error {
-	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
+	k := tiKeyOf(ev.Key)
 	if ev.Handle != "" {
 		if err := st.SetTryHandle(ctx, k, ev.Key.TryNumber, ev.Handle); err != nil {
 			return err
@@ -1188,7 +1217,7 @@ func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor
 		return err
 	}
 	if m, cached := s.cache.get(k.DagID, k.RunID); cached {
-		if ti := m[k.TaskID]; ti != nil && ti.State == dags.StateQueued && ti.TryNumber == ev.Key.TryNumber {
+		if ti := m[tiID{k.TaskID, k.MapIndex}]; ti != nil && ti.State == dags.StateQueued && ti.TryNumber == ev.Key.TryNumber {
 			at := ev.At
 			ti.State, ti.StartDate = dags.StateRunning, &at
 		} else {
@@ -1202,7 +1231,7 @@ func (s *Scheduler) tryRunning(ctx context.Context, st *store.Store, ev executor
 // skipped, up_for_retry (tries left, after the retry delay) or failed. A
 // task instance that was cleared or marked meanwhile keeps its new state.
 func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.Event) error {
-	k := store.TIKey{DagID: ev.Key.DagID, RunID: ev.Key.RunID, TaskID: ev.Key.TaskID}
+	k := tiKeyOf(ev.Key)
 	var d *dags.DAG // the run's DAG version, read when a branch needs it
 	if ev.State == executor.Succeeded && ev.Branch != nil {
 		if r, err := st.Run(ctx, k.DagID, k.RunID); err == nil {
@@ -1238,7 +1267,7 @@ func (s *Scheduler) finishTry(ctx context.Context, st *store.Store, ev executor.
 	at := ev.At
 	if state == dags.StateSuccess && (from == dags.StateQueued || from == dags.StateRunning) {
 		if len(ev.XCom) > 0 {
-			if err := st.PushXComs(ctx, k, -1, ev.Key.TryNumber, at, ev.XCom); err != nil {
+			if err := st.PushXComs(ctx, k, ev.Key.TryNumber, at, ev.XCom); err != nil {
 				return err
 			}
 		}
@@ -1375,7 +1404,7 @@ func (s *Scheduler) sweep(ctx context.Context) {
 	}
 	live := map[executor.TryKey]bool{}
 	for _, t := range open {
-		live[executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}] = true
+		live[executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber, MapIndex: t.MapIndex}] = true
 	}
 	if n, err := sw.Sweep(ctx, func(k executor.TryKey) bool { return live[k] }); err != nil {
 		s.log.Warn("sweeping what ended tries left behind failed", "err", err)
@@ -1390,7 +1419,7 @@ func (s *Scheduler) sweep(ctx context.Context) {
 // they may be).
 func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time) error {
 	for _, t := range tries {
-		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber}
+		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber, MapIndex: t.MapIndex}
 		try := executor.Try{Key: key, LogPath: t.LogPath, Started: t.StartDate, Mask: s.opts.Mask}
 		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
 			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
@@ -1413,7 +1442,7 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 		case errors.Is(err, executor.ErrGone) && t.Handle == "":
 			// Recorded, but the crash came before its process or pod
 			// existed: it never ran, so it runs now, with the same number.
-			forgot, err := s.st.ForgetUnstartedTry(ctx, store.TIKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID}, t.TryNumber)
+			forgot, err := s.st.ForgetUnstartedTry(ctx, t.TIKey, t.TryNumber)
 			if err != nil {
 				return err
 			}

@@ -89,18 +89,24 @@ func (s *Scheduler) applyBranch(ctx context.Context, st *store.Store, d *dags.DA
 	if d == nil || b == nil {
 		return nil
 	}
+	// A mapped instance's decision reaches only the instances zipped with
+	// it (the same map index down its chain), as Airflow skips within a
+	// mapped task group; an unmapped task's reaches every instance.
+	zippedWith := func(down, up string) bool {
+		return k.MapIndex < 0 || (d.Task(down) != nil && d.Task(down).Mapped() && d.Task(down).Expand.Zipped(up))
+	}
 	skip := map[string]bool{}
 	var walk func(id string)
 	walk = func(id string) {
 		for _, down := range d.Downstream(id) {
-			if !skip[down] {
+			if !skip[down] && zippedWith(down, id) {
 				skip[down] = true
 				walk(down)
 			}
 		}
 	}
 	for _, down := range d.Downstream(k.TaskID) {
-		if slices.Contains(b.Follow, down) {
+		if slices.Contains(b.Follow, down) || !zippedWith(down, k.TaskID) {
 			continue
 		}
 		skip[down] = true
@@ -116,7 +122,8 @@ func (s *Scheduler) applyBranch(ctx context.Context, st *store.Store, d *dags.DA
 		return err
 	}
 	for _, ti := range tis {
-		if !skip[ti.TaskID] || (ti.State != dags.StateNone && ti.State != dags.StateScheduled) {
+		if !skip[ti.TaskID] || (ti.State != dags.StateNone && ti.State != dags.StateScheduled) ||
+			(k.MapIndex >= 0 && ti.MapIndex != k.MapIndex) {
 			continue
 		}
 		upd := ti

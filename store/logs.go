@@ -16,17 +16,17 @@ func (s *Store) AppendLog(ctx context.Context, k TIKey, try int, offset int64, d
 	if len(data) == 0 {
 		return nil
 	}
-	_, err := s.exec(ctx, `INSERT INTO log_chunks (dag_id, run_id, task_id, try_number, start_at, end_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id, task_id, try_number, start_at) DO NOTHING`,
-		k.DagID, k.RunID, k.TaskID, try, offset, offset+int64(len(data)), data)
+	_, err := s.exec(ctx, `INSERT INTO log_chunks (dag_id, run_id, task_id, map_index, try_number, start_at, end_at, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id, task_id, map_index, try_number, start_at) DO NOTHING`,
+		k.DagID, k.RunID, k.TaskID, k.MapIndex, try, offset, offset+int64(len(data)), data)
 	return err
 }
 
 // LogSize is how many bytes of a try's log the store holds.
 func (s *Store) LogSize(ctx context.Context, k TIKey, try int) (int64, error) {
 	var n int64
-	err := s.queryRow(ctx, `SELECT COALESCE(MAX(end_at), 0) FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?`,
-		k.DagID, k.RunID, k.TaskID, try).Scan(&n)
+	err := s.queryRow(ctx, `SELECT COALESCE(MAX(end_at), 0) FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?`,
+		k.DagID, k.RunID, k.TaskID, k.MapIndex, try).Scan(&n)
 	return n, err
 }
 
@@ -38,8 +38,8 @@ func (s *Store) ReadLog(ctx context.Context, k TIKey, try int, offset, n int64) 
 		return nil, size, err
 	}
 	end := min(size, offset+n)
-	rows, err := s.query(ctx, `SELECT start_at, data FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?
-		AND end_at > ? AND start_at < ? ORDER BY start_at`, k.DagID, k.RunID, k.TaskID, try, offset, end)
+	rows, err := s.query(ctx, `SELECT start_at, data FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?
+		AND end_at > ? AND start_at < ? ORDER BY start_at`, k.DagID, k.RunID, k.TaskID, k.MapIndex, try, offset, end)
 	if err != nil {
 		return nil, size, err
 	}
@@ -70,7 +70,7 @@ func (s *Store) ReadLog(ctx context.Context, k TIKey, try int, offset, n int64) 
 // DeleteLog removes the stored copy of a try's log, before it is written
 // again from its start.
 func (s *Store) DeleteLog(ctx context.Context, k TIKey, try int) error {
-	_, err := s.exec(ctx, `DELETE FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?`,
-		k.DagID, k.RunID, k.TaskID, try)
+	_, err := s.exec(ctx, `DELETE FROM log_chunks WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?`,
+		k.DagID, k.RunID, k.TaskID, k.MapIndex, try)
 	return err
 }

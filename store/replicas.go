@@ -61,8 +61,8 @@ func (s *Store) ClaimOrphanTries(ctx context.Context, me string, deadBefore time
 		if alive[t.Owner] {
 			continue
 		}
-		res, err := s.exec(ctx, `UPDATE task_tries SET owner = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?
-			AND owner = ? AND end_date IS NULL`, me, t.DagID, t.RunID, t.TaskID, t.TryNumber, t.Owner)
+		res, err := s.exec(ctx, `UPDATE task_tries SET owner = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?
+			AND owner = ? AND end_date IS NULL`, me, t.DagID, t.RunID, t.TaskID, t.MapIndex, t.TryNumber, t.Owner)
 		if err != nil {
 			return out, err
 		}

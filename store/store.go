@@ -583,24 +583,43 @@ type Run struct {
 // TaskInstance is one task of one run; its tries are in Try rows.
 type TaskInstance struct {
 	DagID, RunID, TaskID string
-	State                dags.TaskState
-	TryNumber            int // tries started so far
-	MaxTries             int // retries allowed (Airflow's max_tries)
-	Operator, Pool       string
-	PoolSlots            int
-	PriorityWeight       int
-	QueuedAt             *time.Time
-	StartDate, EndDate   *time.Time
-	NextTryAt            *time.Time // when an up_for_retry instance may run again
+	// MapIndex is the instance's map index: -1 for an unmapped task (and
+	// for a mapped task not expanded yet), 0, 1, ... once expanded.
+	MapIndex int
+	// MapInput is what an expanded instance was given (JSON: field ->
+	// value), and Label its map_index_template rendered.
+	MapInput, Label    string
+	State              dags.TaskState
+	TryNumber          int // tries started so far
+	MaxTries           int // retries allowed (Airflow's max_tries)
+	Operator, Pool     string
+	PoolSlots          int
+	PriorityWeight     int
+	QueuedAt           *time.Time
+	StartDate, EndDate *time.Time
+	NextTryAt          *time.Time // when an up_for_retry instance may run again
 }
 
 // Key identifies a task instance.
-func (ti TaskInstance) Key() TIKey { return TIKey{ti.DagID, ti.RunID, ti.TaskID} }
+func (ti TaskInstance) Key() TIKey { return TIKey{ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex} }
 
-// TIKey identifies a task instance.
-type TIKey struct{ DagID, RunID, TaskID string }
+// TIKey identifies a task instance. MapIndex is -1 for an unmapped task:
+// build keys with Unmapped or set it.
+type TIKey struct {
+	DagID, RunID, TaskID string
+	MapIndex             int
+}
 
-func (k TIKey) String() string { return k.DagID + "/" + k.RunID + "/" + k.TaskID }
+// Unmapped is the key of an unmapped task's instance.
+func Unmapped(dagID, runID, taskID string) TIKey { return TIKey{dagID, runID, taskID, -1} }
+
+func (k TIKey) String() string {
+	s := k.DagID + "/" + k.RunID + "/" + k.TaskID
+	if k.MapIndex >= 0 {
+		s += fmt.Sprintf("[%d]", k.MapIndex)
+	}
+	return s
+}
 
 // CreateRun inserts a run and its task instances atomically. A run with the
 // same run id or logical date fails with ErrConflict.
@@ -635,12 +654,56 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tis []TaskInstance) error 
 }
 
 func insertTI(ctx context.Context, tx *Store, ti TaskInstance) error {
-	_, err := tx.exec(ctx, `INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, max_tries,
-		operator, pool, pool_slots, priority_weight, queued_at, start_date, end_date, next_try_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ti.DagID, ti.RunID, ti.TaskID, string(ti.State), ti.TryNumber, ti.MaxTries, ti.Operator, ti.Pool, ti.PoolSlots,
-		ti.PriorityWeight, tsPtr(ti.QueuedAt), tsPtr(ti.StartDate), tsPtr(ti.EndDate), tsPtr(ti.NextTryAt))
+	_, err := tx.exec(ctx, `INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries,
+		operator, pool, pool_slots, priority_weight, queued_at, start_date, end_date, next_try_at, map_input, rendered_map_index)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex, string(ti.State), ti.TryNumber, ti.MaxTries, ti.Operator, ti.Pool, ti.PoolSlots,
+		ti.PriorityWeight, tsPtr(ti.QueuedAt), tsPtr(ti.StartDate), tsPtr(ti.EndDate), tsPtr(ti.NextTryAt), ti.MapInput, ti.Label)
 	return err
+}
+
+// ExpandTaskInstance replaces a mapped task's placeholder instance (map
+// index -1, state none) by its expanded instances, atomically, and reports
+// whether it did: false when the placeholder is gone or has moved on
+// (another server expanded it). No instances: the placeholder is left.
+func (s *Store) ExpandTaskInstance(ctx context.Context, placeholder TIKey, tis []TaskInstance) (bool, error) {
+	if len(tis) == 0 {
+		return false, nil
+	}
+	done := false
+	err := s.InTx(ctx, func(tx *Store) error {
+		res, err := tx.exec(ctx, `DELETE FROM task_instances WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = -1 AND state = ?`,
+			placeholder.DagID, placeholder.RunID, placeholder.TaskID, string(dags.StateNone))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		for _, ti := range tis {
+			if err := insertTI(ctx, tx, ti); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+// CollapseTaskInstances puts a mapped task back to one placeholder
+// instance (map index -1, state none) so that it expands again, as a
+// cleared mapped task does when its input may have changed. Its instances'
+// tries are kept.
+func (s *Store) CollapseTaskInstances(ctx context.Context, placeholder TaskInstance) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		if _, err := tx.exec(ctx, `DELETE FROM task_instances WHERE dag_id = ? AND run_id = ? AND task_id = ?`,
+			placeholder.DagID, placeholder.RunID, placeholder.TaskID); err != nil {
+			return err
+		}
+		placeholder.MapIndex, placeholder.State, placeholder.MapInput, placeholder.Label = -1, dags.StateNone, "", ""
+		return insertTI(ctx, tx, placeholder)
+	})
 }
 
 // AddTaskInstances adds task instances to an existing run (tasks that
@@ -841,9 +904,13 @@ func (s *Store) CountRuns(ctx context.Context, f RunFilter) (int, error) {
 
 // TIFilter selects task instances across runs. Zero fields do not filter.
 type TIFilter struct {
-	DagIDs   []string
-	RunID    string
-	TaskIDs  []string
+	DagIDs  []string
+	RunID   string
+	TaskIDs []string
+	// MapIndex, when set, selects one map index (-1: unmapped instances);
+	// Mapped selects the expanded instances of mapped tasks.
+	MapIndex *int
+	Mapped   bool
 	States   []dags.TaskState
 	Pools    []string
 	StartGTE *time.Time
@@ -862,6 +929,12 @@ func (f TIFilter) where() *where {
 		w.add(`ti.run_id = ?`, f.RunID)
 	}
 	w.in(`ti.task_id`, f.TaskIDs)
+	if f.MapIndex != nil {
+		w.add(`ti.map_index = ?`, *f.MapIndex)
+	}
+	if f.Mapped {
+		w.add(`ti.map_index >= 0`)
+	}
 	states := make([]string, len(f.States))
 	for i, st := range f.States {
 		states[i] = string(st)
@@ -886,7 +959,7 @@ func (s *Store) FindTaskInstances(ctx context.Context, f TIFilter) ([]TaskInstan
 	}
 	cols := `ti.` + strings.ReplaceAll(strings.Join(strings.Fields(tiCols), " "), ", ", ", ti.")
 	rows, err := s.query(ctx, `SELECT `+cols+tiJoin+w.String()+
-		` ORDER BY ti.dag_id, r.logical_date, ti.task_id`+limitOffset(f.Limit, f.Offset), w.args...)
+		` ORDER BY ti.dag_id, r.logical_date, ti.task_id, ti.map_index`+limitOffset(f.Limit, f.Offset), w.args...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -974,15 +1047,15 @@ func (s *Store) SetRunState(ctx context.Context, dagID, runID string, from, to d
 	return n == 1, nil
 }
 
-const tiCols = `dag_id, run_id, task_id, state, try_number, max_tries, operator, pool, pool_slots, priority_weight,
-	queued_at, start_date, end_date, next_try_at`
+const tiCols = `dag_id, run_id, task_id, map_index, state, try_number, max_tries, operator, pool, pool_slots, priority_weight,
+	queued_at, start_date, end_date, next_try_at, map_input, rendered_map_index`
 
 func scanTI(sc interface{ Scan(...any) error }) (TaskInstance, error) {
 	var ti TaskInstance
 	var state string
 	var queued, start, end, next sql.NullString
-	err := sc.Scan(&ti.DagID, &ti.RunID, &ti.TaskID, &state, &ti.TryNumber, &ti.MaxTries, &ti.Operator, &ti.Pool,
-		&ti.PoolSlots, &ti.PriorityWeight, &queued, &start, &end, &next)
+	err := sc.Scan(&ti.DagID, &ti.RunID, &ti.TaskID, &ti.MapIndex, &state, &ti.TryNumber, &ti.MaxTries, &ti.Operator, &ti.Pool,
+		&ti.PoolSlots, &ti.PriorityWeight, &queued, &start, &end, &next, &ti.MapInput, &ti.Label)
 	ti.State = dags.TaskState(state)
 	ti.QueuedAt, ti.StartDate, ti.EndDate, ti.NextTryAt = parseTSPtr(queued), parseTSPtr(start), parseTSPtr(end), parseTSPtr(next)
 	return ti, err
@@ -1007,7 +1080,7 @@ func (s *Store) queryTIs(ctx context.Context, q string, args ...any) ([]TaskInst
 
 // TaskInstances returns a run's task instances, by task id.
 func (s *Store) TaskInstances(ctx context.Context, dagID, runID string) ([]TaskInstance, error) {
-	return s.queryTIs(ctx, `WHERE dag_id = ? AND run_id = ? ORDER BY task_id`, dagID, runID)
+	return s.queryTIs(ctx, `WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index`, dagID, runID)
 }
 
 // TaskInstancesOfRuns returns the task instances of some runs of a DAG
@@ -1020,8 +1093,8 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 	w := &where{}
 	w.add(`dag_id = ?`, dagID)
 	w.in(`run_id`, runIDs)
-	rows, err := s.query(ctx, `SELECT run_id, task_id, state, try_number, max_tries, start_date, end_date FROM task_instances`+
-		w.String()+` ORDER BY run_id, task_id`, w.args...)
+	rows, err := s.query(ctx, `SELECT run_id, task_id, map_index, state, try_number, max_tries, start_date, end_date FROM task_instances`+
+		w.String()+` ORDER BY run_id, task_id, map_index`, w.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -1031,7 +1104,7 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 		ti := TaskInstance{DagID: dagID}
 		var state string
 		var start, end sql.NullString
-		if err := rows.Scan(&ti.RunID, &ti.TaskID, &state, &ti.TryNumber, &ti.MaxTries, &start, &end); err != nil {
+		if err := rows.Scan(&ti.RunID, &ti.TaskID, &ti.MapIndex, &state, &ti.TryNumber, &ti.MaxTries, &start, &end); err != nil {
 			return nil, err
 		}
 		ti.State, ti.StartDate, ti.EndDate = dags.TaskState(state), parseTSPtr(start), parseTSPtr(end)
@@ -1042,7 +1115,7 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 
 // TaskInstance returns one task instance, or ErrNotFound.
 func (s *Store) TaskInstance(ctx context.Context, k TIKey) (TaskInstance, error) {
-	tis, err := s.queryTIs(ctx, `WHERE dag_id = ? AND run_id = ? AND task_id = ?`, k.DagID, k.RunID, k.TaskID)
+	tis, err := s.queryTIs(ctx, `WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ?`, k.DagID, k.RunID, k.TaskID, k.MapIndex)
 	if err != nil {
 		return TaskInstance{}, err
 	}
@@ -1058,7 +1131,7 @@ func (s *Store) TaskInstancesInState(ctx context.Context, states ...dags.TaskSta
 	for i, st := range states {
 		args[i] = string(st)
 	}
-	return s.queryTIs(ctx, `WHERE state IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(states)), ", ")+`) ORDER BY dag_id, run_id, task_id`, args...)
+	return s.queryTIs(ctx, `WHERE state IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(states)), ", ")+`) ORDER BY dag_id, run_id, task_id, map_index`, args...)
 }
 
 // UpdateTaskInstance writes ti's state and fields if the stored state is
@@ -1071,9 +1144,9 @@ func (s *Store) UpdateTaskInstance(ctx context.Context, ti TaskInstance, from da
 		}
 	}
 	res, err := s.exec(ctx, `UPDATE task_instances SET state = ?, try_number = ?, max_tries = ?, queued_at = ?,
-		start_date = ?, end_date = ?, next_try_at = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND state = ?`,
+		start_date = ?, end_date = ?, next_try_at = ?, rendered_map_index = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND state = ?`,
 		string(ti.State), ti.TryNumber, ti.MaxTries, tsPtr(ti.QueuedAt), tsPtr(ti.StartDate), tsPtr(ti.EndDate),
-		tsPtr(ti.NextTryAt), ti.DagID, ti.RunID, ti.TaskID, string(from))
+		tsPtr(ti.NextTryAt), ti.Label, ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex, string(from))
 	if err != nil {
 		return false, err
 	}
@@ -1085,8 +1158,8 @@ func (s *Store) UpdateTaskInstance(ctx context.Context, ti TaskInstance, from da
 // try (compare-and-swap on state and try number) and reports whether it did.
 func (s *Store) MarkRunning(ctx context.Context, k TIKey, try int, at time.Time) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE task_instances SET state = 'running', start_date = ?
-		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND state = 'queued' AND try_number = ?`,
-		ts(at), k.DagID, k.RunID, k.TaskID, try)
+		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND state = 'queued' AND try_number = ?`,
+		ts(at), k.DagID, k.RunID, k.TaskID, k.MapIndex, try)
 	if err != nil {
 		return false, err
 	}
@@ -1115,9 +1188,9 @@ type Try struct {
 // once: starting the same try twice fails with ErrConflict, which is what
 // keeps a restarted scheduler from running a try twice.
 func (s *Store) StartTry(ctx context.Context, t Try) error {
-	_, err := s.exec(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date,
-		executor, handle, log_path, hostname, rendered, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.DagID, t.RunID, t.TaskID, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, s.mask.Mask(t.Rendered), t.Owner)
+	_, err := s.exec(ctx, `INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_date,
+		executor, handle, log_path, hostname, rendered, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.DagID, t.RunID, t.TaskID, t.MapIndex, t.TryNumber, string(t.State), ts(t.StartDate), t.Executor, t.Handle, t.LogPath, t.Hostname, s.mask.Mask(t.Rendered), t.Owner)
 	if isUnique(err) {
 		return fmt.Errorf("try %d of %s: %w", t.TryNumber, t.TIKey, ErrConflict)
 	}
@@ -1126,8 +1199,8 @@ func (s *Store) StartTry(ctx context.Context, t Try) error {
 
 // SetTryHandle records the executor's handle for a try (pid, pod name).
 func (s *Store) SetTryHandle(ctx context.Context, k TIKey, try int, handle string) error {
-	_, err := s.exec(ctx, `UPDATE task_tries SET handle = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?`,
-		handle, k.DagID, k.RunID, k.TaskID, try)
+	_, err := s.exec(ctx, `UPDATE task_tries SET handle = ? WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?`,
+		handle, k.DagID, k.RunID, k.TaskID, k.MapIndex, try)
 	return err
 }
 
@@ -1135,8 +1208,8 @@ func (s *Store) SetTryHandle(ctx context.Context, k TIKey, try int, handle strin
 // unfinished, and reports whether it did.
 func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.TaskState, end time.Time, exitCode *int, reason string) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE task_tries SET state = ?, end_date = ?, exit_code = ?, reason = ?
-		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ? AND end_date IS NULL`,
-		string(state), ts(end), exitCode, s.mask.Mask(reason), k.DagID, k.RunID, k.TaskID, try)
+		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ? AND end_date IS NULL`,
+		string(state), ts(end), exitCode, s.mask.Mask(reason), k.DagID, k.RunID, k.TaskID, k.MapIndex, try)
 	if err != nil {
 		return false, err
 	}
@@ -1148,8 +1221,8 @@ func (s *Store) FinishTry(ctx context.Context, k TIKey, try int, state dags.Task
 // process or pod (no handle, no end): its row goes, and its task instance
 // is scheduled again with the same try number. It reports whether it did.
 func (s *Store) ForgetUnstartedTry(ctx context.Context, k TIKey, try int) (bool, error) {
-	res, err := s.exec(ctx, `DELETE FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ?
-		AND handle = '' AND end_date IS NULL`, k.DagID, k.RunID, k.TaskID, try)
+	res, err := s.exec(ctx, `DELETE FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ?
+		AND handle = '' AND end_date IS NULL`, k.DagID, k.RunID, k.TaskID, k.MapIndex, try)
 	if err != nil {
 		return false, err
 	}
@@ -1157,16 +1230,16 @@ func (s *Store) ForgetUnstartedTry(ctx context.Context, k TIKey, try int) (bool,
 		return false, nil
 	}
 	_, err = s.exec(ctx, `UPDATE task_instances SET state = ?, try_number = ?, queued_at = NULL, start_date = NULL
-		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND try_number = ? AND state IN (?, ?)`,
-		string(dags.StateScheduled), try-1, k.DagID, k.RunID, k.TaskID, try, string(dags.StateQueued), string(dags.StateRunning))
+		WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? AND try_number = ? AND state IN (?, ?)`,
+		string(dags.StateScheduled), try-1, k.DagID, k.RunID, k.TaskID, k.MapIndex, try, string(dags.StateQueued), string(dags.StateRunning))
 	return err == nil, err
 }
 
 // Tries returns every try of a task instance, oldest first.
 func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 	rows, err := s.query(ctx, `SELECT try_number, state, start_date, end_date, exit_code, reason, executor, handle,
-		log_path, hostname, rendered FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? ORDER BY try_number`,
-		k.DagID, k.RunID, k.TaskID)
+		log_path, hostname, rendered FROM task_tries WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ? ORDER BY try_number`,
+		k.DagID, k.RunID, k.TaskID, k.MapIndex)
 	if err != nil {
 		return nil, err
 	}
@@ -1193,7 +1266,7 @@ func (s *Store) Tries(ctx context.Context, k TIKey) ([]Try, error) {
 // UnfinishedTries returns tries with no end: after a restart, the ones the
 // executor must adopt or fail.
 func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
-	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, try_number, state, start_date, executor, handle, log_path, owner, rendered
+	rows, err := s.query(ctx, `SELECT dag_id, run_id, task_id, map_index, try_number, state, start_date, executor, handle, log_path, owner, rendered
 		FROM task_tries WHERE end_date IS NULL ORDER BY start_date`)
 	if err != nil {
 		return nil, err
@@ -1203,7 +1276,7 @@ func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
 	for rows.Next() {
 		var t Try
 		var state, start string
-		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath, &t.Owner, &t.Rendered); err != nil {
+		if err := rows.Scan(&t.DagID, &t.RunID, &t.TaskID, &t.MapIndex, &t.TryNumber, &state, &start, &t.Executor, &t.Handle, &t.LogPath, &t.Owner, &t.Rendered); err != nil {
 			return nil, err
 		}
 		t.State, t.StartDate = dags.TaskState(state), parseTS(start)

@@ -23,8 +23,8 @@ type XCom struct {
 
 // PushXComs replaces what earlier tries of the task instance pushed with
 // xs (all of one task instance and try). Values must be valid JSON.
-func (s *Store) PushXComs(ctx context.Context, k TIKey, mapIndex, try int, at time.Time, xs map[string]json.RawMessage) error {
-	if err := s.ClearXComs(ctx, k, mapIndex); err != nil {
+func (s *Store) PushXComs(ctx context.Context, k TIKey, try int, at time.Time, xs map[string]json.RawMessage) error {
+	if err := s.ClearXComs(ctx, k, false); err != nil {
 		return err
 	}
 	for key, v := range xs {
@@ -32,21 +32,21 @@ func (s *Store) PushXComs(ctx context.Context, k TIKey, mapIndex, try int, at ti
 			return fmt.Errorf("xcom %s of %s: the value is not JSON", key, k)
 		}
 		if _, err := s.exec(ctx, `INSERT INTO xcom (dag_id, run_id, task_id, map_index, xcom_key, try_number, value, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, k.DagID, k.RunID, k.TaskID, mapIndex, key, try, string(v), ts(at)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, k.DagID, k.RunID, k.TaskID, k.MapIndex, key, try, string(v), ts(at)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ClearXComs removes a task instance's XComs (mapIndex < -1: of every map
-// index). Removing none is not an error.
-func (s *Store) ClearXComs(ctx context.Context, k TIKey, mapIndex int) error {
+// ClearXComs removes a task instance's XComs (with every, those of
+// every map index of its task). Removing none is not an error.
+func (s *Store) ClearXComs(ctx context.Context, k TIKey, every bool) error {
 	q := `DELETE FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ?`
 	args := []any{k.DagID, k.RunID, k.TaskID}
-	if mapIndex >= -1 {
+	if !every {
 		q += ` AND map_index = ?`
-		args = append(args, mapIndex)
+		args = append(args, k.MapIndex)
 	}
 	_, err := s.exec(ctx, q, args...)
 	return err

@@ -428,7 +428,7 @@ func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	ti, err := s.st.TaskInstance(r.Context(), k)
 	if err != nil {
 		s.fail(w, r, err)
@@ -461,7 +461,7 @@ func tiRef(ti store.TaskInstance, run store.Run) map[string]any {
 
 // apiPatchTI is PATCH .../taskInstances/{task_id}: mark success or failed.
 func (s *Server) apiPatchTI(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	var body struct {
 		DryRun   bool   `json:"dry_run"`
 		NewState string `json:"new_state"`
@@ -691,7 +691,7 @@ const logChunk = 1 << 20
 // Values of secret variables are masked. Accept: text/plain gets the text
 // alone (the token is then in the Continuation-Token header).
 func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	try, err := strconv.Atoi(param(r, "try"))
 	if err != nil || try < 1 {
 		s.fail(w, r, badRequest("task_try_number must be a positive integer"))

@@ -362,14 +362,14 @@ func TestSecretsNeverInResponses(t *testing.T) {
 	}
 	logPath := filepath.Join(t.TempDir(), "a.log")
 	os.WriteFile(logPath, []byte("connecting with "+secret+"\nand "+secret+"-2\n"), 0o644)
-	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a"}
+	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a", MapIndex: -1}
 	rendered, _ := json.Marshal(map[string]any{"bash_command": "echo " + secret})
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", LogPath: logPath, Rendered: string(rendered)}); err != nil {
 		t.Fatal(err)
 	}
 	// An XCom that holds it (an HTTP response echoing a token).
 	pushed, _ := json.Marshal("token=" + secret)
-	if err := e.st.PushXComs(e.ctx, k, -1, 1, time.Now(), map[string]json.RawMessage{"return_value": pushed, "other": json.RawMessage(`{"t": "` + secret + `-2"}`)}); err != nil {
+	if err := e.st.PushXComs(e.ctx, k, 1, time.Now(), map[string]json.RawMessage{"return_value": pushed, "other": json.RawMessage(`{"t": "` + secret + `-2"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	var all strings.Builder
@@ -416,7 +416,7 @@ func TestLogChunksNeverCutASecret(t *testing.T) {
 	text := strings.Repeat("x", logChunk-5) + secret + "\n" + strings.Repeat("y", 100) + secret + "\n"
 	logPath := filepath.Join(t.TempDir(), "a.log")
 	os.WriteFile(logPath, []byte(text), 0o644)
-	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a"}
+	k := store.TIKey{DagID: "sec", RunID: run.RunID, TaskID: "a", MapIndex: -1}
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}

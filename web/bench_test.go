@@ -51,7 +51,7 @@ func seedRuns(tb testing.TB, e *env, d *dags.DAG, runs int) {
 				if state == dags.RunFailed && j == len(d.Tasks)-1 {
 					st = dags.StateFailed
 				}
-				tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, State: st, TryNumber: 1, MaxTries: 0,
+				tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, MapIndex: -1, State: st, TryNumber: 1, MaxTries: 0,
 					Operator: t.Operator, Pool: "default_pool", PoolSlots: 1, PriorityWeight: 1, StartDate: &logical, EndDate: &end})
 			}
 			if err := tx.CreateRun(e.ctx, r, tis); err != nil {

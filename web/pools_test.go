@@ -26,7 +26,7 @@ func TestPools(t *testing.T) {
 		t.Fatalf("trigger: %d %s", status, body)
 	}
 	state := func(task string) dags.TaskState {
-		ti, err := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "pooled", RunID: "r1", TaskID: task})
+		ti, err := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "pooled", RunID: "r1", TaskID: task, MapIndex: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -988,7 +988,7 @@ func (s *Server) tiHeader(ctx context.Context, k store.TIKey, ret string) (tiPag
 
 func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	p, err := s.tiHeader(ctx, k, r.URL.RequestURI())
 	if err != nil {
 		s.pageError(w, r, err)
@@ -1042,7 +1042,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 // shows what would re-run and asks to confirm (the preview).
 func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	ret := returnTo(r, tiURL(k.DagID, k.RunID, k.TaskID))
 	on := func(name string) bool { return r.PostFormValue(name) == "true" }
 	o := scheduler.ClearOptions{Upstream: on("upstream"), Downstream: on("downstream"), OnlyFailed: on("only_failed"), Actor: actor(r)}
@@ -1092,7 +1092,7 @@ func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k s
 }
 
 func (s *Server) formMarkTI(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	ret := returnTo(r, tiURL(k.DagID, k.RunID, k.TaskID))
 	on := func(name string) bool { return r.PostFormValue(name) == "true" }
 	state := dags.TaskState(r.PostFormValue("state"))
@@ -1107,7 +1107,7 @@ func (s *Server) formMarkTI(w http.ResponseWriter, r *http.Request) {
 
 // downloadLog serves a try's whole log as a file, secrets masked.
 func (s *Server) downloadLog(w http.ResponseWriter, r *http.Request) {
-	k := store.TIKey{DagID: param(r, "dag_id"), RunID: param(r, "run_id"), TaskID: param(r, "task_id")}
+	k := tiKeyParam(r)
 	try, err := strconv.Atoi(param(r, "try"))
 	if err != nil || try < 1 {
 		s.pageError(w, r, badRequest("not a try number"))

@@ -68,14 +68,14 @@ func TestPagesRenderHostileStringsInert(t *testing.T) {
 		t.Fatalf("trigger: %d %s", status, body)
 	}
 	// A try with a hostile log and rendered fields.
-	k := store.TIKey{DagID: "hostile", RunID: "r1", TaskID: "extract"}
+	k := store.TIKey{DagID: "hostile", RunID: "r1", TaskID: "extract", MapIndex: -1}
 	logPath := filepath.Join(t.TempDir(), "x.log")
 	os.WriteFile(logPath, []byte("<script>alert('log')</script>\n"), 0o644)
 	rendered, _ := json.Marshal(map[string]string{"bash_command": "echo '<script>x</script>'"})
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "local", Handle: "123", LogPath: logPath, Rendered: string(rendered)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.PushXComs(e.ctx, k, -1, 1, time.Now(), map[string]json.RawMessage{"<script>alert('key')</script>": json.RawMessage(`"<script>alert('xcom')</script>"`)}); err != nil {
+	if err := e.st.PushXComs(e.ctx, k, 1, time.Now(), map[string]json.RawMessage{"<script>alert('key')</script>": json.RawMessage(`"<script>alert('xcom')</script>"`)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "v", Value: "<script>alert('var')</script>", Description: "<b>d</b>", UpdatedAt: time.Now()}); err != nil {
@@ -206,7 +206,7 @@ func TestPageForms(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page.String(), `id="clear-preview"`) || !strings.Contains(page.String(), "<li>extract</li>") {
 		t.Fatalf("preview: %d", resp.StatusCode)
 	}
-	if ti, _ := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "hostile", RunID: "ui_run", TaskID: "extract"}); ti.State != dags.StateFailed {
+	if ti, _ := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "hostile", RunID: "ui_run", TaskID: "extract", MapIndex: -1}); ti.State != dags.StateFailed {
 		t.Fatalf("the preview changed the state: %s", ti.State)
 	}
 	if _, loc = form("/dags/hostile/runs/ui_run/tasks/extract/clear", map[string]string{"confirm": "true", "downstream": "true"}); !strings.Contains(loc, "Cleared 1") {
@@ -268,7 +268,7 @@ func TestTaskInstancePageShowsThePod(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "pod.log")
 	os.WriteFile(logPath, []byte("updraft: try 1 of hostile.extract (run r): creating pod data/hostile-extract-1a2b\n"+
 		"updraft: pod data/hostile-extract-1a2b scheduled on node kwok-node-0\n"), 0o644)
-	k := store.TIKey{DagID: "hostile", RunID: "r", TaskID: "extract"}
+	k := store.TIKey{DagID: "hostile", RunID: "r", TaskID: "extract", MapIndex: -1}
 	if err := e.st.StartTry(e.ctx, store.Try{TIKey: k, TryNumber: 1, StartDate: time.Now(), Executor: "kubernetes", Handle: "data/hostile-extract-1a2b", LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (s *Server) pastWait(ctx context.Context, t *dags.Task, run store.Run) (str
 		return "", nil
 	}
 	prev := runs[0]
-	pti, err := s.st.TaskInstance(ctx, store.TIKey{DagID: run.DagID, RunID: prev.RunID, TaskID: t.ID})
+	pti, err := s.st.TaskInstance(ctx, store.TIKey{DagID: run.DagID, RunID: prev.RunID, TaskID: t.ID, MapIndex: -1})
 	if err != nil {
 		return "", nil // the task is new: nothing to wait for
 	}

@@ -34,7 +34,7 @@ func TestTaskInstancePageSaysWhatATaskWaitsFor(t *testing.T) {
 			path = []dags.TaskState{dags.StateScheduled, dags.StateQueued, dags.StateRunning, state}
 		}
 		for _, to := range path {
-			ti, err := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "w", RunID: run, TaskID: task})
+			ti, err := e.st.TaskInstance(e.ctx, store.TIKey{DagID: "w", RunID: run, TaskID: task, MapIndex: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,21 @@ import (
 	"updraft/store"
 )
 
+// tiKeyParam is the task instance a request names: its path, and the map
+// index from the path ({map_index}) or the query (map_index), -1 when
+// neither gives one.
+func tiKeyParam(r *http.Request) store.TIKey {
+	k := store.Unmapped(param(r, "dag_id"), param(r, "run_id"), param(r, "task_id"))
+	v := param(r, "map_index")
+	if v == "" {
+		v = r.URL.Query().Get("map_index")
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= -1 {
+		k.MapIndex = n
+	}
+	return k
+}
+
 // xcomEntry is one XCom as the API and the task-instance page show it.
 type xcomEntry struct {
 	Key, Value string

@@ -231,7 +231,7 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		ti := byID[t.ID]
 		logPath := ""
 		if ti.TryNumber > 0 {
-			logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber})
+			logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber, MapIndex: -1})
 		}
 		if ti.State == dags.StateFailed && logPath != "" {
 			failedLogs = append(failedLogs, logPath)
@@ -404,7 +404,7 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 	if builtin.Handles(spec) {
 		ex = builtin.New(builtin.Options{Connections: m.connections(), Log: slog.New(slog.DiscardHandler)})
 	}
-	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1}
+	key := executor.TryKey{DagID: d.ID, RunID: rc.RunID, TaskID: t.ID, TryNumber: 1, MapIndex: -1}
 	try := executor.Try{Key: key, Spec: spec, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: filepath.Join(tmp.path, "task.log"),
 		ContextEnv: []string{"AIRFLOW_CTX_DAG_OWNER=" + t.Owner, "AIRFLOW_CTX_DAG_ID=" + d.ID, "AIRFLOW_CTX_TASK_ID=" + t.ID,
 			"AIRFLOW_CTX_LOGICAL_DATE=" + logical.UTC().Format("2006-01-02T15:04:05+00:00"), "AIRFLOW_CTX_EXECUTION_DATE=" + logical.UTC().Format("2006-01-02T15:04:05+00:00"),

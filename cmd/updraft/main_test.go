@@ -520,11 +520,11 @@ func TestDBCheckAndClean(t *testing.T) {
 	for i, day := range []string{"2023-01-01", "2026-01-01"} {
 		logical, _ := time.Parse("2006-01-02", day)
 		r := store.Run{DagID: "d", RunID: []string{"old", "new"}[i], RunType: "manual", LogicalDate: logical, State: dags.RunSuccess, QueuedAt: logical}
-		if err := st.CreateRun(ctx, r, []store.TaskInstance{{DagID: "d", RunID: r.RunID, TaskID: "t", State: dags.StateSuccess, Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1}}); err != nil {
+		if err := st.CreateRun(ctx, r, []store.TaskInstance{{DagID: "d", RunID: r.RunID, TaskID: "t", MapIndex: -1, State: dags.StateSuccess, Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: "old", TaskID: "t"}, TryNumber: 1, StartDate: time.Now(), LogPath: logPath}); err != nil {
+	if err := st.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: "old", TaskID: "t", MapIndex: -1}, TryNumber: 1, StartDate: time.Now(), LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

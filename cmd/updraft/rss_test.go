@@ -53,7 +53,7 @@ func BenchmarkServerRSS(b *testing.B) {
 				State: dags.RunSuccess, QueuedAt: logical, StartDate: &logical, EndDate: &end, DAGVersion: d.Hash}
 			var tis []store.TaskInstance
 			for _, t := range d.Tasks {
-				tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, State: dags.StateSuccess, TryNumber: 1,
+				tis = append(tis, store.TaskInstance{DagID: d.ID, RunID: r.RunID, TaskID: t.ID, MapIndex: -1, State: dags.StateSuccess, TryNumber: 1,
 					Operator: t.Operator, Pool: t.Pool, PoolSlots: 1, PriorityWeight: 1, StartDate: &logical, EndDate: &end})
 			}
 			if err := tx.CreateRun(ctx, r, tis); err != nil {

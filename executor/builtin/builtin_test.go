@@ -47,7 +47,7 @@ func final(t *testing.T, ex executor.Executor, k executor.TryKey) executor.Event
 }
 
 func try(t *testing.T, id string, spec dags.OperatorSpec) executor.Try {
-	return executor.Try{Key: executor.TryKey{DagID: "d", RunID: "r", TaskID: id, TryNumber: 1}, Spec: spec,
+	return executor.Try{Key: executor.TryKey{DagID: "d", RunID: "r", TaskID: id, TryNumber: 1, MapIndex: -1}, Spec: spec,
 		LogPath: filepath.Join(t.TempDir(), id+".log")}
 }
 

@@ -133,7 +133,7 @@ func NewTry(t *testing.T, spec dags.OperatorSpec) executor.Try {
 	n := int(seq.Add(1))
 	task := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	return executor.Try{
-		Key:     executor.TryKey{DagID: "conformance", RunID: fmt.Sprintf("manual__2024-01-01T00:00:%02d+00:00", n%60), TaskID: task, TryNumber: n},
+		Key:     executor.TryKey{DagID: "conformance", RunID: fmt.Sprintf("manual__2024-01-01T00:00:%02d+00:00", n%60), TaskID: task, TryNumber: n, MapIndex: -1},
 		Spec:    spec,
 		LogPath: filepath.Join(t.TempDir(), "try.log"),
 	}

@@ -33,7 +33,7 @@ func BenchmarkPodCreation(b *testing.B) {
 		var tries []executor.Try
 		for i := 0; i < 200; i++ {
 			spec := podSpec(executortest.Behavior{Forever: true})
-			tries = append(tries, executor.Try{Key: executor.TryKey{DagID: "bench", RunID: fmt.Sprintf("r%d", time.Now().UnixNano()), TaskID: fmt.Sprintf("t%d", i), TryNumber: 1},
+			tries = append(tries, executor.Try{Key: executor.TryKey{DagID: "bench", RunID: fmt.Sprintf("r%d", time.Now().UnixNano()), TaskID: fmt.Sprintf("t%d", i), TryNumber: 1, MapIndex: -1},
 				Spec: spec, LogPath: filepath.Join(b.TempDir(), "try.log")})
 		}
 		b.StartTimer()

@@ -87,7 +87,7 @@ func TestExamplesRunOnPods(t *testing.T) {
 	}
 	cancel()
 	<-done
-	tries, _ := st.Tries(context.Background(), store.TIKey{DagID: "dbt_nightly", RunID: "manual__2024-03-01T00:00:00+00:00", TaskID: "dbt-cloud-final"})
+	tries, _ := st.Tries(context.Background(), store.TIKey{DagID: "dbt_nightly", RunID: "manual__2024-03-01T00:00:00+00:00", TaskID: "dbt-cloud-final", MapIndex: -1})
 	if len(tries) != 1 || tries[0].Executor != "kubernetes" || tries[0].Handle == "" || tries[0].State != dags.StateSuccess {
 		t.Fatalf("tries = %+v", tries)
 	}

@@ -454,7 +454,13 @@ func tryKeyOf(pod *corev1.Pod) (executor.TryKey, bool) {
 	if _, err := fmt.Sscanf(a[AnnotationTry], "%d", &try); err != nil || a[AnnotationDAG] == "" {
 		return executor.TryKey{}, false
 	}
-	return executor.TryKey{DagID: a[AnnotationDAG], RunID: a[AnnotationRun], TaskID: a[AnnotationTask], TryNumber: try}, true
+	mapIndex := -1
+	if v, ok := a[AnnotationMap]; ok {
+		if _, err := fmt.Sscanf(v, "%d", &mapIndex); err != nil {
+			return executor.TryKey{}, false
+		}
+	}
+	return executor.TryKey{DagID: a[AnnotationDAG], RunID: a[AnnotationRun], TaskID: a[AnnotationTask], TryNumber: try, MapIndex: mapIndex}, true
 }
 
 // fail ends a try whose pod never existed.
@@ -577,9 +583,15 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	pods, err := e.lister.List(labels.SelectorFromSet(TryLabels(t.Key)))
+	found, err := e.lister.List(labels.SelectorFromSet(TryLabels(t.Key)))
 	if err != nil {
 		return err
+	}
+	var pods []*corev1.Pod
+	for _, p := range found { // an unmapped try's labels also match a mapped instance's
+		if k, ok := tryKeyOf(p); ok && k == t.Key {
+			pods = append(pods, p)
+		}
 	}
 	if len(pods) == 0 {
 		return fmt.Errorf("try %s: %w", t.Key, executor.ErrGone)

@@ -37,10 +37,12 @@ const (
 	LabelTask        = "updraft.dev/task-id"
 	LabelRun         = "updraft.dev/run-id"
 	LabelTry         = "updraft.dev/try-number"
+	LabelMapIndex    = "updraft.dev/map-index"
 	AnnotationDAG    = "updraft.dev/dag-id"
 	AnnotationTask   = "updraft.dev/task-id"
 	AnnotationRun    = "updraft.dev/run-id"
 	AnnotationTry    = "updraft.dev/try-number"
+	AnnotationMap    = "updraft.dev/map-index" // set on the pods of mapped task instances only
 	AnnotationFinish = "updraft.dev/on-finish-action"
 	BaseContainer    = "base"
 	secretVolPrefix  = "secretvol-"
@@ -54,7 +56,11 @@ func PodName(k executor.TryKey, name string) string {
 		name = k.TaskID
 	}
 	base := strings.Trim(nonDNS.ReplaceAllString(strings.ToLower(name), "-"), "-")
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", k.DagID, k.TaskID, k.RunID, k.TryNumber)))
+	id := fmt.Sprintf("%s\x00%s\x00%s\x00%d", k.DagID, k.TaskID, k.RunID, k.TryNumber)
+	if k.MapIndex >= 0 {
+		id += fmt.Sprintf("\x00%d", k.MapIndex)
+	}
+	sum := sha256.Sum256([]byte(id))
 	suffix := hex.EncodeToString(sum[:])[:10]
 	if len(base) > 52 {
 		base = strings.TrimRight(base[:52], "-")
@@ -90,25 +96,33 @@ func LabelValue(v string) string {
 
 // TryLabels are the labels that select a try's pod.
 func TryLabels(k executor.TryKey) map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		LabelManagedBy: ManagedBy,
 		LabelDAG:       LabelValue(k.DagID),
 		LabelTask:      LabelValue(k.TaskID),
 		LabelRun:       LabelValue(k.RunID),
 		LabelTry:       strconv.Itoa(k.TryNumber),
 	}
+	if k.MapIndex >= 0 {
+		out[LabelMapIndex] = strconv.Itoa(k.MapIndex)
+	}
+	return out
 }
 
 // AirflowLabels are the labels KubernetesPodOperator puts on its pods,
 // with values made valid the same way.
 func AirflowLabels(k executor.TryKey) map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		"dag_id":                  LabelValue(k.DagID),
 		"task_id":                 LabelValue(k.TaskID),
 		"run_id":                  LabelValue(k.RunID),
 		"try_number":              strconv.Itoa(k.TryNumber),
 		"kubernetes_pod_operator": "True",
 	}
+	if k.MapIndex >= 0 {
+		out["map_index"] = strconv.Itoa(k.MapIndex)
+	}
+	return out
 }
 
 // BuildPod builds the pod of one try from its rendered operator spec and
@@ -158,6 +172,9 @@ func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
 	pod.Annotations[AnnotationTask] = k.Key.TaskID
 	pod.Annotations[AnnotationRun] = k.Key.RunID
 	pod.Annotations[AnnotationTry] = strconv.Itoa(k.Key.TryNumber)
+	if k.Key.MapIndex >= 0 {
+		pod.Annotations[AnnotationMap] = strconv.Itoa(k.Key.MapIndex)
+	}
 	pod.Annotations[AnnotationFinish] = dags.DeletePod
 	if s, ok := k.Spec.(dags.PodSpec); ok && s.OnFinishAction != "" {
 		pod.Annotations[AnnotationFinish] = s.OnFinishAction

@@ -28,7 +28,7 @@ var defaults = Defaults{
 }
 
 func key(task string, try int) executor.TryKey {
-	return executor.TryKey{DagID: "nightly", RunID: "scheduled__2024-01-01T03:00:00+00:00", TaskID: task, TryNumber: try}
+	return executor.TryKey{DagID: "nightly", RunID: "scheduled__2024-01-01T03:00:00+00:00", TaskID: task, TryNumber: try, MapIndex: -1}
 }
 
 func build(t *testing.T, spec dags.OperatorSpec, k executor.TryKey) *corev1.Pod {

@@ -46,7 +46,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		ti, _ := st.TaskInstance(ctx, store.TIKey{DagID: "outage", RunID: r.RunID, TaskID: "a"})
+		ti, _ := st.TaskInstance(ctx, store.TIKey{DagID: "outage", RunID: r.RunID, TaskID: "a", MapIndex: -1})
 		if ti.State == dags.StateRunning {
 			break
 		}

@@ -19,7 +19,7 @@ func BenchmarkTry(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		try := executor.Try{Key: executor.TryKey{DagID: "bench", RunID: "r", TaskID: fmt.Sprintf("t%d", i), TryNumber: 1},
+		try := executor.Try{Key: executor.TryKey{DagID: "bench", RunID: "r", TaskID: fmt.Sprintf("t%d", i), TryNumber: 1, MapIndex: -1},
 			Spec: dags.BashSpec{Command: "true"}, LogPath: filepath.Join(dir, fmt.Sprintf("t%d", i), "attempt=1.log")}
 		if err := ex.Start(context.Background(), try); err != nil {
 			b.Fatal(err)

@@ -101,7 +101,7 @@ func newRun(dag string, day int, runType string) store.Run {
 func tis(r store.Run, ids ...string) []store.TaskInstance {
 	var out []store.TaskInstance
 	for _, id := range ids {
-		out = append(out, store.TaskInstance{DagID: r.DagID, RunID: r.RunID, TaskID: id, State: dags.StateNone,
+		out = append(out, store.TaskInstance{DagID: r.DagID, RunID: r.RunID, TaskID: id, MapIndex: -1, State: dags.StateNone,
 			MaxTries: 1, Operator: "BashOperator", Pool: "default_pool", PoolSlots: 1, PriorityWeight: 1})
 	}
 	return out
@@ -266,7 +266,7 @@ func testTaskInstanceCAS(t *testing.T, s *store.Store) {
 
 func testTries(t *testing.T, s *store.Store) {
 	ctx := context.Background()
-	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}
+	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x", MapIndex: -1}
 	try := store.Try{TIKey: k, TryNumber: 1, State: dags.StateRunning, StartDate: t0, Executor: "local", LogPath: "/tmp/x.log"}
 	must(t, s.StartTry(ctx, try))
 	if err := s.StartTry(ctx, try); !errors.Is(err, store.ErrConflict) {
@@ -488,10 +488,10 @@ func testClean(t *testing.T, s *store.Store) {
 	for _, r := range []store.Run{old, kept, running} {
 		must(t, s.CreateRun(ctx, r, tis(r, "x")))
 	}
-	must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, TryNumber: 1, StartDate: t0, LogPath: "/logs/old.log"}))
-	must(t, s.AppendLog(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, 1, 0, []byte("old log")))
-	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`1`)}))
-	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: kept.RunID, TaskID: "x"}, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`2`)}))
+	must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x", MapIndex: -1}, TryNumber: 1, StartDate: t0, LogPath: "/logs/old.log"}))
+	must(t, s.AppendLog(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x", MapIndex: -1}, 1, 0, []byte("old log")))
+	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x", MapIndex: -1}, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`1`)}))
+	must(t, s.PushXComs(ctx, store.TIKey{DagID: "d", RunID: kept.RunID, TaskID: "x", MapIndex: -1}, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`2`)}))
 	must(t, s.Audit(ctx, store.AuditEntry{At: t0, Actor: "a", Action: "trigger"}))
 	must(t, s.AddAlert(ctx, store.Alert{Key: "k", Kind: store.AlertRunFailed, CreatedAt: t0}))
 	cut := t0.AddDate(0, 0, 30)
@@ -509,10 +509,10 @@ func testClean(t *testing.T, s *store.Store) {
 	if len(runs) != 2 || rep.Runs != 1 || rep.LogPaths[0] != "/logs/old.log" {
 		t.Fatalf("after cleaning: %+v %+v", runs, rep)
 	}
-	if _, err := s.TaskInstance(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.TaskInstance(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x", MapIndex: -1}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("task instance of a cleaned run: %v", err)
 	}
-	if n, _ := s.LogSize(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x"}, 1); n != 0 {
+	if n, _ := s.LogSize(ctx, store.TIKey{DagID: "d", RunID: old.RunID, TaskID: "x", MapIndex: -1}, 1); n != 0 {
 		t.Fatalf("the log copy of a cleaned try is still there: %d bytes", n)
 	}
 	if log, _ := s.AuditLog(ctx, 10); len(log) != 0 {
@@ -541,7 +541,7 @@ func testReplicas(t *testing.T, s *store.Store) {
 	r := newRun("d", 0, "manual")
 	must(t, s.CreateRun(ctx, r, tis(r, "x", "y", "z")))
 	for task, owner := range map[string]string{"x": "a", "y": "b", "z": ""} {
-		must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: r.RunID, TaskID: task}, TryNumber: 1, StartDate: t0, Owner: owner}))
+		must(t, s.StartTry(ctx, store.Try{TIKey: store.TIKey{DagID: "d", RunID: r.RunID, TaskID: task, MapIndex: -1}, TryNumber: 1, StartDate: t0, Owner: owner}))
 	}
 	// c takes over b's try and the ownerless one; a is alive.
 	got, err := s.ClaimOrphanTries(ctx, "c", t0.Add(30*time.Second))
@@ -567,7 +567,7 @@ func testReplicas(t *testing.T, s *store.Store) {
 
 func testLogCopies(t *testing.T, s *store.Store) {
 	ctx := context.Background()
-	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}
+	k := store.TIKey{DagID: "d", RunID: "r", TaskID: "x", MapIndex: -1}
 	if data, size, err := s.ReadLog(ctx, k, 1, 0, 100); err != nil || size != 0 || len(data) != 0 {
 		t.Fatalf("no log yet: %q %d %v", data, size, err)
 	}
@@ -646,17 +646,19 @@ func testXCom(t *testing.T, s *store.Store) {
 	for _, r := range []store.Run{r1, r2} {
 		must(t, s.CreateRun(ctx, r, tis(r, "a", "b")))
 	}
-	a1 := store.TIKey{DagID: "d", RunID: r1.RunID, TaskID: "a"}
-	a2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "a"}
-	b2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "b"}
-	must(t, s.PushXComs(ctx, a1, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`"first"`)}))
-	must(t, s.PushXComs(ctx, a2, -1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 1}`), "extra": json.RawMessage(`[1, 2]`)}))
+	a1 := store.TIKey{DagID: "d", RunID: r1.RunID, TaskID: "a", MapIndex: -1}
+	a2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "a", MapIndex: -1}
+	b2 := store.TIKey{DagID: "d", RunID: r2.RunID, TaskID: "b", MapIndex: -1}
+	must(t, s.PushXComs(ctx, a1, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`"first"`)}))
+	must(t, s.PushXComs(ctx, a2, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 1}`), "extra": json.RawMessage(`[1, 2]`)}))
 	// A second try replaces what the first pushed, keys included.
-	must(t, s.PushXComs(ctx, a2, -1, 2, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 2}`)}))
+	must(t, s.PushXComs(ctx, a2, 2, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{"n": 2}`)}))
 	for i := 0; i < 3; i++ {
-		must(t, s.PushXComs(ctx, b2, i, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(fmt.Sprint(i * 10))}))
+		bi := b2
+		bi.MapIndex = i
+		must(t, s.PushXComs(ctx, bi, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(fmt.Sprint(i * 10))}))
 	}
-	if err := s.PushXComs(ctx, b2, 5, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{not json`)}); err == nil {
+	if err := s.PushXComs(ctx, b2, 1, t0, map[string]json.RawMessage{"return_value": json.RawMessage(`{not json`)}); err == nil {
 		t.Fatal("a value that is not JSON was stored")
 	}
 	xs, err := s.XComs(ctx, store.XComFilter{DagID: "d", RunID: r2.RunID, TaskIDs: []string{"a"}})
@@ -678,7 +680,7 @@ func testXCom(t *testing.T, s *store.Store) {
 	if len(xs) != 1 || xs[0].RunID != r1.RunID {
 		t.Fatalf("prior to the first run: %+v", xs)
 	}
-	must(t, s.ClearXComs(ctx, b2, -2))
+	must(t, s.ClearXComs(ctx, b2, true))
 	if xs, _ := s.XComs(ctx, store.XComFilter{DagID: "d", RunID: r2.RunID}); len(xs) != 1 || xs[0].TaskID != "a" {
 		t.Fatalf("after clearing b: %+v", xs)
 	}

@@ -22,7 +22,7 @@ func benchCopy(b *testing.B, st *store.Store) {
 	b.SetBytes(int64(len(line) * lines))
 	for i := 0; b.Loop(); i++ {
 		c := NewCopier(st, slog.New(slog.DiscardHandler))
-		k := Key{store.TIKey{DagID: "bench", RunID: "r", TaskID: "t"}, i + 1}
+		k := Key{store.TIKey{DagID: "bench", RunID: "r", TaskID: "t", MapIndex: -1}, i + 1}
 		path := filepath.Join(b.TempDir(), "try.log")
 		f, err := os.Create(path)
 		if err != nil {

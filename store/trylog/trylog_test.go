@@ -67,7 +67,7 @@ func TestCopiesFollowTheFile(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	c := NewCopier(st, slog.New(slog.DiscardHandler))
-	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}, 1}
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x", MapIndex: -1}, 1}
 	path := filepath.Join(t.TempDir(), "a", "attempt=1.log")
 	// elsewhere is the same try seen from a replica without the file.
 	elsewhere := store.Try{TIKey: k.TIKey, TryNumber: 1, LogPath: filepath.Join(t.TempDir(), "missing.log")}
@@ -113,7 +113,7 @@ func TestAdoptedLogs(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	logger := slog.New(slog.DiscardHandler)
-	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "pod"}, 1}
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "pod", MapIndex: -1}, 1}
 	first, second := filepath.Join(t.TempDir(), "a.log"), filepath.Join(t.TempDir(), "b.log")
 
 	// Replica a runs the try and dies after copying what it wrote.
@@ -133,7 +133,7 @@ func TestAdoptedLogs(t *testing.T) {
 	}
 
 	// A local process adopted by a restarted server goes on in the same file.
-	k2 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "proc"}, 1}
+	k2 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "proc", MapIndex: -1}, 1}
 	same := filepath.Join(t.TempDir(), "p.log")
 	c1 := NewCopier(st, logger)
 	c1.Watch(ctx, k2, same, false)
@@ -149,7 +149,7 @@ func TestAdoptedLogs(t *testing.T) {
 	}
 
 	// A file started over while watched (truncated) replaces the copy too.
-	k3 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "trunc"}, 1}
+	k3 := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "trunc", MapIndex: -1}, 1}
 	tr := filepath.Join(t.TempDir(), "t.log")
 	c3 := NewCopier(st, logger)
 	c3.Watch(ctx, k3, tr, false)
@@ -167,7 +167,7 @@ func TestAdoptedLogs(t *testing.T) {
 func TestNoteOnAnUnwatchedTry(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
-	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x"}, 2}
+	k := Key{store.TIKey{DagID: "d", RunID: "r", TaskID: "x", MapIndex: -1}, 2}
 	if err := st.AppendLog(ctx, k.TIKey, 2, 0, []byte("what the dead replica copied\n")); err != nil {
 		t.Fatal(err)
 	}
