@@ -309,10 +309,13 @@ func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) ma
 	m := map[string]any{
 		"task_id": ti.TaskID, "dag_id": ti.DagID, "dag_run_id": ti.RunID, "execution_date": apiTime(run.LogicalDate),
 		"start_date": apiTimePtr(ti.StartDate), "end_date": apiTimePtr(ti.EndDate), "duration": nil, "state": state,
-		"try_number": ti.TryNumber, "map_index": -1, "max_tries": ti.MaxTries, "hostname": "", "unixname": "updraft",
+		"try_number": ti.TryNumber, "map_index": ti.MapIndex, "max_tries": ti.MaxTries, "hostname": "", "unixname": "updraft",
 		"pool": ti.Pool, "pool_slots": ti.PoolSlots, "queue": "default", "priority_weight": ti.PriorityWeight,
 		"operator": ti.Operator, "queued_when": apiTimePtr(ti.QueuedAt), "pid": nil, "executor_config": "{}",
 		"rendered_fields": map[string]any{}, "note": nil,
+	}
+	if ti.Label != "" {
+		m["rendered_map_index"] = ti.Label
 	}
 	if ti.StartDate != nil && ti.EndDate != nil {
 		m["duration"] = ti.EndDate.Sub(*ti.StartDate).Seconds()
@@ -395,6 +398,29 @@ func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
 	}
 	if id := param(r, "run_id"); id != "~" {
 		f.RunID = id
+	}
+	s.listTIs(w, r, f, p)
+}
+
+// apiListMapped is GET .../taskInstances/{task_id}/listMapped: the
+// instances of a mapped task, by map index.
+func (s *Server) apiListMapped(w http.ResponseWriter, r *http.Request) {
+	p, err := pageOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f, err := tiFilterFromQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f.DagIDs, f.RunID, f.TaskIDs, f.Mapped = []string{param(r, "dag_id")}, param(r, "run_id"), []string{param(r, "task_id")}, true
+	if d, err := s.currentDAG(param(r, "dag_id")); err == nil {
+		if t := d.Task(param(r, "task_id")); t == nil || !t.Mapped() {
+			s.fail(w, r, fmt.Errorf("task %q of dag %q is not mapped: %w", param(r, "task_id"), d.ID, store.ErrNotFound))
+			return
+		}
 	}
 	s.listTIs(w, r, f, p)
 }

@@ -99,6 +99,30 @@ func dagURL(id string) string             { return pagePath("dags", id) }
 func runURL(dagID, runID string) string   { return pagePath("dags", dagID, "runs", runID) }
 func tiURL(dagID, runID, t string) string { return pagePath("dags", dagID, "runs", runID, "tasks", t) }
 
+// instURL is the page of one task instance: a mapped one's has its map index.
+func instURL(k store.TIKey) string { return tiURL(k.DagID, k.RunID, k.TaskID) + mapQuery(k.MapIndex) }
+
+// mapQuery is the query that names a map index ("" when unmapped).
+func mapQuery(mapIndex int) string {
+	if mapIndex < 0 {
+		return ""
+	}
+	return "?map_index=" + strconv.Itoa(mapIndex)
+}
+
+// instName is how a task instance is named on pages: its task, and a
+// mapped one's index and label ("check [1] events").
+func instName(ti store.TaskInstance) string {
+	if ti.MapIndex < 0 {
+		return ti.TaskID
+	}
+	name := fmt.Sprintf("%s [%d]", ti.TaskID, ti.MapIndex)
+	if ti.Label != "" {
+		name += " " + ti.Label
+	}
+	return name
+}
+
 // pageData is what every page template gets.
 type pageData struct {
 	Title string
@@ -375,6 +399,44 @@ type selectedTI struct {
 	DagID, RunID, TaskID, State, URL, RunURL, Started, Ended, Duration string
 	Tries                                                              int
 	CanClear                                                           bool
+	Mapped                                                             []mappedLink // a mapped task's instances
+}
+
+// mappedLink is one instance of a mapped task in the grid's task panel.
+type mappedLink struct {
+	Name, URL, State, Duration string
+	Tries                      int
+}
+
+// mappedState is the state a mapped task's grid cell shows: running while
+// any instance runs, failed if one failed, else the most common state.
+func mappedState(insts []store.TaskInstance) dags.TaskState {
+	counts := map[dags.TaskState]int{}
+	for _, ti := range insts {
+		counts[ti.State]++
+	}
+	for _, st := range []dags.TaskState{dags.StateRunning, dags.StateQueued, dags.StateFailed, dags.StateUpstreamFailed, dags.StateUpForRetry, dags.StateScheduled, dags.StateNone} {
+		if counts[st] > 0 {
+			return st
+		}
+	}
+	if counts[dags.StateSuccess] > 0 {
+		return dags.StateSuccess
+	}
+	return insts[0].State
+}
+
+// mappedSummary counts a mapped task's instances by state for a tooltip.
+func mappedSummary(insts []store.TaskInstance) string {
+	counts := map[string]int{}
+	for _, ti := range insts {
+		counts[string(ti.State)]++
+	}
+	parts := []string{fmt.Sprintf("%d mapped instances", len(insts))}
+	for _, st := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+	}
+	return strings.Join(parts, "\n")
 }
 
 func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
@@ -493,9 +555,15 @@ func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *d
 		return err
 	}
 	byKey := make(map[string]store.TaskInstance, len(tis))
+	mapped := map[string][]store.TaskInstance{} // a mapped task's instances in a run: one cell
 	taskSet := map[string]bool{}
 	for _, ti := range tis {
-		byKey[ti.RunID+"\x00"+ti.TaskID] = ti
+		key := ti.RunID + "\x00" + ti.TaskID
+		if ti.MapIndex >= 0 {
+			mapped[key] = append(mapped[key], ti)
+			ti.State = mappedState(mapped[key])
+		}
+		byKey[key] = ti
 		taskSet[ti.TaskID] = true
 	}
 	// Rows: the current DAG's tasks in order, then tasks only older runs had.
@@ -547,12 +615,19 @@ func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *d
 			}
 			selected := run.RunID == selRun && task == selTask
 			title := task + " · " + st + "\ntry " + strconv.Itoa(ti.TryNumber) + " of " + strconv.Itoa(ti.MaxTries+1) + durationNote(ti.StartDate, ti.EndDate)
+			insts := mapped[run.RunID+"\x00"+task]
+			if len(insts) > 0 {
+				title = task + " · " + st + "\n" + mappedSummary(insts)
+			}
 			b.WriteString(`<td><a href="`)
 			b.WriteString(html.EscapeString(base + runParams[i] + taskParam))
 			b.WriteString(`" class="cell s-`)
 			b.WriteString(html.EscapeString(st))
 			if selected {
 				b.WriteString(` sel`)
+			}
+			if len(insts) > 0 {
+				b.WriteString(` mapped`)
 			}
 			b.WriteString(`" title="`)
 			b.WriteString(html.EscapeString(title))
@@ -561,6 +636,12 @@ func (s *Server) fillGrid(ctx context.Context, r *http.Request, p *dagPage, d *d
 				p.Selected = &selectedTI{DagID: p.ID, RunID: run.RunID, TaskID: task, State: st, URL: tiURL(p.ID, run.RunID, task),
 					RunURL: runURL(p.ID, run.RunID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate),
 					Duration: duration(ti.StartDate, ti.EndDate), Tries: ti.TryNumber}
+				for _, in := range insts {
+					ist := string(in.State)
+					p.Selected.Mapped = append(p.Selected.Mapped, mappedLink{Name: instName(in), URL: instURL(in.Key()), State: ist,
+						Duration: duration(in.StartDate, in.EndDate), Tries: in.TryNumber})
+				}
+
 			}
 		}
 		row.HTML = template.HTML(b.String()) // every piece escaped above
@@ -900,7 +981,7 @@ func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
 		if st == "" {
 			st = "none"
 		}
-		p.Tasks = append(p.Tasks, runTask{TaskID: ti.TaskID, URL: tiURL(dagID, runID, ti.TaskID), State: st, Operator: ti.Operator,
+		p.Tasks = append(p.Tasks, runTask{TaskID: instName(ti), URL: instURL(ti.Key()), State: st, Operator: ti.Operator,
 			Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
 			Tries: ti.TryNumber, MaxTries: ti.MaxTries + 1})
 		ts, err := s.st.Tries(ctx, ti.Key())
@@ -950,6 +1031,7 @@ func (s *Server) formMarkRun(w http.ResponseWriter, r *http.Request) {
 
 type tiPage struct {
 	DagID, RunID, TaskID, State, Operator, RunURL, DagURL, Started, Ended, Duration string
+	Q, Name                                                                         string // a mapped instance's map_index query and name
 	TryNumber, MaxTries                                                             int
 	Tries                                                                           []tryRow
 	Return                                                                          string
@@ -981,7 +1063,7 @@ func (s *Server) tiHeader(ctx context.Context, k store.TIKey, ret string) (tiPag
 	if st == "" {
 		st = "none"
 	}
-	return tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
+	return tiPage{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, Q: mapQuery(k.MapIndex), Name: instName(ti), State: st, Operator: ti.Operator, RunURL: runURL(k.DagID, k.RunID),
 		DagURL: dagURL(k.DagID), Started: fmtTime(ti.StartDate), Ended: fmtTime(ti.EndDate), Duration: duration(ti.StartDate, ti.EndDate),
 		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries + 1, Return: ret}, nil
 }
@@ -1005,7 +1087,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if p.XComs, err = s.taskXComs(ctx, store.XComFilter{DagID: k.DagID, RunID: k.RunID, TaskIDs: []string{k.TaskID}}); err != nil {
+	if p.XComs, err = s.taskXComs(ctx, store.XComFilter{DagID: k.DagID, RunID: k.RunID, TaskIDs: []string{k.TaskID}, MapIndex: &k.MapIndex}); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
@@ -1019,8 +1101,8 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 		row := tryRow{N: t.TryNumber, State: string(t.State), Started: fmtTime(&t.StartDate), Ended: fmtTime(t.EndDate),
 			Duration: duration(&t.StartDate, t.EndDate), Reason: t.Reason, Host: t.Hostname, Executor: t.Executor, Handle: strings.TrimPrefix(t.Handle, "pid:"),
 			Live:        t.EndDate == nil,
-			DownloadURL: tiURL(k.DagID, k.RunID, k.TaskID) + "/logs/" + strconv.Itoa(t.TryNumber),
-			APILogURL:   "/api/v1" + pagePath("dags", k.DagID, "dagRuns", k.RunID, "taskInstances", k.TaskID, "logs", strconv.Itoa(t.TryNumber))}
+			DownloadURL: tiURL(k.DagID, k.RunID, k.TaskID) + "/logs/" + strconv.Itoa(t.TryNumber) + mapQuery(k.MapIndex),
+			APILogURL:   "/api/v1" + pagePath("dags", k.DagID, "dagRuns", k.RunID, "taskInstances", k.TaskID, "logs", strconv.Itoa(t.TryNumber)) + mapQuery(k.MapIndex)}
 		if t.ExitCode != nil {
 			row.ExitCode = strconv.Itoa(*t.ExitCode)
 		}
@@ -1043,9 +1125,12 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	k := tiKeyParam(r)
-	ret := returnTo(r, tiURL(k.DagID, k.RunID, k.TaskID))
+	ret := returnTo(r, instURL(k))
 	on := func(name string) bool { return r.PostFormValue(name) == "true" }
 	o := scheduler.ClearOptions{Upstream: on("upstream"), Downstream: on("downstream"), OnlyFailed: on("only_failed"), Actor: actor(r)}
+	if k.MapIndex >= 0 {
+		o.MapIndexes = []int{k.MapIndex}
+	}
 	past, future := on("past"), on("future")
 	runs, err := s.runsFor(ctx, k.DagID, k.RunID, nil, nil, past, future)
 	if err != nil {
@@ -1065,7 +1150,7 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, ti := range cleared {
-			label := ti.TaskID
+			label := instName(ti)
 			if run.RunID != k.RunID {
 				label += " (" + run.RunID + ")"
 			}

@@ -216,9 +216,9 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		return m.fail(err)
 	}
 	tis, _ := st.TaskInstances(context.Background(), d.ID, run.RunID)
-	byID := map[string]store.TaskInstance{}
+	byTask := map[string][]store.TaskInstance{}
 	for _, ti := range tis {
-		byID[ti.TaskID] = ti
+		byTask[ti.TaskID] = append(byTask[ti.TaskID], ti)
 	}
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	if *keep {
@@ -228,18 +228,23 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	}
 	var failedLogs []string
 	for _, t := range d.Tasks {
-		ti := byID[t.ID]
-		logPath := ""
-		if ti.TryNumber > 0 {
-			logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber, MapIndex: -1})
-		}
-		if ti.State == dags.StateFailed && logPath != "" {
-			failedLogs = append(failedLogs, logPath)
-		}
-		if *keep {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", t.ID, ti.State, ti.TryNumber, logPath)
-		} else {
-			fmt.Fprintf(w, "%s\t%s\t%d\n", t.ID, ti.State, ti.TryNumber)
+		for _, ti := range byTask[t.ID] {
+			name := t.ID
+			if ti.MapIndex >= 0 {
+				name = strings.TrimSpace(fmt.Sprintf("%s[%d] %s", t.ID, ti.MapIndex, ti.Label))
+			}
+			logPath := ""
+			if ti.TryNumber > 0 {
+				logPath = sched.LogPath(executor.TryKey{DagID: d.ID, RunID: run.RunID, TaskID: t.ID, TryNumber: ti.TryNumber, MapIndex: ti.MapIndex})
+			}
+			if ti.State == dags.StateFailed && logPath != "" {
+				failedLogs = append(failedLogs, logPath)
+			}
+			if *keep {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", name, ti.State, ti.TryNumber, logPath)
+			} else {
+				fmt.Fprintf(w, "%s\t%s\t%d\n", name, ti.State, ti.TryNumber)
+			}
 		}
 	}
 	w.Flush()

@@ -541,3 +541,70 @@ func TestDBCheckAndClean(t *testing.T) {
 		t.Fatalf("no cut-off: %d %s", code, errOut)
 	}
 }
+
+// rudderStandIn puts a stand-in for the warehouse image's rudder command on
+// PATH: it prints the new tables of a schema as the real one does with
+// --format-json (its argument order and flags are checked).
+func rudderStandIn(t *testing.T) {
+	dir := t.TempDir()
+	script := `#!/bin/sh
+# rudder list [DATABASE] SCHEMA -w WAREHOUSE -r ROLE --max-age DAYS --format-json
+[ "$1" = list ] || { echo "usage: rudder list DB SCHEMA ..." >&2; exit 2; }
+shift
+pos= age= json=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -w|-r) shift 2 ;;
+    --max-age) age=$2; shift 2 ;;
+    --format-json) json=1; shift ;;
+    *) pos="$pos $1"; shift ;;
+  esac
+done
+schema=${pos##* }
+[ -n "$json" ] && [ -n "$age" ] && [ -n "$schema" ] || { echo "rudder: missing --format-json, --max-age or the schema" >&2; exit 2; }
+case "$schema" in
+  events) echo '{"new_tables": ["pages_v2", "clicks_'"$age"'d"]}' ;;
+  *) echo '{"new_tables": []}' ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "rudder"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+// The port of event_table_monitoring on the local executor: mapped over a
+// JSON Variable, each pod task's command writes {"new_tables": [...]} to
+// /airflow/xcom/return.json, the short-circuit skips the schema with
+// nothing new, and one Mattermost post lists the tables of the other.
+func TestEventTableMonitoringExampleRuns(t *testing.T) {
+	rudderStandIn(t)
+	mm := mattermosttest.Start(t)
+	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
+	env := map[string]string{"UPDRAFT_CONN_MATTERMOST": `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`}
+	code, out, errOut := run(t, env, "dags", "test", "--dags", "../../dags/examples", "--var", `rudder_schemas=["quiet", "events", "empty_too"]`,
+		"--var", "rudder_max_age=7", "event_table_monitoring", "2024-03-01")
+	if code != 0 || !strings.Contains(out, ": success") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{`check_new_tables\[0\] quiet\s+success`, `check_new_tables\[1\] events\s+success`, `short_circuit\[1\]\s+success`,
+		`notify_new_tables\[0\]\s+skipped`, `notify_new_tables\[1\]\s+success`, `notify_new_tables\[2\]\s+skipped`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("the summary lacks %s:\n%s", want, out)
+		}
+	}
+	posts := mm.Posts()
+	if len(posts) != 1 || posts[0].Username != "Airflow" || posts[0].IconEmoji != ":warning:" || len(posts[0].Attachments) != 1 {
+		t.Fatalf("posts: %+v", posts)
+	}
+	a := posts[0].Attachments[0]
+	if a["title"] != "[Schema events] New tables created in the past 7 days" || a["color"] != "#ffcc00" || a["text"] != " - pages_v2\n - clicks_7d\n" {
+		t.Fatalf("attachment: %+v", a)
+	}
+	// No schema at all: every mapped task is skipped, the run succeeds.
+	code, out, errOut = run(t, env, "dags", "test", "--dags", "../../dags/examples", "--var", `rudder_schemas=[]`,
+		"--var", "rudder_max_age=7", "event_table_monitoring", "2024-03-02")
+	if code != 0 || !regexp.MustCompile(`check_new_tables\s+skipped`).MatchString(out) || len(mm.Posts()) != 1 {
+		t.Fatalf("no schemas: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -25,6 +25,7 @@ type Post struct {
 	Channel     string           `json:"channel"`
 	Username    string           `json:"username"`
 	IconURL     string           `json:"icon_url"`
+	IconEmoji   string           `json:"icon_emoji"`
 	Attachments []map[string]any `json:"attachments"`
 	Raw         string           `json:"-"`
 }
