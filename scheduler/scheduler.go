@@ -100,7 +100,7 @@ type Scheduler struct {
 	dirty    map[string]bool      // run key -> needs a look
 	runDue   map[string]time.Time // run key -> when it next needs a look
 	allDirty bool
-	runEnded bool // a run ended in this step: step again at once
+	runEnded bool // a run ended (or a mapped task expanded) in this step: step again at once
 	hostname string
 	cache    tiCache
 
@@ -474,7 +474,8 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		}
 	}
 	// A run that ended may free a max_active_runs slot a queued run is
-	// waiting for: look again at once rather than at the next due time.
+	// waiting for, and a mapped task that expanded has instances to start:
+	// look again at once rather than at the next due time.
 	if s.runEnded {
 		s.runEnded = false
 		soon(now)
@@ -820,9 +821,10 @@ func (s *Scheduler) processRun(ctx context.Context, st *store.Store, r store.Run
 		}
 	}
 	if expanded {
-		// New task instances: look at the run again with them.
+		// New task instances: look at the run again with them, at once.
 		s.cache.drop(r.DagID, r.RunID)
 		s.markDirty(r.DagID, r.RunID)
+		s.runEnded = true
 		return ready, due, nil
 	}
 	// The run is over when every task instance is finished.
@@ -1131,6 +1133,7 @@ func (s *Scheduler) start(ctx context.Context, p pendingStart) {
 		s.log.Error("try failure not recorded", "try", k.String(), "err", err)
 	}
 	s.markDirty(k.DagID, k.RunID)
+	s.Notify() // what follows the failed try is decided at the next step, now
 }
 
 // note writes a line of updraft's own into a try's log, and into its
@@ -1430,6 +1433,10 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 				// rendered again (variables may have changed since).
 				if spec, err := dags.DecodeSpec(task.Operator, []byte(t.Rendered)); err == nil && t.Rendered != "" && t.Rendered != "null" {
 					try.Spec = spec
+				}
+				try.XComPush = task.PushesXCom()
+				if p, ok := try.Spec.(dags.PodSpec); ok {
+					try.XComPush = p.DoXComPush
 				}
 			}
 		}

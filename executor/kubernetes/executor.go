@@ -83,6 +83,8 @@ type podTry struct {
 	logDone   chan struct{}
 	timers    []*time.Timer
 	xcom      map[string]json.RawMessage // what the try pushed, once it succeeded
+	lastLine  string                     // the last line of the pod's log (a BashOperator's XCom)
+	sawLine   bool
 }
 
 // newPodTry reads every pod setting of the try from its task's spec: the
@@ -427,7 +429,7 @@ func (e *Executor) observe(obj any, deleted bool) {
 		e.finish(pt, executor.Failed, st.exitCode, reason, now)
 	case killed != "":
 		// Being deleted on our request: the delete event finishes it.
-	case st.done && st.ok && pt.try.XComPush:
+	case st.done && st.ok && pt.try.XComPush && isPodTask(pt.try):
 		v, why := podXCom(st)
 		if why != "" {
 			e.finish(pt, executor.Failed, st.exitCode, fmt.Sprintf("Pod %s: %s", pod.Name, why), at)
@@ -446,6 +448,13 @@ func (e *Executor) observe(obj any, deleted bool) {
 	case st.fatal != "":
 		e.failStart(pt, fmt.Sprintf("Pod %s cannot start: %s", pod.Name, st.fatal))
 	}
+}
+
+// isPodTask tells a KubernetesPodOperator try (its XCom is return.json)
+// from a BashOperator one run in a pod (its XCom is its last line).
+func isPodTask(t executor.Try) bool {
+	_, ok := t.Spec.(dags.PodSpec)
+	return ok
 }
 
 func tryKeyOf(pod *corev1.Pod) (executor.TryKey, bool) {
@@ -517,6 +526,12 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 	e.mu.Unlock()
 	e.mu.Lock()
 	xcom := pt.xcom
+	if _, bash := pt.try.Spec.(dags.BashSpec); bash && state == executor.Succeeded && pt.try.XComPush {
+		// A BashOperator pushes the last line of its output, as on
+		// Airflow's workers: the last line of the pod's log.
+		b, _ := json.Marshal(strings.TrimRight(pt.lastLine, " \t\r"))
+		xcom = executor.ReturnValue(b)
+	}
 	e.mu.Unlock()
 	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at, XCom: xcom})
 }
@@ -713,6 +728,9 @@ func (e *Executor) streamLogs(pt *podTry) {
 				line = text
 			}
 			fmt.Fprintln(f, line)
+			e.mu.Lock()
+			pt.lastLine, pt.sawLine = line, true
+			e.mu.Unlock()
 		}
 	}
 	// The follow stream is cut once the end is known (a finished
