@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,7 @@ type serverConfig struct {
 	Parallelism    int
 	Slots          int
 	InProcessSlots int
+	XComMaxBytes   int
 	ReplicaTimeout time.Duration
 	Kube           kubeConfig
 	Git            gitConfig
@@ -226,6 +228,15 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
 	fl.IntVar(&cfg.InProcessSlots, "inprocess-slots", 8, "HTTP, Mattermost and SQL tasks run at once inside the server")
+	xcomMax := scheduler.DefaultXComMaxBytes
+	if v := m.Env("UPDRAFT_XCOM_MAX_BYTES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("UPDRAFT_XCOM_MAX_BYTES: %w", err)
+		}
+		xcomMax = n
+	}
+	fl.IntVar(&cfg.XComMaxBytes, "xcom-max-bytes", xcomMax, "what one try may push as XCom, all keys together; a try over it fails (env UPDRAFT_XCOM_MAX_BYTES)")
 	fl.DurationVar(&cfg.ReplicaTimeout, "replica-timeout", cfg.ReplicaTimeout, "with PostgreSQL: a replica silent this long is taken for dead and its tries are taken over (env UPDRAFT_REPLICA_TIMEOUT)")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
@@ -239,6 +250,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		return cfg, fmt.Errorf("--log-copies %q: use auto, on or off", cfg.LogCopies)
 	case cfg.Parallelism < 1 || cfg.Slots < 1:
 		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
+	case cfg.XComMaxBytes < 1:
+		return cfg, errors.New("--xcom-max-bytes must be at least 1")
 	case cfg.Auth.SessionTTL <= 0:
 		return cfg, errors.New("--session-ttl must be positive")
 	case (cfg.Auth.AdminUser == "") != (cfg.Auth.AdminPassword == ""):
@@ -350,7 +363,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	sched := scheduler.New(st, exec, folder, scheduler.Options{Parallelism: cfg.Parallelism, LogDir: logs, Log: logger, ExecutorName: cfg.Executor,
 		ObserveStep: metrics.ObserveStep, ObserveTry: metrics.ObserveTry, Shared: shared, ReplicaID: m.Env("UPDRAFT_REPLICA_ID"),
-		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies, Mask: masker})
+		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies, Mask: masker, XComMaxBytes: cfg.XComMaxBytes})
 	starter.sched = sched
 	folder.OnLoad(sched.Notify)
 	ln, err := net.Listen("tcp", cfg.Addr)
