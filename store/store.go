@@ -1085,7 +1085,7 @@ func (s *Store) TaskInstances(ctx context.Context, dagID, runID string) ([]TaskI
 
 // TaskInstancesOfRuns returns the task instances of some runs of a DAG
 // (the grid's columns), by run and task, with only what the grid shows:
-// ids, state, tries and start and end dates.
+// ids, map index and label, state, tries and start and end dates.
 func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []string) ([]TaskInstance, error) {
 	if len(runIDs) == 0 {
 		return nil, nil
@@ -1093,7 +1093,7 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 	w := &where{}
 	w.add(`dag_id = ?`, dagID)
 	w.in(`run_id`, runIDs)
-	rows, err := s.query(ctx, `SELECT run_id, task_id, map_index, state, try_number, max_tries, start_date, end_date FROM task_instances`+
+	rows, err := s.query(ctx, `SELECT run_id, task_id, map_index, rendered_map_index, state, try_number, max_tries, start_date, end_date FROM task_instances`+
 		w.String()+` ORDER BY run_id, task_id, map_index`, w.args...)
 	if err != nil {
 		return nil, err
@@ -1104,7 +1104,7 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, dagID string, runIDs []
 		ti := TaskInstance{DagID: dagID}
 		var state string
 		var start, end sql.NullString
-		if err := rows.Scan(&ti.RunID, &ti.TaskID, &ti.MapIndex, &state, &ti.TryNumber, &ti.MaxTries, &start, &end); err != nil {
+		if err := rows.Scan(&ti.RunID, &ti.TaskID, &ti.MapIndex, &ti.Label, &state, &ti.TryNumber, &ti.MaxTries, &start, &end); err != nil {
 			return nil, err
 		}
 		ti.State, ti.StartDate, ti.EndDate = dags.TaskState(state), parseTSPtr(start), parseTSPtr(end)
