@@ -211,3 +211,42 @@ func (h *harness) reasons(r store.Run, task string, mapIndex int) []string {
 	}
 	return out
 }
+
+// Each mapped instance retries on its own, with the task's retries and
+// delay.
+func TestMappedInstancesRetryAlone(t *testing.T) {
+	failOnce := func(k executor.TryKey) (executor.State, int) {
+		if k.MapIndex == 1 && k.TryNumber == 1 {
+			return executor.Failed, 1
+		}
+		return executor.Succeeded, 0
+	}
+	h := newHarness(t, `
+m:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    fan:
+      operator: BashOperator
+      retries: 1
+      retry_delay: {__type__: datetime.timedelta, minutes: 5}
+      max_active_tis_per_dag: 2
+      expand: {bash_command: ["echo a", "echo b", "echo c"]}
+`, utc("2024-01-01T00:00:00Z"), failOnce)
+	r, _ := h.s.Trigger(h.ctx, "m", TriggerOptions{})
+	h.settle()
+	if got := strings.Join(h.instances(r, "fan"), " "); got != "0=success 1=up_for_retry 2=success" {
+		t.Fatalf("after the first tries: %s", got)
+	}
+	h.at(utc("2024-01-01T00:06:00Z"))
+	if got := strings.Join(h.instances(r, "fan"), " "); got != "0=success 1=success 2=success" {
+		t.Fatalf("after the retry: %s", got)
+	}
+	if n := len(h.reasons(r, "fan", 1)); n != 2 {
+		t.Errorf("instance 1 has %d tries, want 2", n)
+	}
+	if n := len(h.reasons(r, "fan", 0)); n != 1 {
+		t.Errorf("instance 0 has %d tries, want 1", n)
+	}
+}

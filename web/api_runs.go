@@ -382,15 +382,23 @@ func (s *Server) listTIs(w http.ResponseWriter, r *http.Request, f store.TIFilte
 	writeJSON(w, http.StatusOK, map[string]any{"task_instances": out, "total_entries": total})
 }
 
-func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
+// tiListQuery reads the paging and filters of a task instance list; on a
+// bad request it has answered and returns false.
+func (s *Server) tiListQuery(w http.ResponseWriter, r *http.Request) (store.TIFilter, page, bool) {
 	p, err := pageOf(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	if err == nil {
+		var f store.TIFilter
+		if f, err = tiFilterFromQuery(r); err == nil {
+			return f, p, true
+		}
 	}
-	f, err := tiFilterFromQuery(r)
-	if err != nil {
-		s.fail(w, r, err)
+	s.fail(w, r, err)
+	return store.TIFilter{}, p, false
+}
+
+func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
+	f, p, ok := s.tiListQuery(w, r)
+	if !ok {
 		return
 	}
 	if id := param(r, "dag_id"); id != "~" {
@@ -405,14 +413,8 @@ func (s *Server) apiListTIs(w http.ResponseWriter, r *http.Request) {
 // apiListMapped is GET .../taskInstances/{task_id}/listMapped: the
 // instances of a mapped task, by map index.
 func (s *Server) apiListMapped(w http.ResponseWriter, r *http.Request) {
-	p, err := pageOf(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	f, err := tiFilterFromQuery(r)
-	if err != nil {
-		s.fail(w, r, err)
+	f, p, ok := s.tiListQuery(w, r)
+	if !ok {
 		return
 	}
 	f.DagIDs, f.RunID, f.TaskIDs, f.Mapped = []string{param(r, "dag_id")}, param(r, "run_id"), []string{param(r, "task_id")}, true

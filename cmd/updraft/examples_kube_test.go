@@ -11,26 +11,20 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"updraft/executor/kubernetes/cluster"
 	"updraft/notify/mattermosttest"
 )
 
-// The port of event_table_monitoring on the simulated cluster, with the
-// server killed (SIGKILL) while the pods run: the mapped pod tasks' XComs
-// come from their containers' return.json through the pod status (the
-// simulated kubelet copies what the test says the container wrote), after
-// the restart too, and the post lists the new tables of the one schema
-// that has some.
-func TestEventTableMonitoringOnPods(t *testing.T) {
+// The ports of the monitoring DAGs on a server with the Kubernetes
+// executor and the simulated cluster, killed (SIGKILL) while the pods run:
+// event_table_monitoring's mapped pod tasks' XComs come from their
+// containers' return.json through the pod status (the simulated kubelet
+// copies what the test says the container wrote), after the restart too,
+// and the post lists the new tables of the one schema that has some;
+// monitoring (no pods: HTTP and Mattermost in the server) posts what
+// failed.
+func TestMonitoringExamplesOnPods(t *testing.T) {
 	ctx := context.Background()
-	kube, err := cluster.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kube.Stop()
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	kube, bin, dir := kubeServerTest(t)
 	src, err := os.ReadFile("../../dags/examples/event_table_monitoring.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +44,17 @@ func TestEventTableMonitoringOnPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "dags", "defaults.yml"), string(defaults))
+	monitoring, err := os.ReadFile("../../dags/examples/monitoring.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "dags", "monitoring.yaml"), strings.Replace(strings.Replace(string(monitoring),
+		"is_paused_upon_creation: true", "is_paused_upon_creation: false", 1), `schedule: "0 10 * * *"`, "schedule: null", 1))
+	recent := time.Now().UTC().Add(-20 * time.Minute).Format(time.RFC3339)
+	svc, _ := monitoringServices(t, `{"data": [{"source_id": 5, "tap_exit_status": 1, "tap_description": "tap crashed", "completion_time": "`+recent+`"}]}`,
+		`{"data": []}`, `{"data": []}`)
+	t.Setenv("UPDRAFT_CONN_STITCH", svc.URL)
+	t.Setenv("UPDRAFT_CONN_HIGHTOUCH", svc.URL)
 	db := "sqlite:" + filepath.Join(dir, "u.db")
 	mm := mattermosttest.Start(t)
 	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
@@ -62,16 +67,20 @@ func TestEventTableMonitoringOnPods(t *testing.T) {
 		"rudder_schemas":   `["mattermost2", "portal_prod"]`,
 		"rudder_max_age":   "7",
 		"container_output": `[{"new_tables": ["server_started", "plugin_enabled"]}, {"new_tables": []}]`,
+		"stitch_extractions_endpoint": "/v4/42/extractions", "stitch_loads_endpoint": "/v4/42/loads", "stitch_secret": "stitch-token",
+		"hightouch_syncs_endpoint": "/api/v1/syncs", "hightouch_secret": "hightouch-token",
 	} {
 		if code, _, errOut := run(t, env, "variables", "set", k, v, "--db", db); code != 0 {
 			t.Fatalf("variables set %s: %s", k, errOut)
 		}
 	}
-	waitFor(t, "the DAG to be synced", 60*time.Second, func() bool {
-		return query(t, dir, `SELECT COUNT(*) FROM dags WHERE dag_id = 'event_table_monitoring'`) == "1"
+	waitFor(t, "the DAGs to be synced", 60*time.Second, func() bool {
+		return query(t, dir, `SELECT COUNT(*) FROM dags WHERE dag_id IN ('event_table_monitoring', 'monitoring')`) == "2"
 	}, s.out)
-	if code, out, errOut := run(t, env, "dags", "trigger", "event_table_monitoring", "--logical-date", "2024-03-01"); code != 0 {
-		t.Fatalf("trigger: %s %s", out, errOut)
+	for _, id := range []string{"event_table_monitoring", "monitoring"} {
+		if code, out, errOut := run(t, env, "dags", "trigger", id, "--logical-date", "2024-03-01"); code != 0 {
+			t.Fatalf("trigger %s: %s %s", id, out, errOut)
+		}
 	}
 	pods := kube.Client.CoreV1().Pods("default")
 	waitFor(t, "both check pods running", 60*time.Second, func() bool {
@@ -87,10 +96,10 @@ func TestEventTableMonitoringOnPods(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.cmd.Wait()
 	restarted := startCmd(t, bin, args...)
-	waitFor(t, "the run to finish", 120*time.Second, func() bool {
-		return query(t, dir, `SELECT state FROM dag_runs`) == "success"
+	waitFor(t, "the runs to finish", 120*time.Second, func() bool {
+		return query(t, dir, `SELECT group_concat(state) FROM dag_runs`) == "success,success"
 	}, restarted.out)
-	if got := query(t, dir, `SELECT group_concat(task_id || '[' || map_index || ']=' || state, ' ') FROM (SELECT * FROM task_instances ORDER BY task_id, map_index)`); got !=
+	if got := query(t, dir, `SELECT group_concat(task_id || '[' || map_index || ']=' || state, ' ') FROM (SELECT * FROM task_instances WHERE dag_id = 'event_table_monitoring' ORDER BY task_id, map_index)`); got !=
 		"check_new_tables[0]=success check_new_tables[1]=success notify_new_tables[0]=success notify_new_tables[1]=skipped short_circuit[0]=success short_circuit[1]=success" {
 		t.Fatalf("task instances: %s\n%s", got, restarted.out.String())
 	}
@@ -100,9 +109,19 @@ func TestEventTableMonitoringOnPods(t *testing.T) {
 	if got := query(t, dir, `SELECT value FROM xcom WHERE task_id = 'check_new_tables' AND map_index = 0`); got != `{"new_tables":["server_started","plugin_enabled"]}` {
 		t.Errorf("XCom of check_new_tables[0]: %s", got)
 	}
-	posts := mm.Posts()
-	if len(posts) != 1 || len(posts[0].Attachments) != 1 || posts[0].Attachments[0]["title"] != "[Schema mattermost2] New tables created in the past 7 days" ||
-		posts[0].Attachments[0]["text"] != " - server_started\n - plugin_enabled\n" {
-		t.Fatalf("posts: %+v", posts)
+	var tables, stitch []mattermosttest.Post
+	for _, p := range mm.Posts() {
+		if len(p.Attachments) > 0 {
+			tables = append(tables, p)
+		} else {
+			stitch = append(stitch, p)
+		}
+	}
+	if len(tables) != 1 || len(tables[0].Attachments) != 1 || tables[0].Attachments[0]["title"] != "[Schema mattermost2] New tables created in the past 7 days" ||
+		tables[0].Attachments[0]["text"] != " - server_started\n - plugin_enabled\n" {
+		t.Fatalf("event table posts: %+v", tables)
+	}
+	if len(stitch) != 1 || !strings.Contains(stitch[0].Text, "- extraction of `5` failed at "+recent+": tap crashed") {
+		t.Fatalf("monitoring posts: %+v", stitch)
 	}
 }

@@ -23,14 +23,7 @@ import (
 // none is created twice, none is left behind, and the runs finish.
 func TestKilledServerAdoptsPods(t *testing.T) {
 	ctx := context.Background()
-	kube, err := cluster.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kube.Stop()
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	kube, bin, dir := kubeServerTest(t)
 	var b strings.Builder
 	b.WriteString("fanout:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 50\n  tasks:\n")
 	for i := 0; i < 20; i++ {
@@ -100,6 +93,21 @@ func TestKilledServerAdoptsPods(t *testing.T) {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=updraft"})
 		return err == nil && len(list.Items) == 0
 	}, restarted.out)
+}
+
+// kubeServerTest starts the simulated cluster (stopped at the end of the
+// test) and builds the binary, for a test that runs servers against it
+// from a fresh folder with a dags/ folder in it.
+func kubeServerTest(t *testing.T) (*cluster.Cluster, string, string) {
+	t.Helper()
+	kube, err := cluster.Start(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kube.Stop)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	return kube, buildBinary(t), dir
 }
 
 // startCmd starts the updraft binary with args, killed at the end of the test.
@@ -238,14 +246,7 @@ func TestReplicaAdoptsPodsOfAKilledOne(t *testing.T) {
 // earlier crash) is swept at start.
 func TestKilledWhileCreatingPods(t *testing.T) {
 	ctx := context.Background()
-	kube, err := cluster.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kube.Stop()
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	kube, bin, dir := kubeServerTest(t)
 	var b strings.Builder
 	b.WriteString("fanout:\n  start_date: 2024-01-01\n  schedule: null\n  is_paused_upon_creation: false\n  max_active_tasks: 50\n  default_args: {retries: 0}\n  tasks:\n")
 	for i := 0; i < 12; i++ {

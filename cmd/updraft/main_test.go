@@ -59,7 +59,7 @@ var problemLine = regexp.MustCompile(`^[^:]+\.yaml:\d+:\d+: (warning: )?\S`)
 
 func TestDagsValidate(t *testing.T) {
 	code, out, errOut := run(t, nil, "dags", "validate", "../../dags/examples")
-	if code != 0 || out != "" || !strings.Contains(errOut, "7 DAGs in 7 files: 0 errors, 0 warnings") {
+	if code != 0 || out != "" || !strings.Contains(errOut, "8 DAGs in 8 files: 0 errors, 0 warnings") {
 		t.Fatalf("examples: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, _ = run(t, nil, "dags", "validate", "../../dags/testdata/bad/cycle.bad.yaml", "../../dags/testdata/bad/unknown_keys.bad.yaml")
@@ -96,7 +96,7 @@ func TestDagsListJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 7 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
+	if len(list) != 8 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
 		t.Fatalf("list = %+v", list)
 	}
 	code, out, _ = run(t, nil, "dags", "list", "../../dags/examples")

@@ -334,3 +334,45 @@ func TestBindPyformat(t *testing.T) {
 		}
 	}
 }
+
+// BranchSQLOperator against a real PostgreSQL: the first value of the
+// query picks the branch, by Airflow's rules; no row or an unreadable
+// value fails the try.
+func TestBranchSQLOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "branching")
+	env := map[string]string{"UPDRAFT_CONN_PG": strings.Replace(dsn, "postgres://", "postgresql://", 1)}
+	ex := New(Options{Connections: Connections{Getenv: func(k string) string { return env[k] }}})
+	run := func(query string) executor.Event {
+		t.Helper()
+		spec := dags.BranchSQLSpec{SQLSpec: dags.SQLSpec{ConnID: "pg", SQL: []string{query}, SplitStatements: true},
+			IfTrue: []string{"load"}, IfFalse: []string{"skip_load"}}
+		tr := try(t, "branch", spec)
+		tr.XComPush = true
+		if err := ex.Start(t.Context(), tr); err != nil {
+			t.Fatal(err)
+		}
+		return final(t, ex, tr.Key)
+	}
+	for query, want := range map[string]string{
+		"SELECT true":  "load",
+		"SELECT 0":     "skip_load",
+		"SELECT 'yes'": "load",
+		"SELECT 'off'": "skip_load",
+		"SELECT count(*) > 5 FROM generate_series(1, 3)": "skip_load",
+	} {
+		ev := run(query)
+		if ev.State != executor.Succeeded || ev.Branch == nil || len(ev.Branch.Follow) != 1 || ev.Branch.Follow[0] != want ||
+			string(ev.XCom["return_value"]) != `["`+want+`"]` {
+			t.Errorf("%s: %+v, want to follow %s", query, ev, want)
+		}
+	}
+	for query, why := range map[string]string{
+		"SELECT 1 WHERE false": "no rows",
+		"SELECT 'maybe'":       "unexpected query result",
+	} {
+		if ev := run(query); ev.State != executor.Failed || !strings.Contains(ev.Reason, why) {
+			t.Errorf("%s: %+v, want a failure saying %q", query, ev, why)
+		}
+	}
+}

@@ -109,19 +109,8 @@ func testXCom(t *testing.T, h Harness) {
 
 // A try that ended while no executor watched still hands over its XCom.
 func testAdoptXCom(t *testing.T, h Harness) {
-	first, crash := h.New(t, 1)
 	try := xcomTry(t, h, Behavior{XCom: `[1, 2, 3]`, Duration: time.Second, Output: "started"})
-	if err := first.Start(context.Background(), try); err != nil {
-		t.Fatal(err)
-	}
-	started(t, h, first, try)
-	crash()
-	time.Sleep(3 * time.Second) // it ends unobserved
-	second, _ := h.New(t, 1)
-	if err := second.Adopt(context.Background(), try); err != nil {
-		t.Fatal(err)
-	}
-	if ev := Final(t, second, try.Key, h.Within); ev.State != executor.Succeeded || !sameJSON(ev.XCom[dags.ReturnValueKey], []byte(`[1,2,3]`)) {
+	if ev := endUnwatched(t, h, try); ev.State != executor.Succeeded || !sameJSON(ev.XCom[dags.ReturnValueKey], []byte(`[1,2,3]`)) {
 		t.Fatalf("adopted: %+v %s", ev, ev.XCom[dags.ReturnValueKey])
 	}
 }
@@ -300,8 +289,18 @@ func testAdoptRunning(t *testing.T, h Harness) {
 
 // A try that ended while no executor watched is adopted with its outcome.
 func testAdoptFinished(t *testing.T, h Harness) {
-	first, crash := h.New(t, 1)
 	try := NewTry(t, h.Spec(Behavior{ExitCode: 0, Duration: time.Second, Output: "started"}))
+	if ev := endUnwatched(t, h, try); ev.State != executor.Succeeded {
+		t.Fatalf("event = %+v", ev)
+	}
+}
+
+// endUnwatched starts a try, crashes its executor, lets the try end
+// while no executor watches, and returns what a second one adopting it
+// reports.
+func endUnwatched(t *testing.T, h Harness, try executor.Try) executor.Event {
+	t.Helper()
+	first, crash := h.New(t, 1)
 	if err := first.Start(context.Background(), try); err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +311,7 @@ func testAdoptFinished(t *testing.T, h Harness) {
 	if err := second.Adopt(context.Background(), try); err != nil {
 		t.Fatal(err)
 	}
-	if ev := Final(t, second, try.Key, h.Within); ev.State != executor.Succeeded {
-		t.Fatalf("event = %+v", ev)
-	}
+	return Final(t, second, try.Key, h.Within)
 }
 
 func testAdoptGone(t *testing.T, h Harness) {
