@@ -68,6 +68,7 @@ func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
 		{"PATCH", "/api/v1/dags/sec/dagRuns/r1", `{"state": "queued"}`, permAct},
 		{"POST", "/api/v1/dags/sec/dagRuns/r1/clear", `{"dry_run": true}`, permAct},
 		{"PATCH", ti, `{"new_state": "success", "dry_run": true}`, permAct},
+		{"PATCH", ti + "/0", `{"new_state": "success", "dry_run": true}`, permAct},
 		{"POST", "/api/v1/dags/sec/clearTaskInstances", `{"dry_run": true}`, permAct},
 		{"POST", "/api/v1/dags/sec/updateTaskInstancesState", `{"dry_run": true, "task_id": "a", "dag_run_id": "r1", "new_state": "failed"}`, permAct},
 		{"POST", "/api/v1/git/sync", ``, permAct},

@@ -64,9 +64,9 @@ func TestMonitoringExamplesOnPods(t *testing.T) {
 	s := startCmd(t, bin, args...)
 	env := map[string]string{"UPDRAFT_DB": db, "UPDRAFT_DAGS": filepath.Join(dir, "dags")}
 	for k, v := range map[string]string{
-		"rudder_schemas":   `["mattermost2", "portal_prod"]`,
-		"rudder_max_age":   "7",
-		"container_output": `[{"new_tables": ["server_started", "plugin_enabled"]}, {"new_tables": []}]`,
+		"rudder_schemas":              `["mattermost2", "portal_prod"]`,
+		"rudder_max_age":              "7",
+		"container_output":            `[{"new_tables": ["server_started", "plugin_enabled"]}, {"new_tables": []}]`,
 		"stitch_extractions_endpoint": "/v4/42/extractions", "stitch_loads_endpoint": "/v4/42/loads", "stitch_secret": "stitch-token",
 		"hightouch_syncs_endpoint": "/api/v1/syncs", "hightouch_secret": "hightouch-token",
 	} {
