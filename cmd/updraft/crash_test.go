@@ -155,8 +155,11 @@ lost:
 			t.Fatalf("trigger %s: %s %s", id, out, errOut)
 		}
 	}
+	// Started, and their processes recorded (the handle comes with the
+	// try's running event, a moment after the process begins).
 	waitFor(t, "both tasks to start", 30*time.Second, func() bool {
-		return lines(filepath.Join(marks, "first")) == 1 && lines(filepath.Join(marks, "victim")) == 1
+		return lines(filepath.Join(marks, "first")) == 1 && lines(filepath.Join(marks, "victim")) == 1 &&
+			strings.HasPrefix(query(t, dir, `SELECT handle FROM task_tries WHERE task_id = 'victim'`), "pid:")
 	}, s.out)
 	_ = s
 	// Kill the server, and with it (by hand) the "victim" task's process group.

@@ -80,8 +80,13 @@ func TestTriggerDagRunOperator(t *testing.T) {
 		{"skip", spec(func(s *dags.TriggerDagRunSpec) { s.RunID, s.SkipIfExists = "old", true }), executor.Skipped, ""},
 		{"baddate", spec(func(s *dags.TriggerDagRunSpec) { s.RunID, s.Logical = "r2", "yesterday" }), executor.Failed, `logical_date "yesterday" is not a date and time`},
 	} {
-		if ev := run(c.id, c.spec); ev.State != c.state || !strings.Contains(ev.Reason, c.why) {
+		ev := run(c.id, c.spec)
+		if ev.State != c.state || !strings.Contains(ev.Reason, c.why) {
 			t.Errorf("%s: %+v", c.id, ev)
+		}
+		// The run it started is pushed as Airflow pushes it, whatever do_xcom_push says.
+		if c.id == "new" && (string(ev.XCom["trigger_run_id"]) != `"r1"` || string(ev.XCom["trigger_logical_date_iso"]) != `"2024-05-01T00:00:00+00:00"` || ev.XCom["return_value"] != nil) {
+			t.Errorf("XCom of the trigger: %+v", ev.XCom)
 		}
 	}
 	// Waiting: the run is polled until it ends; a failed_states end fails.
