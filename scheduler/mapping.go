@@ -35,7 +35,7 @@ func upstreamCounts(d *dags.DAG, t *dags.Task, ti *store.TaskInstance, byTask ma
 			c.Add(dags.StateRemoved)
 			continue
 		}
-		if ti.MapIndex >= 0 && t.Expand.Zipped(u) && insts[0].MapIndex >= 0 {
+		if ti.MapIndex >= 0 && t.Mapped() && t.Expand.Zipped(u) && insts[0].MapIndex >= 0 {
 			found := false
 			for _, ui := range insts {
 				if ui.MapIndex == ti.MapIndex {
