@@ -273,7 +273,10 @@ func (s *Store) Close() error {
 // Migrate applies every migration not applied yet, in order. Each is
 // checked and applied in one write transaction, so several processes may
 // migrate at once: the first applies, the others find it applied.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+
+// migrate applies the migrations up to version upTo (0: all).
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	names, err := fs.Glob(migrationFS, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -284,6 +287,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: bad name", base)
+		}
+		if upTo > 0 && version > upTo {
+			break
 		}
 		body, _ := migrationFS.ReadFile(name)
 		// Schema statements run on the transaction itself, uncached: the
