@@ -28,6 +28,15 @@ func (k TryKey) String() string {
 	return fmt.Sprintf("%s/%s/%s#%d", k.DagID, k.RunID, k.TaskID, k.TryNumber)
 }
 
+// Task names the try's task instance in logs: "dag.task", with a mapped
+// instance's index ("dag.task[2]").
+func (k TryKey) Task() string {
+	if k.MapIndex >= 0 {
+		return fmt.Sprintf("%s.%s[%d]", k.DagID, k.TaskID, k.MapIndex)
+	}
+	return k.DagID + "." + k.TaskID
+}
+
 // Try is one try to run: the task with its fields already rendered.
 type Try struct {
 	Key     TryKey

@@ -1072,6 +1072,14 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	k := tiKeyParam(r)
 	p, err := s.tiHeader(ctx, k, r.URL.RequestURI())
+	if errors.Is(err, store.ErrNotFound) && k.MapIndex < 0 {
+		// A mapped task's page without a map index: its instances are
+		// listed in the grid's panel for the run.
+		if d, derr := s.currentDAG(k.DagID); derr == nil && d.Task(k.TaskID) != nil && d.Task(k.TaskID).Mapped() {
+			http.Redirect(w, r, dagURL(k.DagID)+"?tab=grid&run="+url.QueryEscape(k.RunID)+"&task="+url.QueryEscape(k.TaskID), http.StatusSeeOther)
+			return
+		}
+	}
 	if err != nil {
 		s.pageError(w, r, err)
 		return

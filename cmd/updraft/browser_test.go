@@ -32,6 +32,11 @@ browser_demo:
       operator: BashOperator
       bash_command: echo done
       dependencies: [flaky]
+    - task_id: shards
+      operator: BashOperator
+      expand: {bash_command: ["echo shard zero", "echo shard one"]}
+      map_index_template: "{{ task.bash_command }}"
+      dependencies: [slow]
 `
 
 // chromiumPath is Debian's Chromium, which `make test` installs.
@@ -162,8 +167,22 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("flash after clearing: %q", got)
 	}
 	waitJS("the grid to turn green", `(() => { const c = [...document.querySelectorAll("#grid td .cell")];
-		return c.length === 3 && c.every(x => x.classList.contains("s-success")); })()`, 60*time.Second)
+		return c.length === 4 && c.every(x => x.classList.contains("s-success")); })()`, 60*time.Second)
 	shot("grid-green")
+
+	// The mapped task: one cell, whose panel lists its instances; an
+	// instance's page has its own log and the XCom it pushed.
+	step("select the mapped cell", click("#grid .cell.mapped"), chromedp.WaitVisible(chromedp.CSS("#mapped-instances")))
+	if got := text("#mapped-instances"); !strings.Contains(got, "shards [0] echo shard zero") || !strings.Contains(got, "shards [1] echo shard one") {
+		t.Fatalf("mapped instances: %q", got)
+	}
+	shot("grid-mapped")
+	step("open instance 1", click("#mapped-instances tbody tr:nth-child(2) a"), chromedp.WaitVisible(chromedp.CSS("#tries")))
+	waitJS("instance 1's log", `(document.querySelector("#log-1")||{}).textContent?.includes("shard one")`, 20*time.Second)
+	if got := text("#xcom"); !strings.Contains(got, "return_value") || !strings.Contains(got, "shard one") || strings.Contains(got, "shard zero") {
+		t.Fatalf("XCom of instance 1: %q", got)
+	}
+	shot("mapped-instance")
 
 	step("the retried task", chromedp.Navigate(url+runPath+"/tasks/flaky"), chromedp.WaitVisible(chromedp.CSS("#try-2")))
 	waitJS("the second try's log", `(document.querySelector("#log-2")||{}).textContent?.includes("recovered")`, 20*time.Second)

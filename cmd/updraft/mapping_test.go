@@ -97,6 +97,13 @@ mapped:
 	if !strings.Contains(page, "fan [1] echo one") || !strings.Contains(page, "/clear?map_index=1") || !strings.Contains(page, `echo one`) {
 		t.Errorf("instance page:\n%s", page)
 	}
+	// The task's own page (the panel's heading links it) leads to its instances.
+	if taskPage := get("/dags/mapped/runs/m1/tasks/fan"); !strings.Contains(taskPage, `id="mapped-instances"`) {
+		t.Errorf("a mapped task's page without a map index:\n%s", taskPage)
+	}
+	if log := get("/api/v1/dags/mapped/dagRuns/m1/taskInstances/fan/0/logs/1?full_content=true"); !strings.Contains(log, "try 1 of mapped.fan[0]") {
+		t.Errorf("the instance's log does not name it: %s", log)
+	}
 	if runPage := get("/dags/mapped/runs/m1"); !strings.Contains(runPage, "fan [0] echo zero") {
 		t.Errorf("run page lacks the instances")
 	}

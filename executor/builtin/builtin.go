@@ -181,7 +181,7 @@ func (e *Executor) run(ctx context.Context, t executor.Try) {
 		}
 		fmt.Fprintf(log, "[%s] %s\n", time.Now().UTC().Format(time.RFC3339), strings.TrimRight(line, "\n"))
 	}
-	logLine("updraft: try %d of %s.%s (run %s) running in-process (%s)", t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID, t.Spec.Kind())
+	logLine("updraft: try %d of %s (run %s) running in-process (%s)", t.Key.TryNumber, t.Key.Task(), t.Key.RunID, t.Spec.Kind())
 	out := &result{}
 	switch s := t.Spec.(type) {
 	case dags.HttpSpec:

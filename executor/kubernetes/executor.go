@@ -220,7 +220,7 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	}
 	e.tries[t.Key] = pt
 	e.mu.Unlock()
-	e.appendLog(t, fmt.Sprintf("updraft: try %d of %s.%s (run %s): creating pod %s/%s", t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID, pod.Namespace, pod.Name))
+	e.appendLog(t, fmt.Sprintf("updraft: try %d of %s (run %s): creating pod %s/%s", t.Key.TryNumber, t.Key.Task(), t.Key.RunID, pod.Namespace, pod.Name))
 	go e.create(ctx, pt)
 	return nil
 }

@@ -281,8 +281,8 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	if err != nil {
 		return fmt.Errorf("try %s: log: %w", t.Key, err)
 	}
-	fmt.Fprintf(logf, "[%s] updraft: try %d of %s.%s (run %s) starting on the local executor\n",
-		e.now().UTC().Format(time.RFC3339), t.Key.TryNumber, t.Key.DagID, t.Key.TaskID, t.Key.RunID)
+	fmt.Fprintf(logf, "[%s] updraft: try %d of %s (run %s) starting on the local executor\n",
+		e.now().UTC().Format(time.RFC3339), t.Key.TryNumber, t.Key.Task(), t.Key.RunID)
 	if _, ok := t.Spec.(dags.EmptySpec); ok {
 		logf.Close()
 		e.send(executor.Event{Key: t.Key, State: executor.Running})
