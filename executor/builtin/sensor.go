@@ -183,17 +183,9 @@ func (e *Executor) sqlPoker(s dags.SqlSensorSpec, logLine func(string, ...any)) 
 // text (PostgreSQL's numeric) count by their value.
 func truthy(v any) bool {
 	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case int64:
-		return x != 0
 	case int32:
 		return x != 0
 	case int:
-		return x != 0
-	case float64:
 		return x != 0
 	case float32:
 		return x != 0
@@ -203,11 +195,10 @@ func truthy(v any) bool {
 		if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
 			return f != 0
 		}
-		return x != ""
 	case time.Time:
 		return true
 	}
-	return true
+	return dags.Truthy(v)
 }
 
 func cellText(v any) string {
