@@ -435,16 +435,16 @@ var baseMappable = []string{"retries", "retry_delay", "execution_timeout", "pool
 // known only at run time.
 func (e *Expand) samples(placeholder any) []map[string]any {
 	if e.Kwargs != nil {
-		if e.Kwargs.Literal != nil {
-			var out []map[string]any
-			for _, item := range e.Kwargs.Literal {
-				if m, ok := item.(map[string]any); ok && len(out) < 8 {
-					out = append(out, m)
-				}
+		var out []map[string]any
+		for _, item := range e.Kwargs.Literal {
+			if m, ok := item.(map[string]any); ok && len(out) < 8 {
+				out = append(out, m)
 			}
-			return append(out, map[string]any{})[:max(1, len(out))]
 		}
-		return []map[string]any{{}}
+		if len(out) == 0 {
+			out = []map[string]any{{}} // known at run time (or empty): the shared fields alone
+		}
+		return out
 	}
 	lists := make([][]any, len(e.Fields))
 	for i, f := range e.Fields {
