@@ -96,11 +96,14 @@ func aggregateState(insts []*store.TaskInstance) dags.TaskState {
 // fails it (and says why in an alert). It reports whether it expanded.
 func (s *Scheduler) expandTask(ctx context.Context, st *store.Store, d *dags.DAG, t *dags.Task, r store.Run, ph *store.TaskInstance,
 	byTask map[string][]*store.TaskInstance, now time.Time) (bool, error) {
-	var zipped string
+	var zipped, zipKey string // the mapped upstream task it maps over, and its XCom key
 	for _, src := range t.Expand.Sources() {
 		if src.Task != "" && d.Task(src.Task) != nil && d.Task(src.Task).Mapped() {
-			zipped = src.Task
+			zipped, zipKey = src.Task, src.Key
 		}
+	}
+	if zipKey == "" {
+		zipKey = dags.ReturnValueKey
 	}
 	settle := func(to dags.TaskState, why string) (bool, error) {
 		upd := *ph
@@ -137,16 +140,7 @@ func (s *Scheduler) expandTask(ctx context.Context, st *store.Store, d *dags.DAG
 		}
 		refs := make([]any, len(up))
 		for i, ui := range up {
-			refs[i] = dags.MapRef{Task: zipped, MapIndex: ui.MapIndex, Key: dags.ReturnValueKey}
-		}
-		for _, src := range t.Expand.Sources() {
-			if src.Key != "" {
-				for i := range refs {
-					ref := refs[i].(dags.MapRef)
-					ref.Key = src.Key
-					refs[i] = ref
-				}
-			}
+			refs[i] = dags.MapRef{Task: zipped, MapIndex: ui.MapIndex, Key: zipKey}
 		}
 		lists = [][]any{refs}
 	} else {

@@ -1083,8 +1083,12 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask,
 		XComPush: t.PushesXCom()}}
 	// A new try starts without what an earlier one pushed, as in Airflow.
-	if err := st.ClearXComs(ctx, queued.Key(), false); err != nil {
-		return pendingStart{}, false, err
+	// A first try has nothing to clear (a clear removes the XCom with the
+	// tries it resets), so the hot path of first tries skips the delete.
+	if queued.TryNumber > 1 {
+		if err := st.ClearXComs(ctx, queued.Key(), false); err != nil {
+			return pendingStart{}, false, err
+		}
 	}
 	rc := s.runContext(ctx, st, rt.dag, rt.run, queued.MapIndex, key.TryNumber, now)
 	p.try.ContextEnv = contextEnv(key, t.Owner, rt.run.LogicalDate)

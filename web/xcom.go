@@ -26,10 +26,8 @@ func tiKeyParam(r *http.Request) store.TIKey {
 
 // xcomEntry is one XCom as the API and the task-instance page show it.
 type xcomEntry struct {
-	Key, Value string
-	MapIndex   int
-	Try        int
 	store.XCom
+	Text string // the value as shown: masked, a string as it is
 }
 
 // xcomText is an XCom value as text: a string as it is, anything else as
@@ -55,7 +53,7 @@ func (s *Server) taskXComs(ctx context.Context, f store.XComFilter) ([]xcomEntry
 	}
 	out := make([]xcomEntry, len(xs))
 	for i, x := range xs {
-		out[i] = xcomEntry{Key: x.Key, Value: s.xcomText(x.Value, secrets), MapIndex: x.MapIndex, Try: x.TryNumber, XCom: x}
+		out[i] = xcomEntry{XCom: x, Text: s.xcomText(x.Value, secrets)}
 	}
 	return out, nil
 }
@@ -90,7 +88,7 @@ func apiXCom(x xcomEntry, withValue bool) map[string]any {
 	out := map[string]any{"key": x.Key, "timestamp": apiTime(x.CreatedAt), "execution_date": apiTime(x.LogicalDate),
 		"task_id": x.TaskID, "dag_id": x.DagID, "map_index": x.MapIndex}
 	if withValue {
-		out["value"] = x.Value
+		out["value"] = x.Text
 	}
 	return out
 }
