@@ -188,8 +188,16 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	starter := &runStarter{st: st}
 	router := builtin.NewRouter(local.New(*parallelism, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
 		External: externalLookup(st), Runs: starter, Log: logger}))
+	// The run is looked at after each scheduling step (a run ends only in
+	// one), not polled: polling cost the run's own tasks CPU.
+	stepped := make(chan struct{}, 1)
 	sched := scheduler.New(st, router, bag, scheduler.Options{LogDir: filepath.Join(tmp.path, "logs"), Log: logger, ManualOnly: true,
-		Parallelism: *parallelism, Mask: masker})
+		Parallelism: *parallelism, Mask: masker, ObserveStep: func(time.Duration) {
+			select {
+			case stepped <- struct{}{}:
+			default:
+			}
+		}})
 	starter.sched = sched
 	if err := sched.SetPaused(ctx, d.ID, false, "dags test"); err != nil {
 		return m.fail(err)
@@ -208,7 +216,11 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 		if run, err = st.Run(ctx, d.ID, run.RunID); err != nil || run.State.Finished() {
 			break
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-stepped:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
 	}
 	cancel()
 	<-done

@@ -2,8 +2,11 @@
 // this host: BashOperator as bash -c, KubernetesPodOperator as its cmds and
 // arguments (the image is ignored), EmptyOperator without a process.
 //
-// Each try is two processes: a small sh wrapper (the leader of the try's
-// process group, using only shell builtins) and the command. The
+// A try costs one process beyond its command at most: a small wrapper
+// (the leader of the try's process group, using only shell builtins) that
+// runs the command. A BashOperator's command runs in the wrapper itself
+// (bash with an EXIT trap, see bashWrapped), so `true` is one process; any
+// other command runs under an sh wrapper. The
 // command's output goes through a pipe to the server, which masks secret
 // values before a byte reaches the log. The wrapper keeps the pipes it
 // was given open: the output pipe's read end (fd 3), both ends of an
@@ -13,12 +16,13 @@
 // command's exit code. So when the server dies, the try goes on, its
 // output waits in the pipe instead of being lost, and a restarted server
 // adopts it (Adopt): it finds the wrapper in /proc, opens its pipes again,
-// reads what is left, and asks it (with a "w" line) to write the exit
+// reads what is left, and asks it (with a "w PATH" line) to write the exit
 // code to a file beside the log before it exits. Normally no file is
 // written but the log.
 package local
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,13 +92,66 @@ func (e *Executor) Free() int {
 }
 
 // wrapper runs "$@" ($0 is the try's base path), says on fd 6 that it
-// ended, closes its output so that the server sees the end of it, and
+// ended and with which exit code, closes its output so that the server sees the end of it, and
 // waits for the server's line on fd 4: "w" asks it to write the exit code
 // to $0.exit first (an adopting server is not its parent). The command
 // runs without redirections, so that the shell keeps the pipes at fds 3
 // to 7 (where Adopt finds them) while it runs; it inherits them, as it
 // inherits nothing secret.
-const wrapper = `"$@"; c=$?; echo >&6; exec >&- 2>&-; read -r x <&4; [ -z "$x" ] || echo $c >"$0.exit"; exit $c`
+const wrapper = `"$@"; c=$?; echo $c >&6; exec >&- 2>&-; read -r x <&4; [ -z "$x" ] || echo $c >"$0.exit"; exit $c`
+
+// legacyWrapper is the wrapper of the release before, which said only
+// that the command ended: a try it runs is still adopted after an upgrade.
+const legacyWrapper = `"$@"; c=$?; echo >&6; exec >&- 2>&-; read -r x <&4; [ -z "$x" ] || echo $c >"$0.exit"; exit $c`
+
+// bashTrap is the first line of a BashOperator's script when the command
+// runs in the wrapper itself: the same protocol as wrapper, from bash's
+// EXIT trap, so it runs however the script ends (its end, exit, set -e).
+// It is quiet under set -x, survives set -eu, and calls builtins by name
+// so that the script's functions cannot stand in for them (exec is
+// called plainly: "builtin exec" would undo its redirections, and a
+// script that names exec or trap runs under the sh wrapper). The ": BASE"
+// that follows it names the try for Adopt; the script's own first line
+// follows on the same line, so bash's messages keep its line numbers.
+const bashTrap = `trap '{ c=$?; set +exu; } 2>/dev/null; builtin echo $c >&6; exec >&- 2>&-; builtin read -r x p <&4; [[ -z $x ]] || builtin echo $c >"$p"; builtin exit $c' EXIT; : `
+
+// ownsExit matches a command that sets its own traps or replaces its
+// shell (trap, exec): it runs under the sh wrapper, whose protocol it
+// cannot undo.
+var ownsExit = regexp.MustCompile(`(^|[^A-Za-z0-9_])(trap|exec)([^A-Za-z0-9_]|$)`)
+
+// bashWrapped returns the argv that runs a BashOperator's command in the
+// wrapper's own bash, or false when it needs the sh wrapper (see ownsExit;
+// a base path with a newline cannot be named on the trap's line).
+func bashWrapped(b, command string) ([]string, bool) {
+	if ownsExit.MatchString(command) || strings.ContainsAny(b, "\n\x00") {
+		return nil, false
+	}
+	return []string{"bash", "-c", bashTrap + shellQuote(b) + "; " + command}, true
+}
+
+// shellQuote quotes s for sh: 'it'\”s'.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// unquoteShell reads back a word shellQuote wrote at the start of s and
+// returns it with what follows it.
+func unquoteShell(s string) (word, rest string, ok bool) {
+	var b strings.Builder
+	for strings.HasPrefix(s, "'") {
+		end := strings.IndexByte(s[1:], '\'')
+		if end < 0 {
+			return "", "", false
+		}
+		b.WriteString(s[1 : 1+end])
+		s = s[2+end:]
+		if !strings.HasPrefix(s, `\'`) {
+			return b.String(), s, true
+		}
+		b.WriteByte('\'')
+		s = s[2:]
+	}
+	return "", "", false
+}
 
 // BaseEnv is the environment every task starts from, taken from the
 // server's: PATH (a default if unset), HOME, USER, LOGNAME, SHELL, TMPDIR,
@@ -130,6 +188,9 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 		}
 		for _, k := range sortedKeys(s.Env) {
 			env = append(env, k+"="+s.Env[k])
+		}
+		if argv, ok := bashWrapped(base(t), s.Command); ok {
+			return argv, append(env, t.ContextEnv...), s.Cwd, nil, nil
 		}
 		return []string{"bash", "-c", s.Command}, append(env, t.ContextEnv...), s.Cwd, nil, nil
 	case dags.PodSpec:
@@ -355,7 +416,12 @@ func (e *Executor) spawn(t executor.Try, p *proc, argv, env []string, dir string
 		fds[i], fds[i+1] = r, w
 	}
 	outR, outW, ackR, ackW, stR, stW := fds[0], fds[1], fds[2], fds[3], fds[4], fds[5]
-	cmd := exec.Command("sh", append([]string{"-c", wrapper, b}, argv...)...)
+	var cmd *exec.Cmd
+	if _, bash := t.Spec.(dags.BashSpec); bash && len(argv) == 3 && strings.HasPrefix(argv[2], bashTrap) {
+		cmd = exec.Command(argv[0], argv[1:]...) // the command is its own wrapper
+	} else {
+		cmd = exec.Command("sh", append([]string{"-c", wrapper, b}, argv...)...)
+	}
 	cmd.Env, cmd.Dir = env, dir
 	cmd.Stdout, cmd.Stderr = outW, outW
 	cmd.ExtraFiles = []*os.File{outR, ackR, ackW, stW, stR} // fds 3 to 7
@@ -396,10 +462,14 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 		close(copied)
 	}()
 	ended := make(chan struct{}) // the command ended (the wrapper said so)
+	said := -1                   // the exit code it said, once ended is closed
 	if p.status != nil {
 		go func() {
-			var one [1]byte
-			if n, _ := p.status.Read(one[:]); n == 1 {
+			line, _ := bufio.NewReader(p.status).ReadString('\n')
+			if strings.HasSuffix(line, "\n") {
+				if c, err := strconv.Atoi(strings.TrimSpace(line)); err == nil {
+					said = c
+				}
 				close(ended)
 			}
 		}()
@@ -434,15 +504,29 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 	if e.isCrashed() {
 		return // a test's stand-in for the server dying: leave everything as it is
 	}
+	if !haveCode && exited != nil {
+		// The output ends once the wrapper said how the command ended
+		// (or the wrapper died): its word is the outcome, and its exit
+		// (the Wait in Start) need not be waited for.
+		select {
+		case <-ended:
+			code, haveCode = said, said >= 0
+		case code = <-exited:
+			haveCode, exited = true, nil
+		}
+	}
 	closeAll(p.out, p.status)
 	switch {
 	case haveCode:
+		if exited != nil {
+			_, _ = p.ack.Write([]byte("\n")) // let it exit
+		}
 	case exited != nil:
 		_, _ = p.ack.Write([]byte("\n"))
 		code = <-exited
 	default:
 		// Adopted: ask the wrapper for the code in a file, and wait for it.
-		_, _ = p.ack.Write([]byte("w\n"))
+		_, _ = p.ack.Write([]byte("w " + b + ".exit\n"))
 		for alive(p.pgid, b) {
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -451,8 +535,7 @@ func (e *Executor) follow(t executor.Try, p *proc, logf io.WriteCloser, exited <
 		}
 	}
 	p.ack.Close()
-	logf.Close()
-	e.finish(t, p, code)
+	e.finish(t, p, code, logf)
 }
 
 func (e *Executor) isCrashed() bool {
@@ -493,7 +576,7 @@ func (e *Executor) armTimeout(t executor.Try, p *proc) {
 }
 
 // finish reports a try's outcome from its exit code (-1: unknown).
-func (e *Executor) finish(t executor.Try, p *proc, code int) {
+func (e *Executor) finish(t executor.Try, p *proc, code int, logf io.WriteCloser) {
 	if p.timeout != nil {
 		p.timeout.Stop()
 	}
@@ -521,7 +604,13 @@ func (e *Executor) finish(t executor.Try, p *proc, code int) {
 	default:
 		ev.State, ev.Reason = executor.Failed, "process ended without an exit code"
 	}
-	e.appendLog(t, strings.TrimSpace(fmt.Sprintf("updraft: try ended: %s %s", ev.State, ev.Reason)))
+	line := strings.TrimSpace(fmt.Sprintf("updraft: try ended: %s %s", ev.State, ev.Reason))
+	if logf != nil {
+		fmt.Fprintf(logf, "[%s] %s\n", e.now().UTC().Format(time.RFC3339), line)
+		logf.Close()
+	} else {
+		e.appendLog(t, line)
+	}
 	e.forget(t.Key)
 	close(p.done)
 	e.send(ev)
@@ -605,7 +694,7 @@ func (e *Executor) Adopt(ctx context.Context, t executor.Try) error {
 		e.mu.Lock()
 		e.running[t.Key] = p
 		e.mu.Unlock()
-		go e.finish(t, p, code)
+		go e.finish(t, p, code, nil)
 		return nil
 	}
 	return fmt.Errorf("try %s: %w", t.Key, executor.ErrGone)
@@ -655,7 +744,13 @@ func wrapperBase(pid int) (string, bool) {
 		return "", false
 	}
 	args := strings.Split(string(cmdline), "\x00")
-	if len(args) < 4 || args[1] != "-c" || args[2] != wrapper {
+	if len(args) >= 3 && args[1] == "-c" {
+		if script, ok := strings.CutPrefix(args[2], bashTrap); ok {
+			b, rest, ok := unquoteShell(script)
+			return b, ok && strings.HasPrefix(rest, "; ")
+		}
+	}
+	if len(args) < 4 || args[1] != "-c" || (args[2] != wrapper && args[2] != legacyWrapper) {
 		return "", false
 	}
 	return args[3], true

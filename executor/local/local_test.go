@@ -120,43 +120,90 @@ func TestEnvReplacesTheBaseEnvironment(t *testing.T) {
 	}
 }
 
-// A try costs one process beyond its command: the wrapper, whose only
-// child is the command.
+// A try costs one process beyond its command at most: a BashOperator's
+// command runs in the wrapper's own bash (its only child is the command's
+// sleep), one that sets its own trap runs under the sh wrapper (whose only
+// child is bash).
 func TestOneHelperProcessPerTry(t *testing.T) {
+	ex := New(2, slog.New(slog.DiscardHandler))
+	for cmd, want := range map[string][2]string{
+		"echo started; sleep 30":                       {"bash", "sleep"},
+		"trap 'echo bye' EXIT; echo started; sleep 30": {"sh", "bash"},
+	} {
+		try := executortest.NewTry(t, dags.BashSpec{Command: cmd})
+		if err := ex.Start(context.Background(), try); err != nil {
+			t.Fatal(err)
+		}
+		ev := executortest.Running(t, ex, try.Key, 30*time.Second)
+		pid, _ := strconv.Atoi(strings.TrimPrefix(ev.Handle, "pid:"))
+		for i := 0; ; i++ {
+			if strings.Contains(readFile(try.LogPath), "started") {
+				break
+			}
+			if i > 3000 {
+				t.Fatal("never started")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		comm := strings.TrimSpace(readFile(fmt.Sprintf("/proc/%d/comm", pid)))
+		var children []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			stat := readFile("/proc/" + e.Name() + "/stat")
+			i := strings.LastIndex(stat, ")")
+			if i < 0 {
+				continue
+			}
+			fields := strings.Fields(stat[i+1:])
+			if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+				children = append(children, strings.TrimSpace(readFile("/proc/"+e.Name()+"/comm")))
+			}
+		}
+		_ = ex.Kill(context.Background(), try.Key, "test over")
+		executortest.Final(t, ex, try.Key, 30*time.Second)
+		if comm != want[0] || len(children) != 1 || children[0] != want[1] {
+			t.Errorf("%s: wrapper %q has children %q, want %q with one child %q", cmd, comm, children, want[0], want[1])
+		}
+	}
+}
+
+// A BashOperator's command in the wrapper's own bash behaves as under
+// bash -c: exit codes, set -e, $0, line numbers in bash's messages,
+// set -x not tracing the wrapper, and a base path that needs quoting.
+func TestBashInTheWrapper(t *testing.T) {
 	ex := New(1, slog.New(slog.DiscardHandler))
-	try := executortest.NewTry(t, dags.BashSpec{Command: "echo started; sleep 30"})
-	if err := ex.Start(context.Background(), try); err != nil {
-		t.Fatal(err)
-	}
-	ev := executortest.Running(t, ex, try.Key, 30*time.Second)
-	pid, _ := strconv.Atoi(strings.TrimPrefix(ev.Handle, "pid:"))
-	defer ex.Kill(context.Background(), try.Key, "test over")
-	for i := 0; ; i++ {
-		if strings.Contains(readFile(try.LogPath), "started") {
-			break
+	for _, c := range []struct {
+		cmd  string
+		code int
+		want []string
+		not  []string
+	}{
+		{cmd: "echo a; exit 4", code: 4, want: []string{"a"}},
+		{cmd: "set -e\nfalse\necho never", code: 1, not: []string{"never"}},
+		{cmd: "set -eux\necho \"zero=$0\"", code: 0, want: []string{"zero=bash", "+ echo zero=bash"}, not: []string{"set +exu", "builtin"}},
+		{cmd: "echo one\nno-such-command-here", code: 127, want: []string{"line 2: no-such-command-here"}},
+		{cmd: "echo() { return 9; }; read() { return 9; }; echo hidden", code: 9},
+	} {
+		try := executortest.NewTry(t, dags.BashSpec{Command: c.cmd})
+		try.LogPath = filepath.Join(filepath.Dir(try.LogPath), "it's a run", "attempt=1.log")
+		if err := ex.Start(context.Background(), try); err != nil {
+			t.Fatal(err)
 		}
-		if i > 3000 {
-			t.Fatal("never started")
+		ev := executortest.Final(t, ex, try.Key, 30*time.Second)
+		if ev.ExitCode == nil || *ev.ExitCode != c.code {
+			t.Errorf("%q: event %+v, want exit code %d", c.cmd, ev, c.code)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	comm := strings.TrimSpace(readFile(fmt.Sprintf("/proc/%d/comm", pid)))
-	var children []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		stat := readFile("/proc/" + e.Name() + "/stat")
-		i := strings.LastIndex(stat, ")")
-		if i < 0 {
-			continue
+		log := readFile(try.LogPath)
+		for _, w := range c.want {
+			if !strings.Contains(log, w) {
+				t.Errorf("%q: log lacks %q:\n%s", c.cmd, w, log)
+			}
 		}
-		fields := strings.Fields(stat[i+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			children = append(children, strings.TrimSpace(readFile("/proc/"+e.Name()+"/comm")))
+		for _, w := range c.not {
+			if strings.Contains(log, w) {
+				t.Errorf("%q: log has %q:\n%s", c.cmd, w, log)
+			}
 		}
-	}
-	// (bash may exec its last command itself: the child is bash or sleep.)
-	if comm != "sh" || len(children) != 1 {
-		t.Fatalf("wrapper %q has children %q, want one: the command", comm, children)
 	}
 }
 
