@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -494,7 +493,7 @@ func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodS
 		}
 	}
 	rc.QPS, rc.Burst = float32(c.QPS), c.Burst
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := kubeexec.NewClient(rc)
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -27,7 +27,7 @@ import (
 
 // Options configure the executor.
 type Options struct {
-	Client   kubernetes.Interface
+	Client   *Client
 	Defaults Defaults
 	Log      *slog.Logger
 	Slots    int           // pods at once (default 256)
@@ -135,15 +135,24 @@ func New(opts Options) *Executor {
 // until ctx ends.
 func (e *Executor) Run(ctx context.Context) error {
 	defer e.end()
-	opts := []informers.SharedInformerOption{
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + ManagedBy })}
+	ns := ""
 	if !e.opts.AllNamespaces {
-		opts = append(opts, informers.WithNamespace(e.namespace()))
+		ns = e.namespace()
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(e.opts.Client, 10*time.Minute, opts...)
-	inf := factory.Core().V1().Pods()
-	e.lister = inf.Lister()
-	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	managed := func(o metav1.ListOptions) metav1.ListOptions {
+		o.LabelSelector = LabelManagedBy + "=" + ManagedBy
+		return o
+	}
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return e.opts.Client.ListPods(ctx, ns, managed(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return e.opts.Client.WatchPods(ctx, ns, managed(o))
+		},
+	}, &corev1.Pod{}, 10*time.Minute, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	e.lister = listers.NewPodLister(inf.GetIndexer())
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { e.observe(obj, false) },
 		UpdateFunc: func(_, obj any) { e.observe(obj, false) },
 		DeleteFunc: func(obj any) { e.observe(obj, true) },
@@ -151,13 +160,17 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		inf.Run(ctx.Done())
+	}()
+	defer func() { <-stopped }()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return ctx.Err()
 	}
 	close(e.synced)
 	<-ctx.Done()
-	factory.Shutdown()
 	return nil
 }
 
@@ -232,7 +245,7 @@ func (e *Executor) create(ctx context.Context, pt *podTry) {
 	<-e.synced
 	backoff := e.opts.Retry
 	for {
-		_, err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Create(ctx, pt.pod, metav1.CreateOptions{})
+		err := e.opts.Client.CreatePod(ctx, pt.pod)
 		if err == nil || apierrors.IsAlreadyExists(err) {
 			break
 		}
@@ -339,7 +352,7 @@ func (e *Executor) scheduleTimeout(pt *podTry) {
 func (e *Executor) logPodEvents(pt *podTry) {
 	ctx, cancel := context.WithTimeout(e.life, 10*time.Second)
 	defer cancel()
-	list, err := e.opts.Client.CoreV1().Events(pt.pod.Namespace).List(ctx, metav1.ListOptions{
+	list, err := e.opts.Client.ListEvents(ctx, pt.pod.Namespace, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pt.pod.Name})
 	if err != nil {
 		e.appendLog(pt.try, "updraft: the pod's events cannot be read: "+err.Error())
@@ -545,7 +558,7 @@ const logDrainTimeout = 15 * time.Second
 func (e *Executor) deletePod(ctx context.Context, pt *podTry) (gone bool) {
 	backoff := e.opts.Retry
 	for i := 0; i < 8; i++ {
-		err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+		err := e.opts.Client.DeletePod(ctx, pt.pod.Namespace, pt.pod.Name, e.opts.Grace)
 		if apierrors.IsNotFound(err) {
 			return true
 		}
@@ -569,7 +582,7 @@ func (e *Executor) Kill(ctx context.Context, k executor.TryKey, reason string) e
 	pt.killed = reason
 	e.mu.Unlock()
 	e.appendLog(pt.try, "updraft: killing the pod: "+reason)
-	err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).Delete(ctx, pt.pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+	err := e.opts.Client.DeletePod(ctx, pt.pod.Namespace, pt.pod.Name, e.opts.Grace)
 	switch {
 	case apierrors.IsNotFound(err):
 		e.finish(pt, executor.Failed, nil, reason, time.Now())
@@ -681,7 +694,7 @@ func (e *Executor) Sweep(ctx context.Context, live func(executor.TryKey) bool) (
 		if st.done && (action == dags.KeepPod || action == dags.DeleteSucceededPod && !st.ok) {
 			continue
 		}
-		err := e.opts.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: e.opts.Grace})
+		err := e.opts.Client.DeletePod(ctx, pod.Namespace, pod.Name, e.opts.Grace)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return n, err
 		}
@@ -710,7 +723,7 @@ func (e *Executor) streamLogs(pt *podTry) {
 			since := metav1.NewTime(last.Truncate(time.Second))
 			opts.SinceTime = &since
 		}
-		stream, err := e.opts.Client.CoreV1().Pods(pt.pod.Namespace).GetLogs(pt.pod.Name, opts).Stream(ctx)
+		stream, err := e.opts.Client.PodLogs(ctx, pt.pod.Namespace, pt.pod.Name, opts)
 		if err != nil {
 			return
 		}

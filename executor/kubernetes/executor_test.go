@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"updraft/dags"
 	"updraft/executor"
@@ -43,8 +44,18 @@ func TestMain(m *testing.M) {
 
 func zero() *int64 { var z int64; return &z }
 
+// podClient is the executor's own client of the test control plane.
+func podClient(t testing.TB, c *rest.Config) *Client {
+	t.Helper()
+	client, err := NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
 func newExecutor(t *testing.T, slots int) (*Executor, func()) {
-	return runExecutor(t, Options{Client: kube.Client, Defaults: Defaults{Namespace: "default", Image: "busybox"}, Slots: slots,
+	return runExecutor(t, Options{Client: podClient(t, kube.Config), Defaults: Defaults{Namespace: "default", Image: "busybox"}, Slots: slots,
 		Grace: zero(), Retry: 200 * time.Millisecond, SweepGrace: time.Nanosecond})
 }
 

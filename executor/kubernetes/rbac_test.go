@@ -66,7 +66,8 @@ func TestConformanceWithMinimalRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := k8s.NewForConfig(&rest.Config{Host: kube.Server, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	restricted := &rest.Config{Host: kube.Server, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	client, err := k8s.NewForConfig(restricted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestConformanceWithMinimalRole(t *testing.T) {
 	}
 	executortest.Run(t, executortest.Harness{
 		New: func(t *testing.T, slots int) (executor.Executor, func()) {
-			return runExecutor(t, Options{Client: client, Defaults: Defaults{Namespace: ns, Image: "busybox"}, Slots: slots, Grace: zero()})
+			return runExecutor(t, Options{Client: podClient(t, restricted), Defaults: Defaults{Namespace: ns, Image: "busybox"}, Slots: slots, Grace: zero()})
 		},
 		Spec: func(b executortest.Behavior) dags.OperatorSpec { return podSpec(b) },
 	})
