@@ -746,6 +746,11 @@ func (d *dagDecoder) checkTemplates(dag *DAG) {
 				d.r.forTask(t.ID).errf(at, "%s: template error: %v", f.name, err)
 			}
 		}
+		// Where its fields are written served these errors alone: the
+		// loaded DAG does not keep the file's tree for it.
+		if p, ok := t.Spec.(positioned); ok {
+			t.Spec = p.withoutPositions()
+		}
 	}
 }
 
