@@ -66,11 +66,18 @@ func (s *Scheduler) trigger(ctx context.Context, d *dags.DAG, o TriggerOptions) 
 	r := store.Run{DagID: dagID, RunID: runID, RunType: dags.RunTypeManual, LogicalDate: logical,
 		Interval: d.Schedule.InferManual(logical), Conf: o.Conf, State: dags.RunQueued, QueuedAt: now,
 		DAGVersion: d.Hash, GitRevision: d.Revision, ExternalTrigger: true, Note: o.Note}
-	if err := s.st.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
+	// The run and its audit entry in one write: one wait for the writer.
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateRun(ctx, r, newTaskInstances(d, r)); err != nil {
+			return err
+		}
+		s.auditIn(ctx, tx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
+		return nil
+	})
+	if err != nil {
 		return store.Run{}, err
 	}
 	s.markDirtyUnlocked(dagID, runID)
-	s.audit(ctx, o.Actor, "trigger", dagID, runID, "", fmt.Sprintf("logical_date=%s", logical.Format(time.RFC3339)))
 	s.Notify()
 	return s.st.Run(ctx, dagID, runID)
 }
@@ -471,10 +478,15 @@ func actorName(actor string) string {
 }
 
 func (s *Scheduler) audit(ctx context.Context, actor, action, dagID, runID, taskID, detail string) {
+	s.auditIn(ctx, s.st, actor, action, dagID, runID, taskID, detail)
+}
+
+// auditIn writes an audit entry through st (a transaction's store).
+func (s *Scheduler) auditIn(ctx context.Context, st *store.Store, actor, action, dagID, runID, taskID, detail string) {
 	if actor == "" {
 		actor = "anonymous"
 	}
-	if err := s.st.Audit(ctx, store.AuditEntry{At: s.clock.Now(), Actor: actor, Action: action, DagID: dagID,
+	if err := st.Audit(ctx, store.AuditEntry{At: s.clock.Now(), Actor: actor, Action: action, DagID: dagID,
 		RunID: runID, TaskID: taskID, Detail: detail}); err != nil {
 		s.log.Error("audit log write failed", "action", action, "dag_id", dagID, "err", err)
 	}

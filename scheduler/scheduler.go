@@ -314,23 +314,21 @@ drain:
 		}
 	}
 	next, starts, err := s.lockedStep(ctx, batch)
-	if err != nil {
-		return next, err
-	}
 	// Tries are recorded (committed) before any starts, and started
 	// outside the lock so that commands (API writes) never wait for
 	// processes or pods to be created. A crash in between leaves tries
-	// without a process or pod: Recover starts them again.
+	// without a process or pod: Recover starts them again. A step that
+	// failed hands over the tries it committed before the failure.
 	for _, p := range starts {
 		s.start(ctx, p)
 	}
-	return next, nil
+	return next, err
 }
 
 // maxEventsPerStep bounds the executor events one step records; a longer
-// backlog takes several steps. (Smaller batches shorten the step's write
-// transaction that API writes may wait for, but cost throughput: at 50,
-// a third of it, without a shorter wait in BenchmarkTriggerWhileRunning.)
+// backlog takes several steps. (Smaller batches cost throughput: at 50, a
+// third of it. A write that queues behind a step is let in instead at the
+// step's Yields: after each event, each run looked at, each try recorded.)
 const maxEventsPerStep = 1000
 
 // lockedStep applies events and takes one scheduling step, under the lock.
@@ -338,7 +336,7 @@ func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var next time.Time
-	var starts []pendingStart
+	var starts, committed []pendingStart // committed: tries a failed step recorded before a Yield
 	stepWith := func(events []executor.Event) error {
 		return s.st.InTx(ctx, func(tx *store.Store) error {
 			if err := s.applyEvents(ctx, tx, events); err != nil {
@@ -346,6 +344,9 @@ func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (tim
 			}
 			var err error
 			next, starts, err = s.step(ctx, tx)
+			if err != nil {
+				committed, starts = append(committed, starts...), nil
+			}
 			return err
 		})
 	}
@@ -363,7 +364,7 @@ func (s *Scheduler) lockedStep(ctx context.Context, batch []executor.Event) (tim
 		s.allDirty = true // the transaction was rolled back: look at everything again
 		s.cache.reset()
 	}
-	return next, starts, err
+	return next, append(committed, starts...), err
 }
 
 func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pendingStart, error) {
@@ -472,6 +473,12 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 			s.runDue[key] = due
 			soon(due)
 		}
+		// A run's decisions stand on their own (a crash here leaves
+		// scheduled task instances, which the next look dispatches).
+		if _, err := st.Yield(ctx); err != nil {
+			s.dirty[key] = true
+			return next, nil, err
+		}
 	}
 	// A run that ended may free a max_active_runs slot a queued run is
 	// waiting for, and a mapped task that expanded has instances to start:
@@ -484,7 +491,7 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 	if len(ready) > 0 {
 		held, started, err := s.dispatch(ctx, st, ready, now)
 		if err != nil {
-			return next, nil, err
+			return next, started, err // started: the tries committed before the failure
 		}
 		starts = started
 		// Work held back by a limit is looked at again after the next event.
@@ -1003,6 +1010,7 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 	// The executor's free slots change only when the tries start, after
 	// the commit: count what this step hands it.
 	used := map[string]int{}
+	committed := 0 // starts committed by a Yield
 	for i, rt := range ready {
 		t := rt.dag.Task(rt.ti.TaskID)
 		if total >= s.opts.Parallelism {
@@ -1030,7 +1038,7 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 		}
 		p, ok, err := s.recordTry(ctx, st, rt, t, vars, now)
 		if err != nil {
-			return nil, nil, err
+			return nil, starts[:committed], err
 		}
 		if ok {
 			starts = append(starts, p)
@@ -1039,6 +1047,16 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 			perDAG[rt.ti.DagID]++
 			perTask[rt.ti.DagID+"."+t.ID]++
 			perPool[rt.ti.Pool] += rt.ti.PoolSlots
+		}
+		// A recorded try stands on its own; once committed it is started
+		// whatever becomes of the rest of the step.
+		if yielded, err := st.Yield(ctx); yielded {
+			committed = len(starts)
+			if err != nil {
+				return nil, starts, err
+			}
+		} else if err != nil {
+			return nil, starts[:committed], err
 		}
 	}
 	return held, starts, nil
@@ -1185,6 +1203,11 @@ func (s *Scheduler) applyEvents(ctx context.Context, st *store.Store, evs []exec
 		}
 		if err != nil {
 			return fmt.Errorf("try %s %s: %w", ev.Key, ev.State, err)
+		}
+		// Each event is recorded whole: a write waiting behind a long
+		// batch (an API trigger) may go first.
+		if _, err := st.Yield(ctx); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,7 +47,7 @@ type Store struct {
 	stmts   *stmtCache
 	dialect dialect
 	mask    *dags.Masker // see MaskWith
-	writer  writeGate    // SQLite: one writer at a time (nil for PostgreSQL)
+	writer  *writeGate   // SQLite: one writer at a time (nil for PostgreSQL)
 }
 
 // writeGate lets one SQLite writer at a time hold a connection. Without
@@ -54,21 +55,31 @@ type Store struct {
 // connection, which the writer holding the lock may need (to prepare a
 // statement): both wait until the busy timeout. Writers queue here
 // instead, holding no connection, for as long as the busy timeout.
-type writeGate chan struct{}
+//
+// A long write (a scheduling step) can let queued writers in at points
+// where its work so far stands on its own (Yield).
+type writeGate struct {
+	slot    chan struct{}
+	waiting atomic.Int32 // writers queued for the slot
+}
 
-func (g writeGate) acquire(ctx context.Context) error {
+func newWriteGate() *writeGate { return &writeGate{slot: make(chan struct{}, 1)} }
+
+func (g *writeGate) acquire(ctx context.Context) error {
 	if g == nil {
 		return nil
 	}
 	select {
-	case g <- struct{}{}:
+	case g.slot <- struct{}{}:
 		return nil
 	default:
 	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	t := time.NewTimer(busyTimeout)
 	defer t.Stop()
 	select {
-	case g <- struct{}{}:
+	case g.slot <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -77,9 +88,9 @@ func (g writeGate) acquire(ctx context.Context) error {
 	}
 }
 
-func (g writeGate) release() {
+func (g *writeGate) release() {
 	if g != nil {
-		<-g
+		<-g.slot
 	}
 }
 
@@ -257,7 +268,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}, writer: make(writeGate, 1)}, nil
+	return &Store{db: db, stmts: &stmtCache{m: map[string]*sql.Stmt{}, single: path == ":memory:"}, writer: newWriteGate()}, nil
 }
 
 // Close closes the database.
@@ -353,16 +364,52 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if err := s.writer.acquire(ctx); err != nil {
 		return err
 	}
-	defer s.writer.release()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		s.writer.release()
 		return err
 	}
-	if err := fn(&Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect, mask: s.mask, writer: s.writer}); err != nil {
-		tx.Rollback()
-		return err
+	in := &Store{db: s.db, tx: tx, stmts: s.stmts, dialect: s.dialect, mask: s.mask, writer: s.writer}
+	err = fn(in)
+	if in.tx == nil {
+		return err // a Yield lost the writer: nothing is open
 	}
-	return tx.Commit()
+	if err != nil {
+		in.tx.Rollback()
+	} else {
+		err = in.tx.Commit()
+	}
+	s.writer.release()
+	return err
+}
+
+// Yield, inside InTx on SQLite, lets writers queued behind this
+// transaction in: it commits what was done so far, waits its turn and
+// goes on in a new transaction. Call it only where the work so far stands
+// on its own (a crash right after it must leave a state the scheduler
+// continues from). Without a waiting writer, and on PostgreSQL (writers
+// do not wait for each other), it does nothing.
+// It reports whether it committed.
+func (s *Store) Yield(ctx context.Context) (bool, error) {
+	if s.tx == nil || s.writer == nil || s.writer.waiting.Load() == 0 {
+		return false, nil
+	}
+	err := s.tx.Commit()
+	s.tx = nil
+	s.writer.release()
+	if err != nil {
+		return false, err
+	}
+	if err := s.writer.acquire(ctx); err != nil {
+		return true, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.writer.release()
+		return true, err
+	}
+	s.tx = tx
+	return true, nil
 }
 
 // timeLayout is fixed-width so that times compare correctly as strings.
