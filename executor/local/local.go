@@ -92,9 +92,10 @@ func (e *Executor) Free() int {
 }
 
 // wrapper runs "$@" ($0 is the try's base path), says on fd 6 that it
-// ended and with which exit code, closes its output so that the server sees the end of it, and
-// waits for the server's line on fd 4: "w" asks it to write the exit code
-// to $0.exit first (an adopting server is not its parent). The command
+// ended and with which exit code, closes its output so that the server
+// sees the end of it, and waits for the server's line on fd 4: "w" asks
+// it to write the exit code to $0.exit first (an adopting server is not
+// its parent). The command
 // runs without redirections, so that the shell keeps the pipes at fds 3
 // to 7 (where Adopt finds them) while it runs; it inherits them, as it
 // inherits nothing secret.
@@ -130,7 +131,8 @@ func bashWrapped(b, command string) ([]string, bool) {
 	return []string{"bash", "-c", bashTrap + shellQuote(b) + "; " + command}, true
 }
 
-// shellQuote quotes s for sh: 'it'\”s'.
+// shellQuote quotes s for sh: in single quotes, each single quote in it
+// written as quote, backslash, quote, quote.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // unquoteShell reads back a word shellQuote wrote at the start of s and
