@@ -1050,12 +1050,11 @@ func (s *Scheduler) dispatch(ctx context.Context, st *store.Store, ready []ready
 		}
 		// A recorded try stands on its own; once committed it is started
 		// whatever becomes of the rest of the step.
-		if yielded, err := st.Yield(ctx); yielded {
+		yielded, err := st.Yield(ctx)
+		if yielded {
 			committed = len(starts)
-			if err != nil {
-				return nil, starts, err
-			}
-		} else if err != nil {
+		}
+		if err != nil {
 			return nil, starts[:committed], err
 		}
 	}

@@ -191,9 +191,6 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 		for _, k := range sortedKeys(s.Env) {
 			env = append(env, k+"="+s.Env[k])
 		}
-		if argv, ok := bashWrapped(base(t), s.Command); ok {
-			return argv, append(env, t.ContextEnv...), s.Cwd, nil, nil
-		}
 		return []string{"bash", "-c", s.Command}, append(env, t.ContextEnv...), s.Cwd, nil, nil
 	case dags.PodSpec:
 		argv = append(append(argv, s.Cmds...), s.Arguments...)
@@ -418,11 +415,11 @@ func (e *Executor) spawn(t executor.Try, p *proc, argv, env []string, dir string
 		fds[i], fds[i+1] = r, w
 	}
 	outR, outW, ackR, ackW, stR, stW := fds[0], fds[1], fds[2], fds[3], fds[4], fds[5]
-	var cmd *exec.Cmd
-	if _, bash := t.Spec.(dags.BashSpec); bash && len(argv) == 3 && strings.HasPrefix(argv[2], bashTrap) {
-		cmd = exec.Command(argv[0], argv[1:]...) // the command is its own wrapper
-	} else {
-		cmd = exec.Command("sh", append([]string{"-c", wrapper, b}, argv...)...)
+	cmd := exec.Command("sh", append([]string{"-c", wrapper, b}, argv...)...)
+	if s, bash := t.Spec.(dags.BashSpec); bash {
+		if own, ok := bashWrapped(b, s.Command); ok {
+			cmd = exec.Command(own[0], own[1:]...) // the command is its own wrapper
+		}
 	}
 	cmd.Env, cmd.Dir = env, dir
 	cmd.Stdout, cmd.Stderr = outW, outW
