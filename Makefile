@@ -7,7 +7,13 @@ PKGS      := ./...
 # dag-factory's own DAG files, held to their expected outcomes by
 # dags/corpus_test.go. They are not ours, so they are read in place.
 CORPUS    ?= $(abspath ../shared/corpus/dag-factory)
-FUZZTIME  ?= 15s
+# Fuzzing budgets are counts of inputs, not durations: Go 1.26's fuzz
+# coordinator can fail a target with a bare "context deadline exceeded" at
+# the end of a -fuzztime duration on a loaded machine, having found
+# nothing (go.dev/issue/75804, fixed in Go 1.27). A count has no deadline
+# to race. Minimising a new input is bounded the same way.
+FUZZTIME  ?= 10000x
+FUZZMIN   ?= 500x
 # minicore_disabled: the Snowflake driver otherwise embeds a native
 # telemetry library that every process (even "updraft version") writes to a
 # temporary file and dlopens at start; without it the binary is static.
@@ -59,9 +65,9 @@ bench-check:
 
 # Short fuzzing runs on top of the checked-in seeds (dags/testdata/fuzz).
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./dags
-	$(GO) test -run '^$$' -fuzz '^FuzzCron$$' -fuzztime $(FUZZTIME) ./dags
-	$(GO) test -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME) ./dags
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./dags
+	$(GO) test -run '^$$' -fuzz '^FuzzCron$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./dags
+	$(GO) test -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./dags
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
