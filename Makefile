@@ -37,11 +37,12 @@ run: build
 
 # deps installs what the tests need: git and OpenSSH (git daemon,
 # git-http-backend and a throwaway sshd serve the git sync tests'
-# repositories) from Debian when missing, and the
+# repositories), Chromium, PostgreSQL and Python 3 (the Python callables'
+# tests run real callables) from Debian when missing, and the
 # test Kubernetes control plane (kube-apiserver, kube-scheduler, etcd, kwok)
 # built from the Go module proxy into .tools/bin, once (several minutes the
 # first time).
-APT_PKGS := git openssh-server openssh-client chromium postgresql
+APT_PKGS := git openssh-server openssh-client chromium postgresql python3
 deps:
 	@$(GO) version
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

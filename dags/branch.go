@@ -267,12 +267,15 @@ func (s ShortCircuitSpec) Decide() (*Branch, any, error) {
 }
 
 func decodeShortCircuit(d *taskDecoder) OperatorSpec {
+	if d.hasCallable() {
+		return decodePython(d, "ShortCircuitOperator", PythonShortCircuit, false)
+	}
 	s := ShortCircuitSpec{IgnoreDownstreamTriggerRules: true, at: map[string]*val{}}
 	if v := d.take("condition"); v != nil {
 		s.Condition, _ = d.r.str("condition", v)
 		s.at["condition"] = v
 	} else {
-		d.r.errf(d.own, "ShortCircuitOperator needs condition: a template whose value decides, e.g. "+
+		d.r.errf(d.own, "ShortCircuitOperator needs python_callable or condition: a template whose value decides, e.g. "+
 			`condition: "{{ (ti.xcom_pull(task_ids='check') | fromjson).new_tables | length > 0 }}"`)
 	}
 	if v := d.take("ignore_downstream_trigger_rules"); v != nil {

@@ -321,9 +321,9 @@ func (d *dagDecoder) tasks(dag *DAG) []*Task {
 				name = grp.parent
 			}
 		}
-		rt := decodeTask(tr, e.id, e.spec, defaults, d.loc, d.now, func(name string) ([]byte, error) {
+		rt := decodeTask(tr, e.id, e.spec, defaults, d.loc, d.now, taskFiles{dir: fileDir(d.file), read: func(name string) ([]byte, error) {
 			return d.readDoc(path.Join(path.Dir(d.file), name))
-		})
+		}})
 		if rt == nil {
 			continue
 		}
@@ -790,4 +790,13 @@ func scalarValue(v *val) any {
 		}
 	}
 	return v.str
+}
+
+// fileDir is the folder of a file from the DAG folder's root, "" for the
+// root itself.
+func fileDir(file string) string {
+	if dir := path.Dir(file); dir != "." {
+		return dir
+	}
+	return ""
 }

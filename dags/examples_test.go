@@ -16,7 +16,7 @@ func TestExamplesValidateAndRun(t *testing.T) {
 	if ps := res.Problems(); len(ps) > 0 {
 		t.Fatalf("examples have problems:\n%v", ps)
 	}
-	want := []string{"cicd", "daily_extracts", "dbt", "dbt_nightly", "event_table_monitoring", "manual_deferred_merge", "monitoring", "snowflake_permissions"}
+	want := []string{"cicd", "daily_extracts", "dbt", "dbt_nightly", "event_table_monitoring", "manual_deferred_merge", "monitoring", "python_monitoring", "snowflake_permissions"}
 	if len(res.DAGs) != len(want) {
 		t.Fatalf("examples define %d DAGs, want %v", len(res.DAGs), want)
 	}

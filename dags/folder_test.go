@@ -74,7 +74,7 @@ func TestFolderRunStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := f.Current(); len(res.DAGs) != 8 {
+	if res, _ := f.Current(); len(res.DAGs) != 9 {
 		t.Fatalf("DAGs = %d", len(res.DAGs))
 	}
 }

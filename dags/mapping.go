@@ -24,7 +24,8 @@ type Expand struct {
 	// What the task's fields are decoded from again for each instance.
 	Own      map[string]any    `json:"own"`
 	Defaults map[string]any    `json:"defaults,omitempty"`
-	Files    map[string]string `json:"files,omitempty"` // files the task read when it loaded (.sql)
+	Files    map[string]string `json:"files,omitempty"` // files the task read when it loaded (.sql, .py)
+	Dir      string            `json:"dir,omitempty"`   // the DAG file's folder, from the DAG folder's root
 }
 
 // ExpandField is one expanded field and what it is mapped over.
@@ -178,12 +179,12 @@ func (t *Task) ExpandedSpec(d *DAG, values map[string]any) (OperatorSpec, error)
 		loc = time.UTC
 	}
 	files := t.Expand.Files
-	rt := decodeTask(r, t.ID, own, valueOf(t.Expand.Defaults, ""), loc, time.Now(), func(name string) ([]byte, error) {
+	rt := decodeTask(r, t.ID, own, valueOf(t.Expand.Defaults, ""), loc, time.Now(), taskFiles{dir: t.Expand.Dir, read: func(name string) ([]byte, error) {
 		if body, ok := files[name]; ok {
 			return []byte(body), nil
 		}
 		return nil, fmt.Errorf("file %s was not read when the DAG loaded", name)
-	})
+	}})
 	if errs := probs.Errors(); len(errs) > 0 {
 		return nil, fmt.Errorf("mapped instance: %s", errs[0].Msg)
 	}
@@ -276,7 +277,7 @@ var placeholders = []any{"mapped", map[string]any{}, []any{}, int64(0)}
 // are checked with each literal value (or a placeholder when the list is
 // only known at run time), and the task keeps what each instance is decoded
 // from again when it runs.
-func decodeMapped(r report, name string, own, defaults *val, loc *time.Location, now time.Time, readFile func(string) ([]byte, error)) *rawTask {
+func decodeMapped(r report, name string, own, defaults *val, loc *time.Location, now time.Time, tf taskFiles) *rawTask {
 	base := own.shallow()
 	for _, k := range []string{"partial", "expand", "expand_kwargs", "map_index_template"} {
 		base.del(k)
@@ -343,13 +344,13 @@ func decodeMapped(r report, name string, own, defaults *val, loc *time.Location,
 		return nil
 	}
 	files := map[string]string{}
-	recording := func(name string) ([]byte, error) {
-		b, err := readFile(name)
+	recording := taskFiles{dir: tf.dir, read: func(name string) ([]byte, error) {
+		b, err := tf.read(name)
 		if err == nil {
 			files[name] = string(b)
 		}
 		return b, err
-	}
+	}}
 	// Check the task with each literal value (at most a few), or with a
 	// placeholder that fits the field.
 	var first *rawTask
@@ -397,11 +398,14 @@ func decodeMapped(r report, name string, own, defaults *val, loc *time.Location,
 	for _, k := range []string{"task_id", "dependencies", "task_group_name"} {
 		delete(e.Own, k)
 	}
-	e.Own["operator"] = first.task.OperatorPath
+	if _, taskFlow := e.Own["decorator"]; !taskFlow {
+		e.Own["operator"] = first.task.OperatorPath
+	}
 	e.Defaults, _ = toAny(defaults).(map[string]any)
 	if len(files) > 0 {
 		e.Files = files
 	}
+	e.Dir = tf.dir
 	// Mapping over a task's output depends on that task, as an XComArg
 	// makes it in Airflow.
 	for _, src := range e.Sources() {
@@ -417,7 +421,7 @@ func decodeMapped(r report, name string, own, defaults *val, loc *time.Location,
 }
 
 // sampleFits reports whether the task decodes without errors with sample.
-func sampleFits(name string, base *val, sample map[string]any, defaults *val, loc *time.Location, now time.Time, readFile func(string) ([]byte, error)) bool {
+func sampleFits(name string, base *val, sample map[string]any, defaults *val, loc *time.Location, now time.Time, readFile taskFiles) bool {
 	trial := base.shallow()
 	for _, k := range sortedKeys(sample) {
 		trial.set(&val{kind: kindScalar, str: k, tag: "!!str"}, valueOf(sample[k], ""))

@@ -47,7 +47,12 @@ var operators = []*operatorKind{
 	{class: "HttpSensor", fields: httpSensorFields, decode: decodeHTTPSensor, zero: HttpSensorSpec{}},
 	{class: "SqlSensor", fields: sqlSensorFields, decode: decodeSQLSensor, zero: SqlSensorSpec{}},
 	{class: "TriggerDagRunOperator", fields: triggerFields, decode: decodeTriggerDagRun, zero: TriggerDagRunSpec{}},
-	{class: "ShortCircuitOperator", fields: shortCircuitFields, decode: decodeShortCircuit, zero: ShortCircuitSpec{}},
+	{class: "ShortCircuitOperator", fields: append(append([]string{}, shortCircuitFields...), pythonFields...), decode: decodeShortCircuit, zero: ShortCircuitSpec{}},
+	pythonKind("PythonOperator"),
+	pythonKind("ExternalPythonOperator"),
+	pythonKind("BranchPythonOperator"),
+	pythonKind("BranchExternalPythonOperator"),
+	pythonKind("PythonSensor", sensorFields...),
 	{class: "BranchOperator", fields: branchFields, decode: decodeBranch, zero: BranchSpec{}},
 	{class: "LatestOnlyOperator", decode: decodeLatestOnly, zero: LatestOnlySpec{}},
 	{class: "BranchDayOfWeekOperator", fields: dayOfWeekFields, decode: decodeDayOfWeek, zero: BranchDayOfWeekSpec{}},
@@ -55,12 +60,8 @@ var operators = []*operatorKind{
 	{class: "BranchSQLOperator", fields: branchSQLFields, decode: decodeBranchSQL, zero: BranchSQLSpec{}},
 }
 
-// pythonOnly are Airflow operators whose work is a Python callable.
-var pythonOnly = []string{
-	"PythonOperator", "BranchPythonOperator", "PythonVirtualenvOperator",
-	"BranchPythonVirtualenvOperator", "ExternalPythonOperator", "BranchExternalPythonOperator",
-	"PythonSensor", "_PythonDecoratedOperator",
-}
+// pythonOnly are Airflow operators that build a virtualenv for each run.
+var pythonOnly = []string{"PythonVirtualenvOperator", "BranchPythonVirtualenvOperator"}
 
 // notYet are Airflow operators updraft plans to support; until then a file
 // naming them gets a clear error instead of a silent gap.
@@ -84,7 +85,8 @@ func resolveOperator(name string) (*operatorKind, string) {
 			"package the code in an image and run it as a KubernetesPodOperator task", name)
 	}
 	if contains(pythonOnly, class) {
-		return nil, fmt.Sprintf("operator %s needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", name)
+		return nil, fmt.Sprintf("operator %s builds a virtualenv for every run, which updraft does not do; use an ExternalPythonOperator "+
+			"with an interpreter that has the requirements, or a Python task with an image that has them (executor_config.pod_override)", name)
 	}
 	if what, ok := notYet[class]; ok {
 		return nil, fmt.Sprintf("operator %s is not supported yet (%s is planned); run it as a KubernetesPodOperator task meanwhile", name, what)

@@ -10,22 +10,27 @@ import (
 
 // minimalTask is, per operator, the fields that make a valid task.
 var minimalTask = map[string]string{
-	"EmptyOperator":           ``,
-	"BashOperator":            `bash_command: "echo hi"`,
-	"KubernetesPodOperator":   `image: busybox`,
-	"HttpOperator":            `http_conn_id: api`,
-	"MattermostOperator":      `mattermost_conn_id: mm, text: hi`,
-	"SQLExecuteQueryOperator": `conn_id: db, sql: "SELECT 1"`,
-	"ExternalTaskSensor":      `external_dag_id: other`,
-	"HttpSensor":              `http_conn_id: api`,
-	"SqlSensor":               `conn_id: db, sql: "SELECT 1"`,
-	"TriggerDagRunOperator":   `trigger_dag_id: other`,
-	"ShortCircuitOperator":    `condition: "{{ true }}"`,
-	"BranchOperator":          `follow_task_ids: a`,
-	"LatestOnlyOperator":      ``,
-	"BranchDayOfWeekOperator": `follow_task_ids_if_true: a, follow_task_ids_if_false: a, week_day: Monday`,
-	"BranchDateTimeOperator":  `follow_task_ids_if_true: a, follow_task_ids_if_false: a, target_upper: "12:00"`,
-	"BranchSQLOperator":       `conn_id: db, sql: "SELECT 1", follow_task_ids_if_true: a, follow_task_ids_if_false: a`,
+	"EmptyOperator":                ``,
+	"BashOperator":                 `bash_command: "echo hi"`,
+	"KubernetesPodOperator":        `image: busybox`,
+	"HttpOperator":                 `http_conn_id: api`,
+	"MattermostOperator":           `mattermost_conn_id: mm, text: hi`,
+	"SQLExecuteQueryOperator":      `conn_id: db, sql: "SELECT 1"`,
+	"ExternalTaskSensor":           `external_dag_id: other`,
+	"HttpSensor":                   `http_conn_id: api`,
+	"SqlSensor":                    `conn_id: db, sql: "SELECT 1"`,
+	"TriggerDagRunOperator":        `trigger_dag_id: other`,
+	"ShortCircuitOperator":         `condition: "{{ true }}"`,
+	"BranchOperator":               `follow_task_ids: a`,
+	"LatestOnlyOperator":           ``,
+	"BranchDayOfWeekOperator":      `follow_task_ids_if_true: a, follow_task_ids_if_false: a, week_day: Monday`,
+	"BranchDateTimeOperator":       `follow_task_ids_if_true: a, follow_task_ids_if_false: a, target_upper: "12:00"`,
+	"BranchSQLOperator":            `conn_id: db, sql: "SELECT 1", follow_task_ids_if_true: a, follow_task_ids_if_false: a`,
+	"PythonOperator":               `python_callable: mod.f`,
+	"ExternalPythonOperator":       `python_callable: mod.f, python: /usr/bin/python3`,
+	"BranchPythonOperator":         `python_callable: mod.f`,
+	"BranchExternalPythonOperator": `python_callable: mod.f, python: /usr/bin/python3`,
+	"PythonSensor":                 `python_callable: mod.f`,
 }
 
 // candidates are values tried for a field, in order, until one loads.
@@ -35,7 +40,7 @@ var candidates = []string{`"x-value-7"`, `"{{ ds }}"`, `7`, `false`, `true`, `["
 	`[{name: c, image: busybox}]`, `[{containerPort: 80}]`, `[{configMapRef: {name: c}}]`,
 	`[{deploy_type: env, deploy_target: X, secret: s, key: k}]`, `[{name: N, field_path: status.podIP}]`,
 	`[{name: v, emptyDir: {}}]`, `{runAsUser: 1000}`, `{nodeAffinity: {}}`, `{nameservers: [1.1.1.1]}`,
-	`[{ip: 1.2.3.4, hostnames: [a]}]`}
+	`[{ip: 1.2.3.4, hostnames: [a]}]`, `"/usr/bin/python3.11"`}
 
 // loadTaskWith loads a DAG with task t (operator op, extra fields) and
 // returns the task's JSON and the problems.
@@ -49,7 +54,7 @@ func loadTaskWith(op, extra string) (string, Problems) {
 	}
 	src := fmt.Sprintf("d:\n  start_date: 2024-01-01\n  schedule: null\n  tasks:\n    t: {operator: %s%s}\n    a: {operator: EmptyOperator, dependencies: [t]}\n",
 		op, map[bool]string{true: ", " + fields, false: ""}[fields != ""])
-	res := Load(fstest.MapFS{"d.yaml": {Data: []byte(src)}}, Options{})
+	res := Load(fstest.MapFS{"d.yaml": {Data: []byte(src)}, "mod.py": {Data: []byte("def f():\n    return 1\n")}}, Options{})
 	d := res.DAG("d")
 	if d == nil {
 		return "", res.Problems()

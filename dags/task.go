@@ -48,7 +48,9 @@ type taskDecoder struct {
 	used     map[string]bool
 	// readFile reads a file relative to the DAG file (a .sql script).
 	readFile func(name string) ([]byte, error)
-	loc      *time.Location // the DAG's time zone
+	// dir is the DAG file's folder, from the DAG folder's root ("" the root).
+	dir string
+	loc *time.Location // the DAG's time zone
 }
 
 // take returns the value for key (the task's own, else from default_args)
@@ -63,6 +65,14 @@ func (d *taskDecoder) take(key string) *val {
 
 func (d *taskDecoder) isOwn(key string) bool { return d.own.get(key) != nil }
 
+// taskFiles reads the files a task names (a .sql script, a Python
+// callable's module): read takes a path relative to the DAG file, dir is
+// the DAG file's folder from the DAG folder's root ("" the root).
+type taskFiles struct {
+	dir  string
+	read func(name string) ([]byte, error)
+}
+
 // rawTask is a task before the dependency graph is built.
 type rawTask struct {
 	task  *Task
@@ -76,20 +86,21 @@ type rawTask struct {
 
 // decodeTask decodes everything about one task except its dependencies'
 // targets. It returns nil when the task cannot be built.
-func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time, readFile func(string) ([]byte, error)) *rawTask {
+func decodeTask(r report, name string, own, defaults *val, loc *time.Location, now time.Time, files taskFiles) *rawTask {
 	if own.get("expand") != nil || own.get("expand_kwargs") != nil || own.get("partial") != nil {
-		return decodeMapped(r, name, own, defaults, loc, now, readFile)
+		return decodeMapped(r, name, own, defaults, loc, now, files)
 	}
 	if own.get("variables_as_arguments") != nil {
 		own = own.shallow() // variablesAsArguments rewrites attributes
 	}
-	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil())), readFile: readFile, loc: loc}
+	d := &taskDecoder{r: r, own: own, defaults: defaults, used: make(map[string]bool, 2*len(own.keys)+len(defaults.keysOrNil())), readFile: files.read, dir: files.dir, loc: loc}
 	ok := true
 	nProblems := len(*r.probs)
-	if own.get("decorator") != nil {
-		dec := own.get("decorator")
-		r.errf(dec, "TaskFlow task (decorator %s) needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", dec.str)
-		return nil
+	var taskFlow *operatorKind
+	if dec := own.get("decorator"); dec != nil {
+		if taskFlow = resolveDecorator(r, dec); taskFlow == nil {
+			return nil
+		}
 	}
 	// An operator of updraft's own may take a key Python operators have
 	// (op_kwargs on a ShortCircuitOperator); resolve it first.
@@ -99,9 +110,17 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 			fieldsOf = k.fields
 		}
 	}
+	if taskFlow != nil {
+		fieldsOf = taskFlow.fields
+	}
 	for _, k := range own.keys {
 		if what, bad := pythonTaskKeys[k.str]; bad && !contains(fieldsOf, k.str) {
-			r.errf(k, "%s needs a Python runtime; run the code as a KubernetesPodOperator task with a Python image", what)
+			if contains(pythonFields, k.str) {
+				r.errf(k, "%s is an argument of the Python operators (PythonOperator, BranchPythonOperator, ShortCircuitOperator, "+
+					"PythonSensor, a decorator: task), not of this task's operator", what)
+			} else {
+				r.errf(k, "%s needs a Python runtime in the server, which updraft does not have; use a template or a Python task instead", what)
+			}
 			ok = false
 		}
 		if strings.HasSuffix(k.str, "_callback_name") || strings.HasSuffix(k.str, "_callback_file") {
@@ -109,16 +128,25 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 			d.used[k.str] = true
 		}
 	}
-	opv := d.take("operator")
-	if opv == nil {
-		r.errf(own, "task has no operator")
-		return nil
-	}
-	opName, _ := r.str("operator", opv)
-	kind, why := resolveOperator(strings.TrimSpace(opName))
-	if kind == nil {
-		r.errf(opv, "%s", why)
-		return nil
+	kind, opName := taskFlow, TaskFlowClass
+	if taskFlow != nil {
+		d.used["decorator"] = true
+		if opv := own.get("operator"); opv != nil {
+			r.errf(opv, "a task has an operator or a decorator, not both")
+			return nil
+		}
+	} else {
+		opv := d.take("operator")
+		if opv == nil {
+			r.errf(own, "task has no operator")
+			return nil
+		}
+		opName, _ = r.str("operator", opv)
+		var why string
+		if kind, why = resolveOperator(strings.TrimSpace(opName)); kind == nil {
+			r.errf(opv, "%s", why)
+			return nil
+		}
 	}
 	d.kind = kind
 	t := &Task{
@@ -259,10 +287,6 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 			r.errf(v, "%s: data-aware scheduling (datasets/assets) is not supported yet", key)
 		}
 	}
-	if v := d.take("executor_config"); v != nil && !v.isNull() {
-		r.errf(v, "executor_config is a setting of Airflow's KubernetesExecutor made of Python objects; updraft runs each "+
-			"task as its own pod: use a KubernetesPodOperator task with container_resources instead")
-	}
 	if v := d.take("variables_as_arguments"); v != nil {
 		variablesAsArguments(r, own, v)
 	}
@@ -275,6 +299,19 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 		d.used[key] = true // accepted; display or runtime hints with no effect here
 	}
 	t.Spec = kind.decode(d)
+	if py, isPy := t.Spec.(PythonSpec); isPy {
+		for _, up := range py.refs() {
+			if !contains(rt.deps, up) {
+				rt.deps = append(rt.deps, up)
+			}
+		}
+		if rt.depAt == nil {
+			rt.depAt = own
+		}
+	} else if v := d.take("executor_config"); v != nil && !v.isNull() {
+		r.errf(v, "executor_config (pod_override) sets the pod of a Python callable's task; for a command, use a "+
+			"KubernetesPodOperator task with container_resources instead")
+	}
 
 	// Keys the task itself wrote that nothing understood.
 	known := append(append([]string{}, baseTaskKeys...), kind.fields...)

@@ -84,6 +84,15 @@ func (t *Task) UnmarshalJSON(data []byte) error {
 // store, or the rendered spec recorded with a try), choosing its type from
 // the operator's class. Empty data gives the operator's zero spec.
 func DecodeSpec(operator string, data []byte) (OperatorSpec, error) {
+	if isPythonSpec(operator, data) {
+		var s PythonSpec
+		if len(data) > 0 && string(data) != "null" {
+			if err := json.Unmarshal(data, &s); err != nil {
+				return nil, fmt.Errorf("spec: %w", err)
+			}
+		}
+		return s, nil
+	}
 	for _, k := range operators {
 		if k.class != operator {
 			continue

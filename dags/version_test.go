@@ -56,7 +56,7 @@ func TestVersionRoundTrip(t *testing.T) {
 }
 
 func TestDecodeVersionRejectsJunk(t *testing.T) {
-	for _, in := range []string{``, `{}`, `{"dag_id":"x"}`, `{"dag":{"dag_id":"x","tasks":[{"task_id":"a","operator":"PythonOperator"}]},"timezone":"UTC"}`,
+	for _, in := range []string{``, `{}`, `{"dag_id":"x"}`, `{"dag":{"dag_id":"x","tasks":[{"task_id":"a","operator":"NoSuchOperator"}]},"timezone":"UTC"}`,
 		`{"dag":{"dag_id":"x","tasks":[{"task_id":"a","operator":"EmptyOperator"}]},"timezone":"Mars/Olympus"}`,
 		`{"dag":{"dag_id":"x","tasks":[{"task_id":"a","operator":"EmptyOperator"}]},"timezone":"*01:00"}`} {
 		if _, err := DecodeVersion([]byte(in)); err == nil || !strings.Contains(err.Error(), "decode dag version") {

@@ -53,6 +53,9 @@ type Try struct {
 	// ContextEnv is Airflow's AIRFLOW_CTX_* variables for the try
 	// ("AIRFLOW_CTX_DAG_ID=..."), added to a local task's environment.
 	ContextEnv []string
+	// Revision is the git revision of the run's DAG version ("" when the
+	// DAG folder is not from git): a Python callable runs on its files.
+	Revision string
 	// XComPush is the task's do_xcom_push: the try's result is reported
 	// in its final event (Event.XCom) only when it is set.
 	XComPush bool

@@ -133,6 +133,19 @@ func (s *Syncer) pathSuffix() string {
 	return "-" + hex.EncodeToString(sum[:4])
 }
 
+// RevisionDir returns the folder revision hash was published in, while it
+// is still on disk (the current one and the Keep before it).
+func (s *Syncer) RevisionDir(hash string) (string, error) {
+	if _, err := hex.DecodeString(hash); err != nil || hash == "" {
+		return "", fmt.Errorf("%q is not a revision", hash)
+	}
+	dir := filepath.Join(s.opts.Root, s.revName(hash))
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("revision %s is no longer on disk (the server keeps the current revision and %d before it: --git-keep)", short(hash), s.opts.Keep)
+	}
+	return dir, nil
+}
+
 // Link is the symlink readers follow: it always points at a complete tree.
 // Resolve it once per read (filepath.EvalSymlinks) to stay in one revision.
 func (s *Syncer) Link() string { return filepath.Join(s.opts.Root, "current") }

@@ -1098,7 +1098,7 @@ func (s *Scheduler) recordTry(ctx context.Context, st *store.Store, rt readyTI, 
 	s.cache.update(queued)
 	key := tryKey(queued)
 	p := pendingStart{try: executor.Try{Key: key, SkipOn: t.SkipOnExitCode(), Timeout: t.ExecutionTimeout, LogPath: s.LogPath(key), Mask: s.opts.Mask,
-		XComPush: t.PushesXCom()}}
+		XComPush: t.PushesXCom(), Revision: rt.run.GitRevision}}
 	// A new try starts without what an earlier one pushed, as in Airflow.
 	// A first try has nothing to clear (a clear removes the XCom with the
 	// tries it resets), so the hot path of first tries skips the delete.
@@ -1451,6 +1451,7 @@ func (s *Scheduler) adopt(ctx context.Context, tries []store.Try, now time.Time)
 		key := executor.TryKey{DagID: t.DagID, RunID: t.RunID, TaskID: t.TaskID, TryNumber: t.TryNumber, MapIndex: t.MapIndex}
 		try := executor.Try{Key: key, LogPath: t.LogPath, Started: t.StartDate, Mask: s.opts.Mask}
 		if r, err := s.st.Run(ctx, t.DagID, t.RunID); err == nil {
+			try.Revision = r.GitRevision
 			if d := s.dagFor(t.DagID, r.DAGVersion); d != nil && d.Task(t.TaskID) != nil {
 				task := d.Task(t.TaskID)
 				try.SkipOn, try.Timeout, try.Spec = task.SkipOnExitCode(), task.ExecutionTimeout, task.Spec

@@ -95,6 +95,7 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 		for _, q := range []string{
 			`DELETE FROM log_chunks` + inOld,
 			`DELETE FROM xcom` + inOld,
+			`DELETE FROM try_results` + inOld,
 			`DELETE FROM task_tries` + inOld,
 			`DELETE FROM task_instances` + inOld,
 		} {

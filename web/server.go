@@ -62,6 +62,9 @@ type Options struct {
 	// pages and the API show of logs. Nil: only the store's secret
 	// variables are masked, when read.
 	Mask *dags.Masker
+	// Execution is the Execution API Python callables call (/execution);
+	// nil serves none.
+	Execution http.Handler
 }
 
 // Server is the HTTP handler for the UI and the REST API.
@@ -194,6 +197,9 @@ func New(o Options) *Server {
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
 	r.Method(http.MethodGet, "/static/*", staticHandler())
+	if o.Execution != nil {
+		r.Mount("/execution", o.Execution) // a try's own credential, not a user's
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/logout", s.logoutSubmit)

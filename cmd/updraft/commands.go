@@ -128,6 +128,7 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	conf := fl.String("conf", "", "dag_run.conf as JSON")
 	parallelism := fl.Int("parallelism", 16, "tasks run at once")
 	keep := fl.Bool("keep", false, "keep the run's temporary folder (database and logs) and print its path")
+	interpreter := fl.String("python", m.envOr("UPDRAFT_PYTHON", "python3"), "interpreter Python callables run with (env UPDRAFT_PYTHON)")
 	vars := map[string]string{}
 	fl.Func("var", "a Variable for the run, KEY=VALUE (repeatable); names that look secret are masked", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -186,7 +187,26 @@ func (m Main) dagsTest(ctx context.Context, args []string) int {
 	_ = secretSources{conns: m.connections()}.teach(ctx, masker)
 	st.MaskWith(masker)
 	starter := &runStarter{st: st}
-	router := builtin.NewRouter(local.New(*parallelism, logger), builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
+	lexec := local.New(*parallelism, logger)
+	if hasPython(d) {
+		dir, err := filepath.Abs(c.dags)
+		if err != nil {
+			return m.fail(err)
+		}
+		py, err := newPythonTries(ctx, st, filepath.Join(tmp.path, "python"), func(string) (string, error) { return dir, nil },
+			m.connections(), masker, logger)
+		if err != nil {
+			return m.fail(err)
+		}
+		apiCtx, stopAPI := context.WithCancel(ctx)
+		defer stopAPI()
+		apiURL, err := py.serveAPI(apiCtx)
+		if err != nil {
+			return m.fail(err)
+		}
+		lexec.UsePython(py.local(*interpreter, apiURL))
+	}
+	router := builtin.NewRouter(lexec, builtin.New(builtin.Options{Connections: m.connections(), Secrets: st.SecretValues,
 		External: externalLookup(st), Runs: starter, Log: logger}))
 	// The run is looked at after each scheduling step (a run ends only in
 	// one), not polled: polling cost the run's own tasks CPU.
@@ -417,6 +437,9 @@ func (m Main) tasksTest(ctx context.Context, args []string) int {
 		return m.fail(err)
 	}
 	defer tmp.remove()
+	if _, py := spec.(dags.PythonSpec); py {
+		return m.fail(errors.New("tasks test does not run Python callables (their credential needs a recorded try): use dags test"))
+	}
 	var ex executor.Executor = local.New(1, slog.New(slog.DiscardHandler))
 	if builtin.Handles(spec) {
 		ex = builtin.New(builtin.Options{Connections: m.connections(), Log: slog.New(slog.DiscardHandler)})
@@ -689,4 +712,15 @@ func logTail(path string, n int) string {
 		lines = lines[:len(lines)-1]
 	}
 	return strings.Join(lines[max(0, len(lines)-n):], "")
+}
+
+// hasPython reports whether a DAG has a task whose work is a Python
+// callable.
+func hasPython(d *dags.DAG) bool {
+	for _, t := range d.Tasks {
+		if _, ok := t.Spec.(dags.PythonSpec); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -51,11 +54,12 @@ func (m Main) dagsValidate(args []string) int {
 	fl := flag.NewFlagSet("dags validate", flag.ContinueOnError)
 	fl.SetOutput(m.Stderr)
 	quiet := fl.Bool("q", false, "print errors only, not warnings")
+	interpreter := fl.String("python", m.envOr("UPDRAFT_PYTHON", "python3"), "interpreter that compiles the Python callables' files (skipped when there is none)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if fl.NArg() == 0 {
-		fmt.Fprintln(m.Stderr, "usage: updraft dags validate [-q] PATH...")
+		fmt.Fprintln(m.Stderr, "usage: updraft dags validate [-q] [--python PATH] PATH...")
 		return 2
 	}
 	results, err := loadPaths(fl.Args())
@@ -64,6 +68,14 @@ func (m Main) dagsValidate(args []string) int {
 		return 2
 	}
 	var nDAGs, nFiles, nErrors, nWarnings int
+	if probs, err := compilePython(*interpreter, pythonFiles(fl.Args(), results)); err != nil {
+		fmt.Fprintf(m.Stderr, "updraft: the Python callables' files were not compiled: %v\n", err)
+	} else {
+		for _, p := range probs {
+			nErrors++
+			fmt.Fprintln(m.Stdout, p)
+		}
+	}
 	for _, res := range results {
 		nDAGs += len(res.DAGs)
 		nFiles += len(res.Files)
@@ -291,4 +303,65 @@ func parseDate(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("invalid date %q: use YYYY-MM-DD or RFC 3339", s)
+}
+
+// pythonFiles lists the Python files the loaded DAGs' callables are in,
+// as paths on this machine.
+func pythonFiles(paths []string, results []*dags.Result) []string {
+	var out []string
+	for i, res := range results {
+		prefix := paths[i]
+		if st, err := os.Stat(prefix); err == nil && !st.IsDir() {
+			prefix = filepath.Dir(prefix)
+		}
+		for _, d := range res.DAGs {
+			for _, t := range d.Tasks {
+				if s, ok := t.Spec.(dags.PythonSpec); ok && s.File != "" {
+					if f := filepath.Join(prefix, filepath.FromSlash(s.File)); !slices.Contains(out, f) {
+						out = append(out, f)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// compilePython compiles files as python3 -m py_compile would (nothing is
+// run) and returns their syntax errors at file:line:col.
+func compilePython(interpreter string, files []string) ([]dags.Problem, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	const check = `import json, sys
+out = []
+for f in sys.argv[1:]:
+    try:
+        with open(f, "rb") as src:
+            compile(src.read(), f, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        out.append({"file": f, "line": e.lineno or 0, "col": e.offset or 0, "msg": e.msg})
+    except (OSError, ValueError) as e:
+        out.append({"file": f, "line": 0, "col": 0, "msg": str(e)})
+print(json.dumps(out))
+`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, interpreter, append([]string{"-I", "-c", check}, files...)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", interpreter, err)
+	}
+	var found []struct {
+		File      string `json:"file"`
+		Line, Col int
+		Msg       string `json:"msg"`
+	}
+	if err := json.Unmarshal(out, &found); err != nil {
+		return nil, fmt.Errorf("%s: %w", interpreter, err)
+	}
+	var probs []dags.Problem
+	for _, f := range found {
+		probs = append(probs, dags.Problem{File: f.File, Line: f.Line, Col: f.Col, Severity: dags.SeverityError, Msg: "Python: " + f.Msg})
+	}
+	return probs, nil
 }

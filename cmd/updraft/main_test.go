@@ -59,7 +59,7 @@ var problemLine = regexp.MustCompile(`^[^:]+\.yaml:\d+:\d+: (warning: )?\S`)
 
 func TestDagsValidate(t *testing.T) {
 	code, out, errOut := run(t, nil, "dags", "validate", "../../dags/examples")
-	if code != 0 || out != "" || !strings.Contains(errOut, "8 DAGs in 8 files: 0 errors, 0 warnings") {
+	if code != 0 || out != "" || !strings.Contains(errOut, "9 DAGs in 9 files: 0 errors, 0 warnings") {
 		t.Fatalf("examples: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, _ = run(t, nil, "dags", "validate", "../../dags/testdata/bad/cycle.bad.yaml", "../../dags/testdata/bad/unknown_keys.bad.yaml")
@@ -96,7 +96,7 @@ func TestDagsListJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 8 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
+	if len(list) != 9 || list[2].ID != "dbt" || list[2].Schedule != "5 * * * *" || list[2].Tasks[0] != "dbt-cloud-run" {
 		t.Fatalf("list = %+v", list)
 	}
 	code, out, _ = run(t, nil, "dags", "list", "../../dags/examples")
@@ -213,6 +213,18 @@ func monitoringServices(t *testing.T, extractions, loads, syncs string) (*httpte
 }
 
 // monitoringVars are the monitoring DAG's Variables for "dags test".
+// monitoringEnv is the connections of the monitoring DAGs: the services at
+// url and a capturing Mattermost.
+func monitoringEnv(t *testing.T, url string) (*mattermosttest.Server, map[string]string) {
+	mm := mattermosttest.Start(t)
+	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
+	return mm, map[string]string{
+		"UPDRAFT_CONN_STITCH":     url,
+		"UPDRAFT_CONN_HIGHTOUCH":  url,
+		"UPDRAFT_CONN_MATTERMOST": `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`,
+	}
+}
+
 func monitoringVars() []string {
 	return []string{"--var", "stitch_extractions_endpoint=/v4/42/extractions", "--var", "stitch_loads_endpoint=/v4/42/loads",
 		"--var", "stitch_secret=stitch-token", "--var", "hightouch_syncs_endpoint=/api/v1/syncs", "--var", "hightouch_secret=hightouch-token"}
@@ -234,13 +246,7 @@ func TestMonitoringExampleRuns(t *testing.T) {
 		`{"data": [{"id": 7, "slug": "accounts-to-salesforce", "status": "failed", "lastRunAt": "`+inHour+`"},
 		           {"id": 8, "slug": "leads", "status": "success", "lastRunAt": "`+inHour+`"},
 		           {"id": 9, "slug": "old", "status": "failed", "lastRunAt": "`+earlier+`"}]}`)
-	mm := mattermosttest.Start(t)
-	base, hook, _ := strings.Cut(mm.URL(), "/hooks/")
-	env := map[string]string{
-		"UPDRAFT_CONN_STITCH":     svc.URL,
-		"UPDRAFT_CONN_HIGHTOUCH":  svc.URL,
-		"UPDRAFT_CONN_MATTERMOST": `{"conn_type": "mattermost", "host": "` + base + `", "password": "` + hook + `"}`,
-	}
+	mm, env := monitoringEnv(t, svc.URL)
 	args := append([]string{"dags", "test", "--dags", "../../dags/examples"}, monitoringVars()...)
 	code, out, errOut := run(t, env, append(args, "monitoring", "2024-03-01")...)
 	if code != 0 || !strings.Contains(out, ": success") {

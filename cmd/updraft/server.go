@@ -48,6 +48,7 @@ type serverConfig struct {
 	Interval       time.Duration
 	Parallelism    int
 	Slots          int
+	Python         string // the interpreter of Python callables (local executor)
 	InProcessSlots int
 	XComMaxBytes   int
 	ReplicaTimeout time.Duration
@@ -121,6 +122,7 @@ func (c authConfig) options() (web.AuthOptions, error) {
 // is set, from the --dags folder otherwise.
 type gitConfig struct {
 	URL, Branch, Path, Root string
+	Keep                    int
 	Interval                time.Duration
 	Auth                    gitsync.Auth
 	Endpoints               web.GitOptions
@@ -134,6 +136,9 @@ type kubeConfig struct {
 	AllNamespaces                         bool
 	Requests, Limits, Labels              string // "cpu=50m,memory=100Mi", "team=data"
 	PullPolicy, ServiceAccount            string
+	// Python callables' pods: their image, and the Execution API's URL
+	// as pods reach it.
+	PythonImage, ExecutionAPIURL string
 }
 
 func (m Main) envOr(key, def string) string {
@@ -157,10 +162,12 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		Slots:          16,
 		Kube: kubeConfig{Kubeconfig: m.Env("UPDRAFT_KUBECONFIG"), Context: m.Env("UPDRAFT_KUBE_CONTEXT"),
 			Namespace: m.envOr("UPDRAFT_NAMESPACE", "default"), Image: m.envOr("UPDRAFT_POD_IMAGE", "debian:bookworm-slim"),
-			QPS: 20, Burst: 40, Pods: 256},
+			QPS: 20, Burst: 40, Pods: 256, PythonImage: m.envOr("UPDRAFT_PYTHON_IMAGE", "python:3.12-slim"),
+			ExecutionAPIURL: m.Env("UPDRAFT_EXECUTION_API_URL")},
+		Python: m.envOr("UPDRAFT_PYTHON", "python3"),
 	}
 	cfg.Git = gitConfig{URL: m.Env("UPDRAFT_GIT_URL"), Branch: m.envOr("UPDRAFT_GIT_BRANCH", "master"),
-		Path: m.Env("UPDRAFT_GIT_PATH"), Root: m.envOr("UPDRAFT_GIT_ROOT", "git-sync"), Interval: 60 * time.Second,
+		Path: m.Env("UPDRAFT_GIT_PATH"), Root: m.envOr("UPDRAFT_GIT_ROOT", "git-sync"), Interval: 60 * time.Second, Keep: 10,
 		Auth: gitsync.Auth{Username: m.Env("UPDRAFT_GIT_USERNAME"), PasswordFile: m.Env("UPDRAFT_GIT_PASSWORD_FILE"),
 			SSHKeyFile: m.Env("UPDRAFT_GIT_SSH_KEY_FILE"), KnownHostsFile: m.Env("UPDRAFT_GIT_KNOWN_HOSTS_FILE")},
 		Endpoints: web.GitOptions{TokenFile: m.Env("UPDRAFT_GIT_SYNC_TOKEN_FILE"), WebhookSecretFile: m.Env("UPDRAFT_GIT_WEBHOOK_SECRET_FILE")}}
@@ -192,6 +199,9 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Kube.Context, "kube-context", cfg.Kube.Context, "kubeconfig context (env UPDRAFT_KUBE_CONTEXT)")
 	fl.StringVar(&cfg.Kube.Namespace, "namespace", cfg.Kube.Namespace, "namespace of task pods that name none (env UPDRAFT_NAMESPACE)")
 	fl.StringVar(&cfg.Kube.Image, "pod-image", cfg.Kube.Image, "image BashOperator tasks run in (env UPDRAFT_POD_IMAGE)")
+	fl.StringVar(&cfg.Kube.PythonImage, "python-image", cfg.Kube.PythonImage, "image Python callables' pods run in, unless a task's executor_config pod_override names one (env UPDRAFT_PYTHON_IMAGE)")
+	fl.StringVar(&cfg.Kube.ExecutionAPIURL, "execution-api-url", cfg.Kube.ExecutionAPIURL, "this server's URL as Python callables' pods reach it, e.g. http://updraft.data.svc:8080 (env UPDRAFT_EXECUTION_API_URL)")
+	fl.StringVar(&cfg.Python, "python", cfg.Python, "interpreter the local executor runs Python callables with (env UPDRAFT_PYTHON)")
 	fl.Float64Var(&cfg.Kube.QPS, "kube-qps", cfg.Kube.QPS, "Kubernetes API requests per second")
 	fl.IntVar(&cfg.Kube.Burst, "kube-burst", cfg.Kube.Burst, "Kubernetes API burst")
 	fl.IntVar(&cfg.Kube.Pods, "max-pods", cfg.Kube.Pods, "task pods at once")
@@ -205,6 +215,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Git.URL, "git-url", cfg.Git.URL, "git repository to take DAGs from instead of --dags (env UPDRAFT_GIT_URL)")
 	fl.StringVar(&cfg.Git.Branch, "git-branch", cfg.Git.Branch, "branch to follow (env UPDRAFT_GIT_BRANCH)")
 	fl.StringVar(&cfg.Git.Path, "git-path", cfg.Git.Path, "folder of the repository holding the DAG files (env UPDRAFT_GIT_PATH)")
+	fl.IntVar(&cfg.Git.Keep, "git-keep", cfg.Git.Keep, "older revisions kept on disk: a Python task of a run pinned to one runs its files")
 	fl.DurationVar(&cfg.Git.Interval, "git-interval", cfg.Git.Interval, "how often the branch is checked (env UPDRAFT_GIT_INTERVAL)")
 	fl.StringVar(&cfg.Git.Root, "git-root", cfg.Git.Root, "private folder the revisions are checked out in (env UPDRAFT_GIT_ROOT)")
 	fl.StringVar(&cfg.Git.Auth.Username, "git-username", cfg.Git.Auth.Username, "HTTPS user (env UPDRAFT_GIT_USERNAME)")
@@ -293,7 +304,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	var syncer *gitsync.Syncer
 	if cfg.Git.URL != "" {
 		syncer, err = gitsync.New(gitsync.Options{URL: cfg.Git.URL, Branch: cfg.Git.Branch, Path: cfg.Git.Path,
-			Root: cfg.Git.Root, Interval: cfg.Git.Interval, Auth: cfg.Git.Auth, Log: logger})
+			Root: cfg.Git.Root, Interval: cfg.Git.Interval, Auth: cfg.Git.Auth, Keep: cfg.Git.Keep, Log: logger})
 		if err != nil {
 			fmt.Fprintln(m.Stderr, "updraft server:", err)
 			return 2
@@ -332,6 +343,17 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	folder.Refresh()
 	metrics := web.NewMetrics()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server:", err)
+		return 1
+	}
+	defer ln.Close()
+	py, err := newPythonTries(ctx, st, runtimeDir(logs), serverDagsDir(syncer, cfg.DAGs), m.connections(), masker, logger)
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "updraft server:", err)
+		return 1
+	}
 	// On PostgreSQL, several servers may share the database: they take
 	// turns at scheduling and take over each other's tries.
 	shared := strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://")
@@ -339,14 +361,19 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	var runExecutor func(context.Context) error
 	switch cfg.Executor {
 	case "kubernetes":
-		kexec, err := newKubeExecutor(cfg.Kube, shared, logger, metrics.ObservePodStart)
+		kexec, err := newKubeExecutor(cfg.Kube, shared, logger, metrics.ObservePodStart, py, st)
 		if err != nil {
 			fmt.Fprintln(m.Stderr, "updraft server:", err)
 			return 2
 		}
 		exec, runExecutor = kexec, kexec.Run
 	default:
-		exec = local.New(cfg.Slots, logger)
+		lexec := local.New(cfg.Slots, logger)
+		lexec.UsePython(py.local(cfg.Python, loopbackURL(ln.Addr())))
+		if err := checkInterpreter(ctx, cfg.Python); err != nil {
+			logger.Warn("Python callables will fail until the interpreter runs", "err", err)
+		}
+		exec = lexec
 	}
 	// HTTP and Mattermost tasks run in-process beside the main executor.
 	// Tasks that trigger other DAGs go through the scheduler, made below.
@@ -365,18 +392,14 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 		ReplicaTimeout: cfg.ReplicaTimeout, LogCopies: copies, Mask: masker, XComMaxBytes: cfg.XComMaxBytes})
 	starter.sched = sched
 	folder.OnLoad(sched.Notify)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		fmt.Fprintln(m.Stderr, "updraft server:", err)
-		return 1
-	}
 	authOpts, _ := cfg.Auth.options()
 	if err := bootstrapAdmin(ctx, st, cfg.Auth, logger); err != nil {
 		fmt.Fprintln(m.Stderr, "updraft server:", err)
 		return 1
 	}
 	ui := web.New(web.Options{Bag: folder, Store: st, Commands: sched, Log: logger, Auth: authOpts,
-		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics, Connections: connectionsView{m.connections()}, Mask: masker})
+		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics, Connections: connectionsView{m.connections()}, Mask: masker,
+		Execution: py.api})
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
 		ui.WithGit(syncer, cfg.Git.Endpoints)
@@ -476,7 +499,7 @@ func bootstrapAdmin(ctx context.Context, st *store.Store, c authConfig, logger *
 
 // newKubeExecutor connects to the cluster (a kubeconfig file and context,
 // or the in-cluster service account) and returns the pod executor.
-func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodStart func(time.Duration)) (*kubeexec.Executor, error) {
+func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodStart func(time.Duration), py *pythonTries, st *store.Store) (*kubeexec.Executor, error) {
 	var rc *rest.Config
 	var err error
 	if c.Kubeconfig == "" {
@@ -501,6 +524,9 @@ func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodS
 	if err != nil {
 		return nil, err
 	}
+	if c.ExecutionAPIURL != "" {
+		defaults.Python = py.pods(c.PythonImage, strings.TrimRight(c.ExecutionAPIURL, "/"))
+	}
 	// Alone, a server knows every live try: a pod no try needs is swept
 	// at once. Beside replicas, young pods are spared (one may belong to
 	// a try another replica started after the sweep read the live tries).
@@ -509,7 +535,7 @@ func newKubeExecutor(c kubeConfig, shared bool, logger *slog.Logger, observePodS
 		grace = time.Minute
 	}
 	return kubeexec.New(kubeexec.Options{Client: client, Log: logger, Slots: c.Pods, AllNamespaces: c.AllNamespaces, ObservePodStart: observePodStart,
-		Defaults: defaults, SweepGrace: grace}), nil
+		Defaults: defaults, SweepGrace: grace, Results: py.results(st)}), nil
 }
 
 // podDefaults parses the server-wide pod settings.
@@ -578,5 +604,24 @@ func gitSource(sy *gitsync.Syncer) dags.Source {
 			return nil, "", errors.New("no git revision synced yet")
 		}
 		return dags.DirFS(rev.Dir), rev.Hash, nil
+	}
+}
+
+// serverDagsDir resolves a run's revision to its DAG folder: the
+// published folder of that git revision, or the DAG folder itself when
+// DAGs are not from git.
+func serverDagsDir(syncer *gitsync.Syncer, dagsFolder string) func(string) (string, error) {
+	if syncer == nil {
+		return func(string) (string, error) { return filepath.Abs(dagsFolder) }
+	}
+	return func(rev string) (string, error) {
+		if rev == "" {
+			cur, ok := syncer.Current()
+			if !ok {
+				return "", errors.New("no revision is published yet")
+			}
+			return cur.Dir, nil
+		}
+		return syncer.RevisionDir(rev)
 	}
 }

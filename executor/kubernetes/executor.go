@@ -23,6 +23,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/executor/python"
 )
 
 // Options configure the executor.
@@ -44,6 +45,8 @@ type Options struct {
 	// minute): another replica may have created one for a try started
 	// after the sweep read the live tries.
 	SweepGrace time.Duration
+	// Results reads what a Python callable's pod reported (nil: nothing).
+	Results func(ctx context.Context, k executor.TryKey) (*python.Result, error)
 }
 
 // Executor runs tries as pods. Call Run before Start.
@@ -546,7 +549,26 @@ func (e *Executor) report(pt *podTry, state executor.State, code *int, reason st
 		xcom = executor.ReturnValue(b)
 	}
 	e.mu.Unlock()
-	e.send(executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at, XCom: xcom})
+	ev := executor.Event{Key: pt.try.Key, State: state, ExitCode: code, Reason: reason, At: at, XCom: xcom}
+	if s, ok := pt.try.Spec.(dags.PythonSpec); ok && pt.killed == "" { // a killed try keeps why it was killed
+		e.finishPython(&ev, pt.try, s)
+	}
+	e.send(ev)
+}
+
+// finishPython completes a Python try's event from the result its pod
+// reported through the Execution API.
+func (e *Executor) finishPython(ev *executor.Event, t executor.Try, s dags.PythonSpec) {
+	if e.opts.Results == nil {
+		python.Finish(ev, s, nil, t.XComPush)
+		return
+	}
+	res, err := e.opts.Results(e.life, t.Key)
+	if err != nil {
+		ev.State, ev.Reason = executor.Failed, "reading the try's result: "+err.Error()
+		return
+	}
+	python.Finish(ev, s, res, t.XComPush)
 }
 
 // logDrainTimeout bounds the wait for a pod's last log lines once it

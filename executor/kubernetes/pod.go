@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/executor/python"
 )
 
 // Defaults are the server-wide settings every pod starts from, so DAG
@@ -27,6 +29,17 @@ type Defaults struct {
 	Resources       corev1.ResourceRequirements
 	Labels          map[string]string
 	ServiceAccount  string
+	// Python runs Python callables' pods; nil runs none.
+	Python *PythonPods
+}
+
+// PythonPods are the settings of Python callables' pods: the image (a
+// task's executor_config pod_override may name another), the server's
+// Execution API as pods reach it, and the signer of their credentials.
+type PythonPods struct {
+	Image       string
+	APIURL      string
+	Credentials *python.Credentials
 }
 
 // Labels and annotations that identify a try's pod.
@@ -134,6 +147,11 @@ func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
 		pod = fromPodSpec(s, d)
 	case dags.BashSpec:
 		pod = fromBash(s, d)
+	case dags.PythonSpec:
+		var err error
+		if pod, err = fromPython(k, s, d); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("the kubernetes executor cannot run %s", k.Spec.Kind())
 	}
@@ -190,6 +208,50 @@ func BuildPod(k executor.Try, d Defaults) (*corev1.Pod, error) {
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = d.ServiceAccount
 	}
+	return pod, nil
+}
+
+// fromPython builds a Python callable's pod: the task's pod_override (its
+// resources, secrets, volumes...) with updraft's bootstrap as the base
+// container's command. The pod fetches its run's DAG files and the
+// runner from the server with the try's credential; the input (rendered
+// arguments and context) is in its environment.
+func fromPython(k executor.Try, s dags.PythonSpec, d Defaults) (*corev1.Pod, error) {
+	if d.Python == nil || d.Python.Credentials == nil {
+		return nil, fmt.Errorf("this server runs no Python callables on Kubernetes (set --python-image and --execution-api-url)")
+	}
+	in, err := json.Marshal(python.NewInput(s))
+	if err != nil {
+		return nil, fmt.Errorf("the callable's arguments: %w", err)
+	}
+	pod := &corev1.Pod{}
+	if s.PodOverride != nil {
+		pod = s.PodOverride.DeepCopy()
+		pod.TypeMeta, pod.Status = metav1.TypeMeta{}, corev1.PodStatus{}
+	}
+	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == BaseContainer })
+	if i < 0 {
+		pod.Spec.Containers = append([]corev1.Container{{Name: BaseContainer}}, pod.Spec.Containers...)
+		i = 0
+	}
+	c := &pod.Spec.Containers[i]
+	if c.Image == "" {
+		c.Image = firstNonEmpty(d.Python.Image, d.Image)
+	}
+	if i != 0 { // the base container first, as Airflow has it
+		pod.Spec.Containers[0], pod.Spec.Containers[i] = pod.Spec.Containers[i], pod.Spec.Containers[0]
+		c = &pod.Spec.Containers[0]
+	}
+	interp := "python3"
+	if s.Python != "" {
+		interp = s.Python
+	}
+	c.Command, c.Args = []string{interp, "-c", python.Bootstrap}, nil
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return strings.HasPrefix(e.Name, "UPDRAFT_") })
+	c.Env = append(c.Env,
+		corev1.EnvVar{Name: python.EnvAPIURL, Value: d.Python.APIURL},
+		corev1.EnvVar{Name: python.EnvToken, Value: d.Python.Credentials.Mint(k.Key)},
+		corev1.EnvVar{Name: python.EnvInput, Value: string(in)})
 	return pod, nil
 }
 

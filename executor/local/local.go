@@ -44,6 +44,7 @@ import (
 
 	"updraft/dags"
 	"updraft/executor"
+	"updraft/executor/python"
 )
 
 // Executor runs tries as local processes.
@@ -61,6 +62,29 @@ type Executor struct {
 	mu      sync.Mutex
 	running map[executor.TryKey]*proc
 	crashed bool
+	py      *Python
+}
+
+// Python is how the local executor runs Python callables: the runner
+// (python.Install's folder) under Interpreter, reaching the server's
+// Execution API at APIURL with a credential for the one try.
+type Python struct {
+	Interpreter string // default python3
+	Runtime     string
+	APIURL      string
+	Credentials *python.Credentials
+	// DagsDir is the DAG folder of a git revision ("" when the DAG folder
+	// is not from git): where the callable's files are.
+	DagsDir func(revision string) (string, error)
+}
+
+// UsePython lets the executor run Python callables. Call it before the
+// first Start.
+func (e *Executor) UsePython(p Python) {
+	if p.Interpreter == "" {
+		p.Interpreter = "python3"
+	}
+	e.py = &p
 }
 
 type proc struct {
@@ -221,8 +245,58 @@ func (e *Executor) command(t executor.Try) (argv, env []string, dir string, note
 			notes = append(notes, fmt.Sprintf("secret %s (%s) is not available on the local executor", sec.Secret, sec.DeployType))
 		}
 		return argv, append(env, t.ContextEnv...), "", notes, nil
+	case dags.PythonSpec:
+		return e.pythonCommand(t, s)
 	}
 	return nil, nil, "", nil, fmt.Errorf("the local executor cannot run %s", t.Spec.Kind())
+}
+
+// pythonCommand runs the Python runner on the callable: its input and
+// result are files beside the try's log, the DAG folder is the one of
+// the run's revision. Nothing of the server's environment is passed on
+// but the base set; the try's credential is valid for this try only.
+func (e *Executor) pythonCommand(t executor.Try, s dags.PythonSpec) (argv, env []string, dir string, notes []string, err error) {
+	if e.py == nil {
+		return nil, nil, "", nil, fmt.Errorf("this server runs no Python callables (no --python runtime configured)")
+	}
+	dagsDir, err := e.py.DagsDir(t.Revision)
+	if err != nil {
+		return nil, nil, "", nil, fmt.Errorf("the DAG files of revision %s: %w", t.Revision, err)
+	}
+	in, err := json.Marshal(python.NewInput(s))
+	if err != nil {
+		return nil, nil, "", nil, fmt.Errorf("the callable's arguments: %w", err)
+	}
+	b := base(t)
+	os.Remove(b + ".result.json")
+	if err := os.WriteFile(b+".input.json", in, executor.LogFileMode); err != nil {
+		return nil, nil, "", nil, err
+	}
+	interp := e.py.Interpreter
+	if s.Python != "" {
+		interp = s.Python
+	}
+	env = append(append([]string{}, e.base...), t.ContextEnv...)
+	env = append(env,
+		python.EnvInputFile+"="+b+".input.json",
+		python.EnvResultFile+"="+b+".result.json",
+		python.EnvDagsDir+"="+dagsDir,
+		python.EnvAPIURL+"="+e.py.APIURL,
+		python.EnvToken+"="+e.py.Credentials.Mint(t.Key))
+	notes = append(notes, fmt.Sprintf("python: %s from %s with %s", s.Callable(), dagsDir, interp))
+	return []string{interp, "-u", filepath.Join(e.py.Runtime, python.RunnerFile)}, env, "", notes, nil
+}
+
+// readPythonResult reads what the runner reported (nil: nothing).
+func readPythonResult(t executor.Try) (*python.Result, error) {
+	b, err := os.ReadFile(base(t) + ".result.json")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return python.ParseResult(b)
 }
 
 // base is the path prefix of a try's exit file (and its wrapper's $0).
@@ -602,6 +676,14 @@ func (e *Executor) finish(t executor.Try, p *proc, code int, logf io.WriteCloser
 		ev.State, ev.Reason = executor.Failed, fmt.Sprintf("exit code %d", code)
 	default:
 		ev.State, ev.Reason = executor.Failed, "process ended without an exit code"
+	}
+	if s, ok := t.Spec.(dags.PythonSpec); ok && reason == "" { // a killed try keeps why it was killed
+		res, err := readPythonResult(t)
+		if err != nil {
+			ev.State, ev.Reason = executor.Failed, err.Error()
+		} else {
+			python.Finish(&ev, s, res, t.XComPush)
+		}
 	}
 	line := strings.TrimSpace(fmt.Sprintf("updraft: try ended: %s %s", ev.State, ev.Reason))
 	if logf != nil {

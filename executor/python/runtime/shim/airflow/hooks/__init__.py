@@ -1,0 +1,1 @@
+"""airflow.hooks (updraft's stand-in)."""

@@ -1,0 +1,1 @@
+"""airflow.operators (updraft's stand-in)."""

@@ -1,0 +1,1 @@
+"""airflow.providers (updraft's stand-in)."""

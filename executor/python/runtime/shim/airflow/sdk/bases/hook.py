@@ -1,0 +1,1 @@
+from airflow.hooks.base import BaseHook  # noqa: F401

@@ -1,0 +1,1 @@
+from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # noqa: F401

@@ -1,0 +1,1 @@
+"""airflow.sensors (updraft's stand-in)."""

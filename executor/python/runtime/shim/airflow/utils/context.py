@@ -1,0 +1,3 @@
+"""Context: the type of a task's context (a dict here), for annotations."""
+
+Context = dict
