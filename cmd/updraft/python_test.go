@@ -291,3 +291,52 @@ def wait_then_add(ti):
 		t.Fatalf("py ran %s times", n)
 	}
 }
+
+// event_table_monitoring's short circuit and formatter, the example's own
+// callables (dags/examples/callables) as dag-factory Python tasks: new
+// tables are listed one per line; no new table skips the chain.
+func TestPythonEventTableFormatter(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "callables"), 0o755)
+	for _, name := range []string{"__init__.py", "monitoring.py", "timeutil.py"} {
+		b, err := os.ReadFile(filepath.Join("../../dags/examples/callables", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "callables", name), string(b))
+	}
+	writeFile(t, filepath.Join(dir, "events.yaml"), `
+events:
+  schedule: null
+  start_date: 2024-01-01
+  tasks:
+    - {task_id: check, operator: BashOperator, bash_command: "echo '{{ params.answer }}'"}
+    - task_id: short
+      operator: airflow.operators.python.ShortCircuitOperator
+      python_callable: callables.monitoring.has_new_tables
+      op_args: ["{{ ti.xcom_pull(task_ids='check') }}"]
+      dependencies: [check]
+    - task_id: apply_format
+      operator: airflow.operators.python.PythonOperator
+      python_callable: callables.monitoring.apply_format
+      op_args: ["{{ ti.xcom_pull(task_ids='check') }}"]
+      dependencies: [short]
+    - {task_id: notify, operator: BashOperator, bash_command: "echo \"{{ ti.xcom_pull(task_ids='apply_format') }}\"", dependencies: [apply_format]}
+`)
+	code, out, errOut := run(t, nil, "dags", "test", "--dags", dir, "--keep", "--conf", `{"answer": "{\"new_tables\": [\"signups\", \"trials\"]}"}`, "events", "2024-03-01")
+	if m := regexp.MustCompile(`(/\S+/updraft-dags-test-[^/\s]+)/`).FindStringSubmatch(out); m != nil {
+		t.Cleanup(func() { os.RemoveAll(m[1]) })
+	}
+	if code != 0 || !regexp.MustCompile(`(?m)^notify\s+success`).MatchString(out) {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	notifyLog := regexp.MustCompile(`(?m)^notify\s+success\s+1\s+(\S+)$`).FindStringSubmatch(out)
+	b, _ := os.ReadFile(notifyLog[1])
+	if !strings.Contains(string(b), " - signups\n - trials\n") {
+		t.Errorf("notify's log:\n%s", b)
+	}
+	code, out, errOut = run(t, nil, "dags", "test", "--dags", dir, "--conf", `{"answer": "{\"new_tables\": []}"}`, "events", "2024-03-02")
+	if code != 0 || !regexp.MustCompile(`(?m)^apply_format\s+skipped`).MatchString(out) || !regexp.MustCompile(`(?m)^notify\s+skipped`).MatchString(out) {
+		t.Fatalf("no new tables: exit %d\n%s%s", code, out, errOut)
+	}
+}
