@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,17 +34,26 @@ func TestMain(m *testing.M) {
 // final waits for a try's final event.
 func final(t *testing.T, ex executor.Executor, k executor.TryKey) executor.Event {
 	t.Helper()
+	return finals(t, ex, k)[k]
+}
+
+// finals waits for the final event of each of keys, in whatever order
+// they come (another try's event is not lost while one is awaited).
+func finals(t *testing.T, ex executor.Executor, keys ...executor.TryKey) map[executor.TryKey]executor.Event {
+	t.Helper()
+	out := map[executor.TryKey]executor.Event{}
 	timeout := time.After(10 * time.Second)
-	for {
+	for len(out) < len(keys) {
 		select {
 		case ev := <-ex.Events():
-			if ev.Key == k && ev.State != executor.Running {
-				return ev
+			if ev.State != executor.Running && slices.Contains(keys, ev.Key) {
+				out[ev.Key] = ev
 			}
 		case <-timeout:
-			t.Fatalf("no final event for %s", k)
+			t.Fatalf("no final event for some of %v: got %v", keys, out)
 		}
 	}
+	return out
 }
 
 func try(t *testing.T, id string, spec dags.OperatorSpec) executor.Try {
@@ -200,9 +210,9 @@ func TestRouter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, tr := range []executor.Try{h, b} {
-		if ev := final(t, r, tr.Key); ev.State != executor.Succeeded {
-			t.Fatalf("%s: %+v", tr.Key, ev)
+	for k, ev := range finals(t, r, h.Key, b.Key) {
+		if ev.State != executor.Succeeded {
+			t.Fatalf("%s: %+v", k, ev)
 		}
 	}
 	if log, _ := os.ReadFile(h.LogPath); !strings.Contains(string(log), "running in-process") {
