@@ -200,7 +200,7 @@ func (n *Notifier) taskBox(ctx context.Context, a store.Alert, color string) (At
 	k := store.TIKey{DagID: a.DagID, RunID: a.RunID, TaskID: a.TaskID, MapIndex: -1}
 	box := Attachment{Fallback: a.DagID + "." + a.TaskID + " failed", Color: color, Title: fmt.Sprintf("%s · try %d", a.TaskID, a.Try),
 		TitleLink: n.link("dags", a.DagID, "runs", a.RunID, "tasks", a.TaskID)}
-	box.Fields = append(box.Fields, Field{Title: "Run", Value: a.RunID, Short: true})
+	box.Fields = append(box.Fields, Field{Title: "Run", Value: n.runLink(a), Short: true})
 	tries, err := n.o.Store.Tries(ctx, k)
 	if err != nil {
 		return box, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,10 +44,15 @@ type Options struct {
 	// GroupWindow holds a run's task failures this long, so failures that
 	// come together are told in one message (default 10 s).
 	GroupWindow time.Duration
-	MaxAge      time.Duration // give up on an event this old (default 24 h)
-	RetryBase   time.Duration // the first retry's delay, doubling to 5 min (default 2 s)
-	LogLines    int           // log lines quoted in a task failure (default 20)
-	Client      *http.Client  // default: 10 s timeout
+	// MaxAge gives up on an event this old (0, the default: never; an
+	// alert is retried until the webhook takes it).
+	MaxAge    time.Duration
+	RetryBase time.Duration // the first retry's delay, doubling to 5 min (default 2 s)
+	LogLines  int           // log lines quoted in a task failure (default 20)
+	// Timeout is how long a post may take before its outcome counts as
+	// unknown (default 30 s: a Mattermost under load posts, then answers).
+	Timeout time.Duration
+	Client  *http.Client // default: no timeout of its own (Timeout bounds a post)
 	Now         func() time.Time
 	Log         *slog.Logger
 	// Mask masks secret values in every message before it is posted (the
@@ -70,17 +76,17 @@ func New(o Options) *Notifier {
 	if o.GroupWindow <= 0 {
 		o.GroupWindow = 10 * time.Second
 	}
-	if o.MaxAge <= 0 {
-		o.MaxAge = 24 * time.Hour
-	}
 	if o.RetryBase <= 0 {
 		o.RetryBase = 2 * time.Second
 	}
 	if o.LogLines <= 0 {
 		o.LogLines = 20
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = &http.Client{}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -142,13 +148,28 @@ func (n *Notifier) Step(ctx context.Context) (time.Time, error) {
 
 func (n *Notifier) step(ctx context.Context) (time.Time, error) {
 	now := n.o.Now()
-	due, err := n.o.Store.DueAlerts(ctx, now, 500)
+	pending, err := n.o.Store.PendingAlerts(ctx, 1000)
 	if err != nil {
 		return time.Time{}, err
 	}
+	// A message waiting for its retry because the webhook failed holds the
+	// younger messages of its channel until then: they go out after it, in
+	// the order their events happened.
+	held := map[string]store.Alert{}
+	var due []store.Alert
+	for _, a := range pending {
+		if a.NextAt.After(now) {
+			if h, ok := held[a.Channel]; a.HasChannel && a.Holds && (!ok || a.ID < h.ID) {
+				held[a.Channel] = a
+			}
+			continue
+		}
+		due = append(due, a)
+	}
 	var waitUntil time.Time
+	q := channelQueues{held: held, blocked: map[string]time.Time{}}
 	for _, g := range n.group(due, now, &waitUntil) {
-		if err := n.deliver(ctx, g, now); err != nil {
+		if err := n.deliver(ctx, g, &q); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -160,6 +181,26 @@ func (n *Notifier) step(ctx context.Context) (time.Time, error) {
 		next = waitUntil
 	}
 	return next, nil
+}
+
+// channelQueues keep one step's messages in order per channel: held are
+// the oldest messages waiting for a retry, blocked the channels whose
+// webhook failed in this step (until when).
+type channelQueues struct {
+	held    map[string]store.Alert
+	blocked map[string]time.Time
+}
+
+// wait says until when a message of channel (its first event id) must
+// wait for an older one, or zero.
+func (q *channelQueues) wait(channel string, id int64) time.Time {
+	if t, ok := q.blocked[channel]; ok {
+		return t
+	}
+	if h, ok := q.held[channel]; ok && h.ID < id {
+		return h.NextAt
+	}
+	return time.Time{}
 }
 
 // group sorts due events into messages: a run's failures (its failed
@@ -228,8 +269,11 @@ type Field struct {
 }
 
 // deliver sends one message for a group of events, or skips them when
-// nobody asked for them, and records the outcome on every event.
-func (n *Notifier) deliver(ctx context.Context, g []store.Alert, now time.Time) error {
+// nobody asked for them, and records the outcome on every event. A send
+// whose outcome could not be known (a timeout, a connection lost after the
+// request went out, a crash during it) is sent again once, marked as a
+// possible repeat, and never a third time.
+func (n *Notifier) deliver(ctx context.Context, g []store.Alert, q *channelQueues) error {
 	ids := make([]int64, len(g))
 	for i, a := range g {
 		ids[i] = a.ID
@@ -238,27 +282,100 @@ func (n *Notifier) deliver(ctx context.Context, g []store.Alert, now time.Time) 
 	if err != nil {
 		return err
 	}
+	now := n.o.Now()
 	if !send || n.o.WebhookURL == nil {
-		return n.o.Store.SetAlertState(ctx, ids, store.AlertSkipped, now, now, "")
+		return n.o.Store.SettleAlerts(ctx, ids, store.AlertSkipped, now, now, "", store.AlertOutcome{})
 	}
-	status, retryAfter, postErr := n.post(ctx, msg)
+	if until := q.wait(msg.Channel, g[0].ID); !until.IsZero() {
+		return n.o.Store.DeferAlerts(ctx, ids, msg.Channel, until)
+	}
+	first := g[0]
+	uncertain, why := first.Uncertain, first.UncertainWhy
+	if first.InFlightAt != nil { // the process died during the last attempt
+		uncertain = uncertain + 1
+		if why == "" {
+			why = "the first attempt was interrupted by a restart"
+		}
+		if err := n.o.Store.SettleAlerts(ctx, ids, store.AlertPending, now, now, why, store.AlertOutcome{Uncertain: true, Why: why}); err != nil {
+			return err
+		}
+	}
+	if uncertain > 1 {
+		// Two sends may both have been posted already: a third is not
+		// made. Recorded as sent, with why it is not confirmed.
+		n.o.Log.Warn("alert not confirmed after a resend; not sent again", "kind", first.Kind, "dag_id", first.DagID)
+		return n.o.Store.SettleAlerts(ctx, ids, store.AlertSent, now, now, "not confirmed: "+why, store.AlertOutcome{})
+	}
+	if uncertain == 1 {
+		msg = markResent(msg, why)
+	}
+	if err := n.o.Store.StartAlertAttempt(ctx, ids, msg.Channel, now); err != nil {
+		return err
+	}
+	status, retryAfter, outcome, postErr := n.post(ctx, msg)
+	end := n.o.Now()
 	if postErr == nil {
-		n.o.Log.Info("alert sent", "kind", g[0].Kind, "dag_id", g[0].DagID, "run_id", g[0].RunID, "events", len(g))
-		return n.o.Store.SetAlertState(ctx, ids, store.AlertSent, now, now, "")
+		n.o.Log.Info("alert sent", "kind", first.Kind, "dag_id", first.DagID, "run_id", first.RunID, "events", len(g), "resent", uncertain == 1)
+		return n.o.Store.SettleAlerts(ctx, ids, store.AlertSent, end, end, "", store.AlertOutcome{})
 	}
-	attempts := g[0].Attempts + 1
-	if now.Sub(g[0].CreatedAt) >= n.o.MaxAge {
-		n.o.Log.Error("alert given up", "kind", g[0].Kind, "dag_id", g[0].DagID, "attempts", attempts, "err", postErr)
-		return n.o.Store.SetAlertState(ctx, ids, store.AlertFailed, now, now, postErr.Error())
+	attempts := first.Attempts + 1
+	if n.o.MaxAge > 0 && end.Sub(first.CreatedAt) >= n.o.MaxAge {
+		n.o.Log.Error("alert given up", "kind", first.Kind, "dag_id", first.DagID, "attempts", attempts, "err", postErr)
+		return n.o.Store.SettleAlerts(ctx, ids, store.AlertFailed, end, end, postErr.Error(), store.AlertOutcome{})
 	}
-	next := now.Add(backoff(n.o.RetryBase, attempts))
+	if outcome == postUncertain && uncertain == 1 {
+		n.o.Log.Warn("alert resent and again not confirmed; not sent again", "kind", first.Kind, "dag_id", first.DagID, "err", postErr)
+		return n.o.Store.SettleAlerts(ctx, ids, store.AlertSent, end, end, "not confirmed: "+postErr.Error(), store.AlertOutcome{Uncertain: true})
+	}
+	// Backoff counts from the end of the attempt, so a slow answer does not
+	// use it up.
+	next := end.Add(backoff(n.o.RetryBase, attempts))
 	if retryAfter > 0 {
-		next = now.Add(retryAfter)
+		next = end.Add(retryAfter)
 	}
-	n.o.Log.Warn("alert not delivered; will retry", "kind", g[0].Kind, "dag_id", g[0].DagID, "status", status,
+	holds := outcome != postRefusedMessage
+	if holds {
+		q.blocked[msg.Channel] = next
+	}
+	lastError, note := postErr.Error(), ""
+	if outcome == postUncertain {
+		note = "the first attempt " + describeUncertain(postErr)
+	}
+	n.o.Log.Warn("alert not delivered; will retry", "kind", first.Kind, "dag_id", first.DagID, "status", status,
 		"attempt", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", postErr)
-	return n.o.Store.SetAlertState(ctx, ids, store.AlertPending, now, next, postErr.Error())
+	return n.o.Store.SettleAlerts(ctx, ids, store.AlertPending, end, next, lastError, store.AlertOutcome{Uncertain: outcome == postUncertain, Why: note, Holds: holds})
 }
+
+// markResent marks a message sent again after a send whose outcome was
+// unknown: its reader may have seen it already.
+func markResent(msg Message, why string) Message {
+	note := "_(resent: " + why + ")_"
+	if msg.Text != "" {
+		msg.Text += "\n" + note
+	} else {
+		msg.Text = note
+	}
+	return msg
+}
+
+// describeUncertain says why a send's outcome is unknown.
+func describeUncertain(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return "lost its connection before an answer"
+}
+
+// How a post ended when it did not succeed.
+type postOutcome int
+
+const (
+	postNotSent        postOutcome = iota // nothing reached the webhook (no URL, connection refused)
+	postRefused                           // the webhook answered an error of its own (5xx, 429, 408)
+	postRefusedMessage                    // the webhook refused this message (another 4xx)
+	postUncertain                         // the request went out and no answer came: it may have been posted
+)
 
 // backoff is base after the first failed attempt, doubling to at most 5 min.
 func backoff(base time.Duration, attempts int) time.Duration {
@@ -271,20 +388,22 @@ func backoff(base time.Duration, attempts int) time.Duration {
 
 // post sends a message. Any answer but 2xx is an error (with Retry-After
 // for 429); the webhook URL never appears in errors or logs.
-func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, error) {
+func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, postOutcome, error) {
 	target, err := n.o.WebhookURL()
 	if err != nil {
-		return 0, 0, fmt.Errorf("webhook URL: %w", err)
+		return 0, 0, postNotSent, fmt.Errorf("webhook URL: %w", err)
 	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 0, 0, errors.New("webhook URL: not an http(s) URL")
+		return 0, 0, postNotSent, errors.New("webhook URL: not an http(s) URL")
 	}
 	body, _ := json.Marshal(msg)
 	body = []byte(n.o.Mask.Mask(string(body)))
+	ctx, cancel := context.WithTimeout(ctx, n.o.Timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, errors.New("webhook request could not be built")
+		return 0, 0, postNotSent, errors.New("webhook request could not be built")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := n.o.Client.Do(req)
@@ -293,12 +412,21 @@ func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, e
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL, which holds the webhook's secret id
 		}
-		return 0, 0, fmt.Errorf("post to %s: %w", u.Host, err)
+		outcome := postUncertain
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			outcome = postNotSent // no connection: nothing was sent
+		}
+		return 0, 0, outcome, fmt.Errorf("post to %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 == 2 {
-		return resp.StatusCode, 0, nil
+		return resp.StatusCode, 0, 0, nil
+	}
+	outcome := postRefused
+	if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+		outcome = postRefusedMessage
 	}
 	var wait time.Duration
 	if resp.StatusCode == http.StatusTooManyRequests {
@@ -306,7 +434,7 @@ func (n *Notifier) post(ctx context.Context, msg Message) (int, time.Duration, e
 			wait = time.Duration(min(s, 3600)) * time.Second
 		}
 	}
-	return resp.StatusCode, wait, fmt.Errorf("webhook answered %d: %s", resp.StatusCode, strings.TrimSpace(string(reply)))
+	return resp.StatusCode, wait, outcome, fmt.Errorf("webhook answered %d: %s", resp.StatusCode, strings.TrimSpace(string(reply)))
 }
 
 // WebhookFromFile reads the webhook URL from a file at each delivery.

@@ -41,6 +41,16 @@ type Alert struct {
 	NextAt               time.Time
 	LastError            string
 	SentAt               *time.Time
+	// Channel is where its message goes ("" the webhook's own), once it
+	// has been composed; HasChannel says whether it has.
+	Channel    string
+	HasChannel bool
+	// InFlightAt is set while an attempt is in flight: found set by a
+	// later step, the process died during the attempt.
+	InFlightAt   *time.Time
+	Uncertain    int    // sends whose outcome could not be known
+	UncertainWhy string // why the first of them is unknown
+	Holds        bool   // its last attempt failed for the webhook's reasons: younger messages of its channel wait for it
 }
 
 // AddAlert records an event for the notifier. Within a transaction it
@@ -53,7 +63,8 @@ func (s *Store) AddAlert(ctx context.Context, a Alert) error {
 	return err
 }
 
-const alertCols = `id, event_key, kind, dag_id, run_id, task_id, try_number, file, detail, created_at, state, attempts, next_at, last_error, sent_at`
+const alertCols = `id, event_key, kind, dag_id, run_id, task_id, try_number, file, detail, created_at, state, attempts, next_at, last_error, sent_at,
+	channel, in_flight_at, uncertain, uncertain_why, holds`
 
 func (s *Store) queryAlerts(ctx context.Context, q string, args ...any) ([]Alert, error) {
 	rows, err := s.query(ctx, `SELECT `+alertCols+` FROM alerts `+q, args...)
@@ -65,15 +76,77 @@ func (s *Store) queryAlerts(ctx context.Context, q string, args ...any) ([]Alert
 	for rows.Next() {
 		var a Alert
 		var created, next string
-		var sent sql.NullString
+		var sent, channel, inFlight sql.NullString
 		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.DagID, &a.RunID, &a.TaskID, &a.Try, &a.File, &a.Detail, &created, &a.State,
-			&a.Attempts, &next, &a.LastError, &sent); err != nil {
+			&a.Attempts, &next, &a.LastError, &sent, &channel, &inFlight, &a.Uncertain, &a.UncertainWhy, &a.Holds); err != nil {
 			return nil, err
 		}
-		a.CreatedAt, a.NextAt, a.SentAt = parseTS(created), parseTS(next), parseTSPtr(sent)
+		a.CreatedAt, a.NextAt, a.SentAt, a.InFlightAt = parseTS(created), parseTS(next), parseTSPtr(sent), parseTSPtr(inFlight)
+		a.Channel, a.HasChannel = channel.String, channel.Valid
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// PendingAlerts returns pending alerts, due or not, oldest first.
+func (s *Store) PendingAlerts(ctx context.Context, limit int) ([]Alert, error) {
+	return s.queryAlerts(ctx, `WHERE state = 'pending' ORDER BY id LIMIT ?`, limit)
+}
+
+// StartAlertAttempt records, before a message is posted, that an attempt
+// for these alerts is in flight and which channel they go to. Committed
+// before the post: a crash during it leaves the mark.
+func (s *Store) StartAlertAttempt(ctx context.Context, ids []int64, channel string, at time.Time) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE alerts SET in_flight_at = ?, channel = ? WHERE id = ? AND state = 'pending'`, ts(at), channel, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeferAlerts puts pending alerts off until next without an attempt (an
+// older message of their channel goes first), recording their channel.
+func (s *Store) DeferAlerts(ctx context.Context, ids []int64, channel string, next time.Time) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE alerts SET next_at = ?, channel = ? WHERE id = ? AND state = 'pending'`, ts(next), channel, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AlertOutcome is how an attempt ended, beyond its state.
+type AlertOutcome struct {
+	Uncertain bool   // the webhook may have posted it: the outcome is unknown
+	Why       string // why, for the mark of a resend (with Uncertain)
+	Holds     bool   // failed for the webhook's reasons: younger messages of the channel wait
+}
+
+// SettleAlerts records the outcome of an attempt (as SetAlertState) and
+// clears its in-flight mark.
+func (s *Store) SettleAlerts(ctx context.Context, ids []int64, state string, at, next time.Time, lastError string, o AlertOutcome) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		if err := tx.SetAlertState(ctx, ids, state, at, next, lastError); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE alerts SET in_flight_at = NULL, uncertain = uncertain + ?, holds = ? WHERE id = ?`,
+				boolInt(o.Uncertain), boolInt(o.Holds), id); err != nil {
+				return err
+			}
+			if o.Uncertain {
+				if _, err := tx.exec(ctx, `UPDATE alerts SET uncertain_why = ? WHERE id = ? AND uncertain_why = ''`, o.Why, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // DueAlerts returns pending alerts due at now, oldest first.

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +101,72 @@ func TestAlertsSurviveADownWebhookAndARestart(t *testing.T) {
 		t.Error("the run's failure was not told")
 	}
 	t.Logf("%d messages after %d attempts", len(mm.Posts()), mm.Attempts())
+}
+
+// The server is killed (SIGKILL) while the webhook holds its POST for 5 s
+// and then takes it: the next server cannot know whether the message was
+// posted, so it sends it once more, marked as a possible repeat, and never
+// a third time. (The webhook is a stand-in on loopback speaking the
+// incoming-webhook contract.)
+func TestKillWhileAnAlertIsInFlight(t *testing.T) {
+	bin := buildBinary(t)
+	var mu sync.Mutex
+	var texts []string
+	arrived := make(chan struct{}, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			Text string `json:"text"`
+		}
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		texts = append(texts, m.Text)
+		first := len(texts) == 1
+		mu.Unlock()
+		arrived <- struct{}{}
+		if first {
+			time.Sleep(5 * time.Second) // posted, answering late
+		}
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	writeFile(t, filepath.Join(dir, "dags", "fail.yaml"), `
+fail:
+  start_date: 2024-01-01
+  schedule: "@once"
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: boom, operator: BashOperator, bash_command: "exit 3"}
+`)
+	start := func() *exec.Cmd {
+		var out syncBuffer
+		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:"+filepath.Join(dir, "u.db"),
+			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--dags-interval", "100ms")
+		cmd.Env = append(os.Environ(), "UPDRAFT_MATTERMOST_WEBHOOK_URL="+hook.URL+"/hooks/abc")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	first := start()
+	select {
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no alert reached the webhook")
+	}
+	first.Process.Kill() // while the webhook holds the POST
+	first.Wait()
+	start()
+	waitFor(t, "the alert to be settled", 60*time.Second, func() bool {
+		return query(t, dir, `SELECT COUNT(*) FROM alerts WHERE state = 'pending'`) == "0" && query(t, dir, `SELECT COUNT(*) FROM alerts`) != "0"
+	})
+	time.Sleep(2 * time.Second) // a third copy would come now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(texts) != 2 || strings.Contains(texts[0], "resent") ||
+		!strings.Contains(texts[1], "_(resent: the first attempt was interrupted by a restart)_") {
+		t.Fatalf("the webhook received %d copies: %q", len(texts), texts)
+	}
 }

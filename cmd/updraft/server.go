@@ -64,6 +64,9 @@ type alertsConfig struct {
 	Channel, Username, IconURL string
 	PublicURL                  string
 	On                         string // optional events: retry,success,recovery,marked
+	// Timeout is how long a post may take before its outcome counts as
+	// unknown (then it is resent once, marked).
+	Timeout time.Duration
 }
 
 func (c alertsConfig) sends() (map[string]bool, error) {
@@ -176,8 +179,9 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		ProxyHeader: m.Env("UPDRAFT_AUTH_PROXY_HEADER"), ProxyFrom: m.Env("UPDRAFT_AUTH_PROXY_FROM"), ProxyRole: m.envOr("UPDRAFT_AUTH_PROXY_ROLE", "Viewer")}
 	cfg.Alerts = alertsConfig{WebhookURL: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL"), WebhookURLFile: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE"),
 		Channel: m.Env("UPDRAFT_MATTERMOST_CHANNEL"), Username: m.envOr("UPDRAFT_MATTERMOST_USERNAME", "updraft"),
-		IconURL: m.Env("UPDRAFT_MATTERMOST_ICON_URL"), PublicURL: m.Env("UPDRAFT_PUBLIC_URL"), On: m.Env("UPDRAFT_ALERT_ON")}
-	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL, "UPDRAFT_REPLICA_TIMEOUT": &cfg.ReplicaTimeout} {
+		IconURL: m.Env("UPDRAFT_MATTERMOST_ICON_URL"), PublicURL: m.Env("UPDRAFT_PUBLIC_URL"), On: m.Env("UPDRAFT_ALERT_ON"),
+		Timeout: 30 * time.Second}
+	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL, "UPDRAFT_REPLICA_TIMEOUT": &cfg.ReplicaTimeout, "UPDRAFT_ALERT_TIMEOUT": &cfg.Alerts.Timeout} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -234,6 +238,7 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Alerts.Username, "mattermost-username", cfg.Alerts.Username, "name alerts are posted as (env UPDRAFT_MATTERMOST_USERNAME)")
 	fl.StringVar(&cfg.Alerts.IconURL, "mattermost-icon-url", cfg.Alerts.IconURL, "icon of alerts (env UPDRAFT_MATTERMOST_ICON_URL)")
 	fl.StringVar(&cfg.Alerts.PublicURL, "public-url", cfg.Alerts.PublicURL, "the UI's address for links in alerts, e.g. https://updraft.example.com (env UPDRAFT_PUBLIC_URL)")
+	fl.DurationVar(&cfg.Alerts.Timeout, "alert-timeout", cfg.Alerts.Timeout, "how long the webhook may take to answer a post before its outcome counts as unknown; such a post is resent once, marked (env UPDRAFT_ALERT_TIMEOUT)")
 	fl.StringVar(&cfg.Alerts.On, "alert-on", cfg.Alerts.On, "optional alerts, comma-separated: retry, success, recovery, marked (env UPDRAFT_ALERT_ON)")
 	fl.IntVar(&cfg.Parallelism, "parallelism", cfg.Parallelism, "task instances queued or running at once")
 	fl.IntVar(&cfg.Slots, "local-slots", cfg.Slots, "processes the local executor runs at once")
@@ -262,6 +267,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		return cfg, errors.New("--parallelism and --local-slots must be at least 1")
 	case cfg.XComMaxBytes < 1:
 		return cfg, errors.New("--xcom-max-bytes must be at least 1")
+	case cfg.Alerts.Timeout <= 0:
+		return cfg, errors.New("--alert-timeout must be positive")
 	case cfg.Auth.SessionTTL <= 0:
 		return cfg, errors.New("--session-ttl must be positive")
 	case (cfg.Auth.AdminUser == "") != (cfg.Auth.AdminPassword == ""):
@@ -459,7 +466,7 @@ func (m Main) connections() builtin.Connections {
 func newNotifier(c alertsConfig, st *store.Store, bag notify.Bag, localURL string, logger *slog.Logger, masker *dags.Masker) *notify.Notifier {
 	sends, _ := c.sends()
 	o := notify.Options{Store: st, Bag: bag, Channel: strings.TrimPrefix(c.Channel, "#"), Username: c.Username, IconURL: c.IconURL,
-		PublicURL: c.PublicURL, Send: sends, Log: logger, Mask: masker}
+		PublicURL: c.PublicURL, Send: sends, Log: logger, Mask: masker, Timeout: c.Timeout}
 	if o.PublicURL == "" {
 		o.PublicURL = localURL
 	}

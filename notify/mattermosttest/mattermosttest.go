@@ -31,7 +31,9 @@ type Post struct {
 }
 
 // Answer scripts one response: "ok" (take the post), "400", "429", "500",
-// or "hang" (never answer until the client gives up or Close).
+// "hang" (never answer until the client gives up or Close), or "slow"
+// (take the post, then answer only after the client gave up: a
+// Mattermost under load that posted the message but answers too late).
 type Answer string
 
 // Server is a fake Mattermost with one incoming webhook.
@@ -179,6 +181,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.posts = append(s.posts, p)
 	s.mu.Unlock()
+	if answer == "slow" {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, "ok")
 }
