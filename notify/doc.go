@@ -8,6 +8,10 @@
 // decides from its settings and the DAG file's callbacks whether and where
 // to send them, groups the failures of one run into one message, and posts.
 // An event leaves the outbox only when the webhook answered 2xx, so alerts
-// survive a down webhook and a restart; it is retried with backoff (and
-// Retry-After on 429) and given up, visibly, after MaxAge.
+// survive a down webhook and a restart; it is retried with backoff counted
+// from the end of each attempt (and Retry-After on 429), never given up
+// unless MaxAge is set. An attempt is recorded before it starts: a send
+// whose outcome is unknown (a timeout, a lost connection, a crash in
+// flight) is resent once, marked as a possible repeat, and never a third
+// time. Messages of one channel go out in the order of their events.
 package notify
