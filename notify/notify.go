@@ -53,8 +53,8 @@ type Options struct {
 	// unknown (default 30 s: a Mattermost under load posts, then answers).
 	Timeout time.Duration
 	Client  *http.Client // default: no timeout of its own (Timeout bounds a post)
-	Now         func() time.Time
-	Log         *slog.Logger
+	Now     func() time.Time
+	Log     *slog.Logger
 	// Mask masks secret values in every message before it is posted (the
 	// server's masker: values stay masked after they are rotated).
 	Mask *dags.Masker
