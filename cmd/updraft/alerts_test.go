@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -167,6 +168,75 @@ fail:
 	defer mu.Unlock()
 	if len(texts) != 2 || strings.Contains(texts[0], "resent") ||
 		!strings.Contains(texts[1], "_(resent: the first attempt was interrupted by a restart)_") {
+		t.Fatalf("the webhook received %d copies: %q", len(texts), texts)
+	}
+}
+
+// The webhook is down (nothing listens) when the alert is first tried and
+// the server is killed (SIGKILL) meanwhile; once the webhook is up and a
+// server runs again, the alert arrives once, unmarked: a refused
+// connection sent nothing, so there is nothing to mark as a repeat.
+func TestDownWebhookAcrossAKill(t *testing.T) {
+	bin := buildBinary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // down: connections are refused
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	writeFile(t, filepath.Join(dir, "dags", "fail.yaml"), `
+fail:
+  start_date: 2024-01-01
+  schedule: "@once"
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: boom, operator: BashOperator, bash_command: "exit 3"}
+`)
+	start := func() *exec.Cmd {
+		var out syncBuffer
+		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:"+filepath.Join(dir, "u.db"),
+			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--dags-interval", "100ms")
+		cmd.Env = append(os.Environ(), "UPDRAFT_MATTERMOST_WEBHOOK_URL=http://"+addr+"/hooks/abc")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	first := start()
+	waitFor(t, "a failed attempt", 60*time.Second, func() bool {
+		return query(t, dir, `SELECT COUNT(*) FROM alerts WHERE attempts > 0 AND state = 'pending'`) != "0"
+	})
+	first.Process.Kill()
+	first.Wait()
+	var mu sync.Mutex
+	var texts []string
+	up, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			Text string `json:"text"`
+		}
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		texts = append(texts, m.Text)
+		mu.Unlock()
+	})}
+	go srv.Serve(up)
+	defer srv.Close()
+	start()
+	waitFor(t, "the alert to be sent", 60*time.Second, func() bool {
+		return query(t, dir, `SELECT COUNT(*) FROM alerts WHERE state = 'pending'`) == "0"
+	})
+	time.Sleep(2 * time.Second) // a second copy would come now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(texts) != 1 || strings.Contains(texts[0], "resent") {
 		t.Fatalf("the webhook received %d copies: %q", len(texts), texts)
 	}
 }
