@@ -130,27 +130,7 @@ func TestKillWhileAnAlertIsInFlight(t *testing.T) {
 	}))
 	defer hook.Close()
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
-	writeFile(t, filepath.Join(dir, "dags", "fail.yaml"), `
-fail:
-  start_date: 2024-01-01
-  schedule: "@once"
-  is_paused_upon_creation: false
-  tasks:
-    - {task_id: boom, operator: BashOperator, bash_command: "exit 3"}
-`)
-	start := func() *exec.Cmd {
-		var out syncBuffer
-		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:"+filepath.Join(dir, "u.db"),
-			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--dags-interval", "100ms")
-		cmd.Env = append(os.Environ(), "UPDRAFT_MATTERMOST_WEBHOOK_URL="+hook.URL+"/hooks/abc")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	start := failingDAGServer(t, bin, dir, hook.URL+"/hooks/abc")
 	first := start()
 	select {
 	case <-arrived:
@@ -185,27 +165,7 @@ func TestDownWebhookAcrossAKill(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // down: connections are refused
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
-	writeFile(t, filepath.Join(dir, "dags", "fail.yaml"), `
-fail:
-  start_date: 2024-01-01
-  schedule: "@once"
-  is_paused_upon_creation: false
-  tasks:
-    - {task_id: boom, operator: BashOperator, bash_command: "exit 3"}
-`)
-	start := func() *exec.Cmd {
-		var out syncBuffer
-		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:"+filepath.Join(dir, "u.db"),
-			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--dags-interval", "100ms")
-		cmd.Env = append(os.Environ(), "UPDRAFT_MATTERMOST_WEBHOOK_URL=http://"+addr+"/hooks/abc")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	start := failingDAGServer(t, bin, dir, "http://"+addr+"/hooks/abc")
 	first := start()
 	waitFor(t, "a failed attempt", 60*time.Second, func() bool {
 		return query(t, dir, `SELECT COUNT(*) FROM alerts WHERE attempts > 0 AND state = 'pending'`) != "0"
@@ -238,5 +198,32 @@ fail:
 	defer mu.Unlock()
 	if len(texts) != 1 || strings.Contains(texts[0], "resent") {
 		t.Fatalf("the webhook received %d copies: %q", len(texts), texts)
+	}
+}
+
+// failingDAGServer writes a DAG whose one task fails at once into dir and
+// returns a function that starts the binary's server on it, alerting to
+// webhook (each process killed at the end of the test).
+func failingDAGServer(t *testing.T, bin, dir, webhook string) func() *exec.Cmd {
+	os.MkdirAll(filepath.Join(dir, "dags"), 0o755)
+	writeFile(t, filepath.Join(dir, "dags", "fail.yaml"), `
+fail:
+  start_date: 2024-01-01
+  schedule: "@once"
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: boom, operator: BashOperator, bash_command: "exit 3"}
+`)
+	return func() *exec.Cmd {
+		var out syncBuffer
+		cmd := exec.Command(bin, "server", "--dags", filepath.Join(dir, "dags"), "--db", "sqlite:"+filepath.Join(dir, "u.db"),
+			"--logs", filepath.Join(dir, "logs"), "--addr", "127.0.0.1:0", "--dags-interval", "100ms")
+		cmd.Env = append(os.Environ(), "UPDRAFT_MATTERMOST_WEBHOOK_URL="+webhook)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
 	}
 }
