@@ -433,15 +433,11 @@ func (d *taskDecoder) readRoot(rel string) ([]byte, error) {
 	if d.readFile == nil {
 		return nil, fmt.Errorf("no DAG folder to read %s from", rel)
 	}
-	up := strings.Repeat("../", strings.Count(d.dir, "/")+boolInt(d.dir != ""))
-	return d.readFile(up + rel)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
+	up := "" // from the DAG file's folder back to the root
+	if d.dir != "" {
+		up = strings.Repeat("../", strings.Count(d.dir, "/")+1)
 	}
-	return 0
+	return d.readFile(up + rel)
 }
 
 // checkDefined checks that src defines name at its top level: a def, an

@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"updraft/dags"
@@ -150,16 +148,6 @@ func loopbackURL(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-// checkInterpreter says whether a Python interpreter runs.
-func checkInterpreter(ctx context.Context, interpreter string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, interpreter, "-c", "import sys; assert sys.version_info >= (3, 8)").CombinedOutput(); err != nil {
-		return fmt.Errorf("python interpreter %s: %v %s", interpreter, err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // runtimeDir is the private folder the runner is written to, beside the

@@ -377,9 +377,6 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	default:
 		lexec := local.New(cfg.Slots, logger)
 		lexec.UsePython(py.local(cfg.Python, loopbackURL(ln.Addr())))
-		if err := checkInterpreter(ctx, cfg.Python); err != nil {
-			logger.Warn("Python callables will fail until the interpreter runs", "err", err)
-		}
 		exec = lexec
 	}
 	// HTTP and Mattermost tasks run in-process beside the main executor.
