@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -120,4 +123,47 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 		return nil
 	})
 	return rep, err
+}
+
+// DeleteRun removes one finished run with its task instances, tries, log
+// copies, XComs and reported results, in one transaction, and returns the
+// try logs' paths for the caller to delete. A queued or running run is
+// store.ErrConflict (the scheduler is working on it); an unknown one
+// ErrNotFound.
+func (s *Store) DeleteRun(ctx context.Context, dagID, runID string) ([]string, error) {
+	var paths []string
+	err := s.InTx(ctx, func(tx *Store) error {
+		var state string
+		if err := tx.queryRow(ctx, `SELECT state FROM dag_runs WHERE dag_id = ? AND run_id = ?`, dagID, runID).Scan(&state); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("dag %q run %q: %w", dagID, runID, ErrNotFound)
+			}
+			return err
+		}
+		if state == "queued" || state == "running" {
+			return fmt.Errorf("run %s of dag %s is %s; mark it success or failed first: %w", runID, dagID, state, ErrConflict)
+		}
+		rows, err := tx.query(ctx, `SELECT log_path FROM task_tries WHERE dag_id = ? AND run_id = ?`, dagID, runID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			if p != "" {
+				paths = append(paths, p)
+			}
+		}
+		rows.Close()
+		for _, table := range []string{"log_chunks", "xcom", "try_results", "task_tries", "task_instances", "dag_runs"} {
+			if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE dag_id = ? AND run_id = ?`, dagID, runID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return paths, err
 }

@@ -16,6 +16,7 @@ import (
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/web/ops"
 )
 
 // The REST API is Airflow's stable API v1 (the OpenAPI document shipped
@@ -127,11 +128,9 @@ func errorType(status int) string {
 }
 
 // errBadRequest marks a request the API refuses for its content.
-var errBadRequest = errors.New("bad request")
+var errBadRequest = ops.ErrInvalid
 
-func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errBadRequest)
-}
+func badRequest(format string, args ...any) error { return ops.Invalid(format, args...) }
 
 // statusOf is the one place errors become HTTP statuses.
 func statusOf(err error) int {
@@ -245,22 +244,7 @@ func parseAPITime(name, v string) (*time.Time, error) {
 	return &t, checkYear(name, &t)
 }
 
-// checkYear refuses dates before 1970 or after 9999: no schedule has
-// them, and they overflow the stores' and clients' time types.
-func checkYear(name string, t *time.Time) error {
-	if t == nil {
-		return nil
-	}
-	if !inYearRange(*t) {
-		return badRequest("%s: %s is out of range (1970 to 9999)", name, t.Format(time.RFC3339))
-	}
-	return nil
-}
-
-func inYearRange(t time.Time) bool {
-	y := t.UTC().Year()
-	return y >= 1970 && y <= 9999
-}
+func checkYear(name string, t *time.Time) error { return ops.CheckYear(name, t) }
 
 // parseOptTime parses an optional time field of a request body.
 func parseOptTime(name string, v *string) (*time.Time, error) {
@@ -440,9 +424,6 @@ func nullable(s string) *string {
 
 // --- variables ---
 
-// secretMask replaces the value of a secret variable in every response.
-const secretMask = "***"
-
 type apiVariable struct {
 	Key         string  `json:"key"`
 	Value       string  `json:"value"`
@@ -486,11 +467,7 @@ func (s *Server) apiGetVariable(w http.ResponseWriter, r *http.Request) {
 }
 
 func toAPIVariable(v store.Variable) apiVariable {
-	value := v.Value
-	if v.Secret || dags.SensitiveName(v.Key) {
-		value = secretMask
-	}
-	return apiVariable{Key: v.Key, Value: value, Description: nullable(v.Description)}
+	return apiVariable{Key: v.Key, Value: ops.VariableValue(v), Description: nullable(v.Description)}
 }
 
 type variableBody struct {
@@ -509,10 +486,7 @@ func (s *Server) apiCreateVariable(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("key and value are required"))
 		return
 	}
-	v := store.Variable{Key: *b.Key, Value: *b.Value, Secret: dags.SensitiveName(*b.Key), UpdatedAt: s.now()}
-	if old, err := s.st.Variable(r.Context(), v.Key); err == nil && old.Secret {
-		v.Secret = true // replacing a secret keeps it secret
-	}
+	v := store.Variable{Key: *b.Key, Value: *b.Value, UpdatedAt: s.now()}
 	if b.Description != nil {
 		v.Description = *b.Description
 	}
@@ -571,35 +545,22 @@ func (s *Server) apiPatchVariable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setVariable(r *http.Request, v store.Variable, action string) error {
-	if !dags.ValidVariableKey(v.Key) {
-		return badRequest("variable key %q: use letters, digits, '_', '-' and '.' (at most 250)", v.Key)
-	}
-	if v.Secret {
-		s.teach(v.Value) // before any task can read it
-	}
-	if err := s.st.SetVariable(r.Context(), v); err != nil {
-		return err
-	}
-	s.audit(r, action, "", "", "", "key="+v.Key)
-	return nil
+	return s.ops.SetVariable(r.Context(), v, actor(r), action)
 }
 
 func (s *Server) apiDeleteVariable(w http.ResponseWriter, r *http.Request) {
 	key := param(r, "key")
-	if err := s.st.DeleteVariable(r.Context(), key); err != nil {
+	if err := s.ops.DeleteVariable(r.Context(), key, actor(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.audit(r, "variable_delete", "", "", "", "key="+key)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // audit records an action the web server does itself (the scheduler
 // audits its own commands).
 func (s *Server) audit(r *http.Request, action, dagID, runID, taskID, detail string) {
-	if err := s.st.Audit(r.Context(), store.AuditEntry{At: s.now(), Actor: actor(r), Action: action, DagID: dagID, RunID: runID, TaskID: taskID, Detail: detail}); err != nil {
-		s.log.Error("audit log write failed", "action", action, "err", err)
-	}
+	s.ops.Audit(r.Context(), actor(r), action, dagID, runID, taskID, detail)
 }
 
 func contains(list []string, s string) bool {

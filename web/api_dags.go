@@ -5,99 +5,22 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"updraft/dags"
 	"updraft/store"
+	"updraft/web/ops"
 )
 
-// dagView is one DAG as the API and the pages show it: its stored row and,
-// while its file loads, its current version.
-type dagView struct {
-	row       store.DAGRow
-	dag       *dags.DAG // nil for a DAG whose file is gone
-	importErr bool
-	next      *dags.DagRunInfo
-}
+// dagView is one DAG as the API and the pages show it.
+type dagView = ops.DAGView
 
-// dagViews returns every known DAG by id with what the API shows of it.
 func (s *Server) dagViews(ctx context.Context, withNext bool) ([]dagView, error) {
-	rows, err := s.st.DAGs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, _ := s.bag.Current()
-	byID := map[string]*dags.DAG{}
-	for _, d := range res.DAGs {
-		byID[d.ID] = d
-	}
-	bad := map[string]bool{}
-	for _, f := range res.Files {
-		if len(f.Problems.Errors()) > 0 {
-			bad[f.Path] = true
-		}
-	}
-	out := make([]dagView, 0, len(rows))
-	seen := map[string]bool{}
-	for _, row := range rows {
-		v := dagView{row: row, dag: byID[row.ID], importErr: bad[row.File]}
-		seen[row.ID] = true
-		if withNext && v.dag != nil {
-			v.next = s.nextRun(ctx, v.dag)
-		}
-		out = append(out, v)
-	}
-	// A DAG loaded but not yet recorded by the scheduler is shown too.
-	for _, d := range res.DAGs {
-		if !seen[d.ID] {
-			v := dagView{row: store.DAGRow{ID: d.ID, File: d.File, Active: true, Paused: d.IsPausedUponCreation, Version: d.Hash}, dag: d, importErr: bad[d.File]}
-			if withNext {
-				v.next = s.nextRun(ctx, d)
-			}
-			out = append(out, v)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].row.ID < out[j].row.ID })
-	return out, nil
-}
-
-// nextRun is the DAG's next scheduled run, nil when there is none.
-func (s *Server) nextRun(ctx context.Context, d *dags.DAG) *dags.DagRunInfo {
-	if !d.Schedule.Periodic() && d.Schedule.Summary() != "@once" {
-		return nil
-	}
-	last, err := s.st.LastScheduledRun(ctx, d.ID)
-	if err != nil {
-		return nil
-	}
-	var iv *dags.DataInterval
-	if last != nil {
-		iv = &last.Interval
-	}
-	info, ok := dags.NextRun(d, iv, s.now())
-	if !ok {
-		return nil
-	}
-	return &info
+	return s.ops.DAGViews(ctx, withNext)
 }
 
 func (s *Server) dagView(ctx context.Context, id string) (dagView, error) {
-	views, err := s.dagViews(ctx, false)
-	if err != nil {
-		return dagView{}, err
-	}
-	for _, v := range views {
-		if v.row.ID == id {
-			if v.dag != nil {
-				v.next = s.nextRun(ctx, v.dag)
-			}
-			return v, nil
-		}
-	}
-	return dagView{}, fmt.Errorf("dag %q: %w", id, store.ErrNotFound)
+	return s.ops.DAGView(ctx, id)
 }
 
 // scheduleInterval is the DAG's schedule as Airflow's ScheduleInterval
@@ -130,22 +53,20 @@ func tagList(tags []string) []map[string]string {
 }
 
 // apiDAG is Airflow's DAG object.
-func (v dagView) apiDAG() map[string]any {
+func apiDAG(v dagView) map[string]any {
 	m := map[string]any{
-		"dag_id": v.row.ID, "root_dag_id": nil, "is_paused": v.row.Paused, "is_active": v.row.Active && v.dag != nil,
-		"is_subdag": false, "last_parsed_time": apiTimePtr(&v.row.LastParsed), "last_pickled": nil, "last_expired": nil,
-		"scheduler_lock": nil, "pickle_id": nil, "default_view": "grid", "fileloc": v.row.File, "file_token": fileToken(v.row.File),
+		"dag_id": v.Row.ID, "root_dag_id": nil, "is_paused": v.Row.Paused, "is_active": v.Row.Active && v.DAG != nil,
+		"is_subdag": false, "last_parsed_time": apiTimePtr(&v.Row.LastParsed), "last_pickled": nil, "last_expired": nil,
+		"scheduler_lock": nil, "pickle_id": nil, "default_view": "grid", "fileloc": v.Row.File, "file_token": fileToken(v.Row.File),
 		"owners": []string{}, "description": nil, "schedule_interval": nil, "timetable_description": nil, "tags": []map[string]string{},
-		"max_active_tasks": nil, "max_active_runs": nil, "has_task_concurrency_limits": false, "has_import_errors": v.importErr,
+		"max_active_tasks": nil, "max_active_runs": nil, "has_task_concurrency_limits": false, "has_import_errors": v.ImportErr,
 		"next_dagrun": nil, "next_dagrun_data_interval_start": nil, "next_dagrun_data_interval_end": nil, "next_dagrun_create_after": nil,
 	}
-	d := v.dag
+	d := v.DAG
 	if d == nil {
 		return m
 	}
-	if d.Owners != nil {
-		m["owners"] = d.Owners
-	}
+	m["owners"] = v.Owners()
 	if d.Description != "" {
 		m["description"] = d.Description
 	}
@@ -161,22 +82,22 @@ func (v dagView) apiDAG() map[string]any {
 			m["has_task_concurrency_limits"] = true
 		}
 	}
-	if v.next != nil {
-		m["next_dagrun"] = apiTime(v.next.Interval.Start)
-		m["next_dagrun_data_interval_start"] = apiTime(v.next.Interval.Start)
-		m["next_dagrun_data_interval_end"] = apiTime(v.next.Interval.End)
-		m["next_dagrun_create_after"] = apiTime(v.next.RunAfter)
+	if v.Next != nil {
+		m["next_dagrun"] = apiTime(v.Next.Interval.Start)
+		m["next_dagrun_data_interval_start"] = apiTime(v.Next.Interval.Start)
+		m["next_dagrun_data_interval_end"] = apiTime(v.Next.Interval.End)
+		m["next_dagrun_create_after"] = apiTime(v.Next.RunAfter)
 	}
 	return m
 }
 
 // apiDAGDetail adds DAGDetail's fields.
-func (v dagView) apiDAGDetail() map[string]any {
-	m := v.apiDAG()
+func apiDAGDetail(v dagView) map[string]any {
+	m := apiDAG(v)
 	m["timezone"], m["catchup"], m["orientation"], m["concurrency"] = nil, nil, "LR", nil
 	m["start_date"], m["end_date"], m["dag_run_timeout"], m["doc_md"], m["default_view"] = nil, nil, nil, nil, m["default_view"]
 	m["params"], m["is_paused_upon_creation"], m["last_parsed"], m["template_search_path"], m["render_template_as_native_obj"] = map[string]any{}, nil, nil, nil, false
-	d := v.dag
+	d := v.DAG
 	if d == nil {
 		return m
 	}
@@ -192,7 +113,7 @@ func (v dagView) apiDAGDetail() map[string]any {
 		m["params"] = d.Params
 	}
 	m["is_paused_upon_creation"] = d.IsPausedUponCreation
-	m["last_parsed"] = apiTimePtr(&v.row.LastParsed)
+	m["last_parsed"] = apiTimePtr(&v.Row.LastParsed)
 	return m
 }
 
@@ -204,86 +125,36 @@ func timeDelta(d time.Duration) map[string]any {
 
 // filteredDAGs returns the DAGs the request's list filters select.
 func (s *Server) filteredDAGs(r *http.Request) ([]dagView, error) {
-	views, err := s.dagViews(r.Context(), false)
+	q, err := dagQueryV1(r)
 	if err != nil {
 		return nil, err
 	}
-	return filterDAGs(r, views)
+	return s.ops.DAGs(r.Context(), q)
 }
 
-// filterDAGs applies the list filters of GET /dags (and PATCH /dags).
-func filterDAGs(r *http.Request, views []dagView) ([]dagView, error) {
+// dagQueryV1 reads the list filters of GET /dags (and PATCH /dags).
+func dagQueryV1(r *http.Request) (ops.DAGQuery, error) {
 	onlyActive, err := boolParam(r, "only_active", true)
 	if err != nil {
-		return nil, err
+		return ops.DAGQuery{}, err
 	}
-	q := r.URL.Query()
-	var paused *bool
-	if q.Get("paused") != "" {
+	q := ops.DAGQuery{OnlyActive: onlyActive, IDPattern: r.URL.Query().Get("dag_id_pattern"), Tags: multi(r, "tags")}
+	if r.URL.Query().Get("paused") != "" {
 		p, err := boolParam(r, "paused", false)
 		if err != nil {
-			return nil, err
+			return q, err
 		}
-		paused = &p
+		q.Paused = &p
 	}
-	pattern := strings.ToLower(q.Get("dag_id_pattern"))
-	tags := multi(r, "tags")
-	var out []dagView
-	for _, v := range views {
-		active := v.row.Active && v.dag != nil
-		if onlyActive && !active || paused != nil && v.row.Paused != *paused ||
-			pattern != "" && !strings.Contains(strings.ToLower(v.row.ID), pattern) {
-			continue
-		}
-		if len(tags) > 0 {
-			if v.dag == nil || !slices.ContainsFunc(tags, func(t string) bool { return slices.Contains(v.dag.Tags, t) }) {
-				continue
-			}
-		}
-		out = append(out, v)
+	if ob := r.URL.Query().Get("order_by"); ob != "" {
+		q.OrderBy = []string{ob}
 	}
-	if ob := q.Get("order_by"); ob != "" {
-		if err := sortBy(out, ob, map[string]func(a, b dagView) int{
-			"dag_id":           func(a, b dagView) int { return strings.Compare(a.row.ID, b.row.ID) },
-			"is_paused":        func(a, b dagView) int { return cmpBool(a.row.Paused, b.row.Paused) },
-			"fileloc":          func(a, b dagView) int { return strings.Compare(a.row.File, b.row.File) },
-			"last_parsed_time": func(a, b dagView) int { return a.row.LastParsed.Compare(b.row.LastParsed) },
-		}); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	}
-	return 1
+	return q, nil
 }
 
 // sortBy orders items by an API order_by value ("field" or "-field").
 func sortBy[T any](items []T, orderBy string, fields map[string]func(a, b T) int) error {
-	desc := strings.HasPrefix(orderBy, "-")
-	cmp, ok := fields[strings.TrimPrefix(orderBy, "-")]
-	if !ok {
-		names := make([]string, 0, len(fields))
-		for k := range fields {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return badRequest("cannot order by %q; use one of %s", orderBy, strings.Join(names, ", "))
-	}
-	slices.SortStableFunc(items, func(a, b T) int {
-		if desc {
-			return -cmp(a, b)
-		}
-		return cmp(a, b)
-	})
-	return nil
+	return ops.SortBy(items, []string{orderBy}, fields)
 }
 
 func (s *Server) apiListDAGs(w http.ResponseWriter, r *http.Request) {
@@ -299,10 +170,10 @@ func (s *Server) apiListDAGs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []map[string]any{}
 	for _, v := range slice(views, p) {
-		if v.dag != nil {
-			v.next = s.nextRun(r.Context(), v.dag)
+		if v.DAG != nil {
+			v.Next = s.ops.NextRun(r.Context(), v.DAG)
 		}
-		out = append(out, v.apiDAG())
+		out = append(out, apiDAG(v))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dags": out, "total_entries": len(views)})
 }
@@ -313,7 +184,7 @@ func (s *Server) apiGetDAG(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v.apiDAG())
+	writeJSON(w, http.StatusOK, apiDAG(v))
 }
 
 func (s *Server) apiGetDAGDetails(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +193,7 @@ func (s *Server) apiGetDAGDetails(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v.apiDAGDetail())
+	writeJSON(w, http.StatusOK, apiDAGDetail(v))
 }
 
 // pausedPatch reads the body of PATCH /dags and /dags/{id}: only is_paused
@@ -381,14 +252,14 @@ func (s *Server) apiPatchDAGs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	views, err = s.ops.SetPaused(r.Context(), views, paused, actor(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	out := []map[string]any{}
 	for _, v := range views {
-		if err := s.cmd.SetPaused(r.Context(), v.row.ID, paused, actor(r)); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		v.row.Paused = paused
-		out = append(out, v.apiDAG())
+		out = append(out, apiDAG(v))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dags": out, "total_entries": len(out)})
 }
@@ -396,13 +267,13 @@ func (s *Server) apiPatchDAGs(w http.ResponseWriter, r *http.Request) {
 // apiTask is Airflow's Task object.
 func apiTask(d *dags.DAG, t *dags.Task) map[string]any {
 	m := map[string]any{
-		"class_ref": map[string]any{"module_path": operatorModule(t.Operator), "class_name": t.Operator},
+		"class_ref": map[string]any{"module_path": ops.OperatorModule(t.Operator), "class_name": t.Operator},
 		"task_id":   t.ID, "owner": t.Owner, "start_date": apiTimePtr(t.StartDate), "end_date": apiTimePtr(t.EndDate),
 		"trigger_rule": string(t.TriggerRule), "extra_links": []any{}, "depends_on_past": t.DependsOnPast,
 		"is_mapped": false, "wait_for_downstream": t.WaitForDownstream, "retries": t.Retries, "queue": t.Queue,
 		"pool": t.Pool, "pool_slots": t.PoolSlots, "execution_timeout": nil, "retry_delay": timeDelta(t.RetryDelay),
 		"retry_exponential_backoff": t.RetryExponentialBackoff, "priority_weight": t.PriorityWeight,
-		"weight_rule": t.WeightRule, "ui_color": "#fff", "ui_fgcolor": "#000", "template_fields": templateFields(t),
+		"weight_rule": t.WeightRule, "ui_color": "#fff", "ui_fgcolor": "#000", "template_fields": ops.TemplateFields(t),
 		"sub_dag": nil, "downstream_task_ids": nonNil(d.Downstream(t.ID)),
 	}
 	if t.ExecutionTimeout > 0 {
@@ -418,37 +289,7 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func operatorModule(op string) string {
-	switch op {
-	case "BashOperator":
-		return "airflow.operators.bash"
-	case "EmptyOperator":
-		return "airflow.operators.empty"
-	case "KubernetesPodOperator":
-		return "airflow.providers.cncf.kubernetes.operators.pod"
-	}
-	return "airflow.operators"
-}
-
-func templateFields(t *dags.Task) []string {
-	switch t.Operator {
-	case "BashOperator":
-		return []string{"bash_command", "env", "cwd"}
-	case "KubernetesPodOperator":
-		return []string{"image", "cmds", "arguments", "env_vars", "labels", "config_file", "pod_template_file", "namespace", "container_resources", "volumes", "volume_mounts"}
-	}
-	return []string{}
-}
-
-func (s *Server) currentDAG(id string) (*dags.DAG, error) {
-	res, _ := s.bag.Current()
-	for _, d := range res.DAGs {
-		if d.ID == id {
-			return d, nil
-		}
-	}
-	return nil, fmt.Errorf("dag %q: %w", id, store.ErrNotFound)
-}
+func (s *Server) currentDAG(id string) (*dags.DAG, error) { return s.ops.CurrentDAG(id) }
 
 func (s *Server) apiListTasks(w http.ResponseWriter, r *http.Request) {
 	d, err := s.currentDAG(param(r, "dag_id"))

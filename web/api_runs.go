@@ -1,8 +1,6 @@
 package web
 
 import (
-	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +13,7 @@ import (
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
-	"updraft/store/trylog"
+	"updraft/web/ops"
 )
 
 // --- DAG runs ---
@@ -55,13 +53,7 @@ func runFilterFromQuery(r *http.Request, dagID string) (store.RunFilter, error) 
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, f store.RunFilter, p page) {
-	f.Limit, f.Offset = p.limit, p.offset
-	runs, err := s.st.Runs(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	total, err := s.st.CountRuns(r.Context(), f)
+	runs, total, err := s.ops.Runs(r.Context(), f, ops.Page{Limit: p.limit, Offset: p.offset})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -205,35 +197,18 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request) {
 	case exec != nil:
 		o.LogicalDate = exec
 	}
-	if len(body.Conf) > 0 && string(body.Conf) != "null" {
-		conf, err := decodeConf(body.Conf)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		o.Conf = conf
+	conf, err := ops.DecodeConf(body.Conf)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	run, err := s.cmd.Trigger(r.Context(), param(r, "dag_id"), o)
+	o.Conf = conf
+	run, err := s.ops.Trigger(r.Context(), param(r, "dag_id"), o)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, apiRun(run))
-}
-
-// decodeConf reads a run's conf: a JSON object, numbers kept exact.
-func decodeConf(raw json.RawMessage) (map[string]any, error) {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, badRequest("conf: %v", err)
-	}
-	m, ok := dags.JSONNumbers(v).(map[string]any)
-	if !ok {
-		return nil, badRequest("conf must be a JSON object")
-	}
-	return m, nil
 }
 
 func (s *Server) apiPatchRun(w http.ResponseWriter, r *http.Request) {
@@ -264,21 +239,7 @@ func (s *Server) apiClearRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dry := body.DryRun == nil || *body.DryRun
-	tis, err := s.st.TaskInstances(r.Context(), dagID, runID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	run, err := s.st.Run(r.Context(), dagID, runID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ids := make([]string, len(tis))
-	for i, ti := range tis {
-		ids[i] = ti.TaskID
-	}
-	cleared, err := s.cmd.Clear(r.Context(), dagID, runID, ids, scheduler.ClearOptions{DryRun: dry, Actor: actor(r)})
+	cleared, run, err := s.ops.ClearRun(r.Context(), dagID, runID, dry, false, actor(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -286,13 +247,9 @@ func (s *Server) apiClearRun(w http.ResponseWriter, r *http.Request) {
 	if dry {
 		out := []map[string]any{}
 		for _, ti := range cleared {
-			out = append(out, s.apiTI(ti, run, nil))
+			out = append(out, s.apiTI(s.ops.View(r.Context(), ti, run, false)))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"task_instances": out, "total_entries": len(out)})
-		return
-	}
-	if run, err = s.st.Run(r.Context(), dagID, runID); err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, apiRun(run))
@@ -300,19 +257,16 @@ func (s *Server) apiClearRun(w http.ResponseWriter, r *http.Request) {
 
 // --- task instances ---
 
-// apiTI is Airflow's TaskInstance object; last is the latest try, if known.
-func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) map[string]any {
-	state := string(ti.State)
-	if state == "" {
-		state = "none"
-	}
+// apiTI is Airflow's TaskInstance object.
+func (s *Server) apiTI(v ops.TIView) map[string]any {
+	ti, run := v.TI, v.Run
 	m := map[string]any{
 		"task_id": ti.TaskID, "dag_id": ti.DagID, "dag_run_id": ti.RunID, "execution_date": apiTime(run.LogicalDate),
-		"start_date": apiTimePtr(ti.StartDate), "end_date": apiTimePtr(ti.EndDate), "duration": nil, "state": state,
+		"start_date": apiTimePtr(ti.StartDate), "end_date": apiTimePtr(ti.EndDate), "duration": nil, "state": v.State(),
 		"try_number": ti.TryNumber, "map_index": ti.MapIndex, "max_tries": ti.MaxTries, "hostname": "", "unixname": "updraft",
-		"pool": ti.Pool, "pool_slots": ti.PoolSlots, "queue": "default", "priority_weight": ti.PriorityWeight,
-		"operator": ti.Operator, "queued_when": apiTimePtr(ti.QueuedAt), "pid": nil, "executor_config": "{}",
-		"rendered_fields": map[string]any{}, "note": nil,
+		"pool": ti.Pool, "pool_slots": ti.PoolSlots, "queue": v.Queue(), "priority_weight": ti.PriorityWeight,
+		"operator": ti.Operator, "queued_when": apiTimePtr(ti.QueuedAt), "pid": v.PID, "executor_config": "{}",
+		"rendered_fields": v.Rendered, "note": nil,
 	}
 	if ti.Label != "" {
 		m["rendered_map_index"] = ti.Label
@@ -320,22 +274,8 @@ func (s *Server) apiTI(ti store.TaskInstance, run store.Run, last *store.Try) ma
 	if ti.StartDate != nil && ti.EndDate != nil {
 		m["duration"] = ti.EndDate.Sub(*ti.StartDate).Seconds()
 	}
-	if d, err := s.currentDAG(ti.DagID); err == nil {
-		if t := d.Task(ti.TaskID); t != nil {
-			m["queue"] = t.Queue
-		}
-	}
-	if last != nil {
-		m["hostname"] = last.Hostname
-		if last.Rendered != "" {
-			var rendered map[string]any
-			if json.Unmarshal([]byte(last.Rendered), &rendered) == nil && rendered != nil {
-				m["rendered_fields"] = s.maskValue(rendered)
-			}
-		}
-		if pid, err := strconv.Atoi(strings.TrimPrefix(last.Handle, "pid:")); err == nil && last.Executor == "local" {
-			m["pid"] = pid
-		}
+	if v.Last != nil {
+		m["hostname"] = v.Last.Hostname
 	}
 	return m
 }
@@ -359,25 +299,14 @@ func tiFilterFromQuery(r *http.Request) (store.TIFilter, error) {
 }
 
 func (s *Server) listTIs(w http.ResponseWriter, r *http.Request, f store.TIFilter, p page) {
-	f.Limit, f.Offset = p.limit, p.offset
-	tis, total, err := s.st.FindTaskInstances(r.Context(), f)
+	views, total, err := s.ops.TaskInstances(r.Context(), f, ops.Page{Limit: p.limit, Offset: p.offset})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	runs := map[string]store.Run{}
 	out := []map[string]any{}
-	for _, ti := range tis {
-		key := ti.DagID + "\x00" + ti.RunID
-		run, ok := runs[key]
-		if !ok {
-			if run, err = s.st.Run(r.Context(), ti.DagID, ti.RunID); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			runs[key] = run
-		}
-		out = append(out, s.apiTI(ti, run, nil))
+	for _, v := range views {
+		out = append(out, s.apiTI(v))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"task_instances": out, "total_entries": total})
 }
@@ -456,22 +385,12 @@ func (s *Server) apiListTIsBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetTI(w http.ResponseWriter, r *http.Request) {
-	k := tiKeyParam(r)
-	ti, err := s.st.TaskInstance(r.Context(), k)
+	v, err := s.ops.TaskInstance(r.Context(), tiKeyParam(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	run, err := s.st.Run(r.Context(), k.DagID, k.RunID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var last *store.Try
-	if tries, err := s.st.Tries(r.Context(), k); err == nil && len(tries) > 0 {
-		last = &tries[len(tries)-1]
-	}
-	writeJSON(w, http.StatusOK, s.apiTI(ti, run, last))
+	writeJSON(w, http.StatusOK, s.apiTI(v))
 }
 
 // checkNewState accepts the states the API lets a caller set on a task
@@ -512,36 +431,12 @@ func (s *Server) apiPatchTI(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.cmd.MarkTasks(r.Context(), k.DagID, k.RunID, []string{k.TaskID}, dags.TaskState(body.NewState),
-		scheduler.MarkOptions{DryRun: body.DryRun, Actor: actor(r)}); err != nil {
+	if _, err := s.ops.Mark(r.Context(), ops.MarkRequest{DagID: k.DagID, RunID: k.RunID, TaskID: k.TaskID, State: dags.TaskState(body.NewState),
+		Options: scheduler.MarkOptions{DryRun: body.DryRun, Actor: actor(r)}}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, tiRef(ti, run))
-}
-
-// runsFor selects the runs a clear or a mark over several runs works on:
-// one run (with the runs before and after it on request), or a logical
-// date range.
-func (s *Server) runsFor(ctx context.Context, dagID, runID string, from, to *time.Time, past, future bool) ([]store.Run, error) {
-	if runID != "" {
-		run, err := s.st.Run(ctx, dagID, runID)
-		if err != nil {
-			return nil, err
-		}
-		f := store.RunFilter{DagID: dagID}
-		if !past {
-			f.LogicalGTE = &run.LogicalDate
-		}
-		if !future {
-			f.LogicalLTE = &run.LogicalDate
-		}
-		return s.st.Runs(ctx, f)
-	}
-	if _, err := s.dagView(ctx, dagID); err != nil {
-		return nil, err
-	}
-	return s.st.Runs(ctx, store.RunFilter{DagID: dagID, LogicalGTE: from, LogicalLTE: to})
 }
 
 // apiClearTIs is POST /dags/{dag_id}/clearTaskInstances.
@@ -573,65 +468,23 @@ func (s *Server) apiClearTIs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	runID := ""
+	req := ops.ClearRequest{DagID: dagID, From: from, To: to, Past: body.IncludePast, Future: body.IncludeFuture, TaskIDs: body.TaskIDs,
+		Options: scheduler.ClearOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
+			OnlyFailed: body.OnlyFailed == nil || *body.OnlyFailed, OnlyRunning: body.OnlyRunning,
+			DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}}
 	if body.DagRunID != nil {
-		runID = *body.DagRunID
+		req.RunID = *body.DagRunID
 	}
-	runs, err := s.runsFor(r.Context(), dagID, runID, from, to, body.IncludePast, body.IncludeFuture)
+	cleared, err := s.ops.Clear(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	o := scheduler.ClearOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
-		OnlyFailed: body.OnlyFailed == nil || *body.OnlyFailed, OnlyRunning: body.OnlyRunning,
-		DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}
 	refs := []map[string]any{}
-	for _, run := range runs {
-		ids := body.TaskIDs
-		if len(ids) == 0 {
-			tis, err := s.st.TaskInstances(r.Context(), dagID, run.RunID)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			for _, ti := range tis {
-				ids = append(ids, ti.TaskID)
-			}
-		}
-		ids = presentTasks(s, r.Context(), run, ids)
-		if len(ids) == 0 {
-			continue
-		}
-		cleared, err := s.cmd.Clear(r.Context(), dagID, run.RunID, ids, o)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, ti := range cleared {
-			refs = append(refs, tiRef(ti, run))
-		}
+	for _, c := range cleared {
+		refs = append(refs, tiRef(c.TI, c.Run))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"task_instances": refs})
-}
-
-// presentTasks keeps the task ids a run has task instances for: a task
-// added to the DAG later is not in older runs.
-func presentTasks(s *Server, ctx context.Context, run store.Run, ids []string) []string {
-	tis, err := s.st.TaskInstances(ctx, run.DagID, run.RunID)
-	if err != nil {
-		return ids
-	}
-	have := map[string]bool{}
-	for _, ti := range tis {
-		have[ti.TaskID] = true
-	}
-	var out []string
-	for _, id := range ids {
-		if have[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // apiUpdateTIsState is POST /dags/{dag_id}/updateTaskInstancesState.
@@ -673,37 +526,24 @@ func (s *Server) apiUpdateTIsState(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		runs, err := s.st.Runs(r.Context(), store.RunFilter{DagID: dagID, LogicalGTE: at, LogicalLTE: at})
+		run, err := s.ops.RunAt(r.Context(), dagID, *at)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if len(runs) == 0 {
-			s.fail(w, r, fmt.Errorf("dag %q has no run at %s: %w", dagID, apiTime(*at), store.ErrNotFound))
-			return
-		}
-		runID = runs[0].RunID
+		runID = run.RunID
 	}
-	runs, err := s.runsFor(r.Context(), dagID, runID, nil, nil, body.IncludePast, body.IncludeFuture)
+	marked, err := s.ops.Mark(r.Context(), ops.MarkRequest{DagID: dagID, RunID: runID, TaskID: body.TaskID, Past: body.IncludePast,
+		Future: body.IncludeFuture, State: dags.TaskState(body.NewState),
+		Options: scheduler.MarkOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
+			DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	o := scheduler.MarkOptions{Upstream: body.IncludeUpstream, Downstream: body.IncludeDownstream,
-		DryRun: body.DryRun == nil || *body.DryRun, Actor: actor(r)}
 	refs := []map[string]any{}
-	for _, run := range runs {
-		if len(presentTasks(s, r.Context(), run, []string{body.TaskID})) == 0 {
-			continue
-		}
-		marked, err := s.cmd.MarkTasks(r.Context(), dagID, run.RunID, []string{body.TaskID}, dags.TaskState(body.NewState), o)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, ti := range marked {
-			refs = append(refs, tiRef(ti, run))
-		}
+	for _, c := range marked {
+		refs = append(refs, tiRef(c.TI, c.Run))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"task_instances": refs})
 }
@@ -732,17 +572,17 @@ func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
 	}
 	var offset int64
 	if tok := r.URL.Query().Get("token"); tok != "" && !full {
-		if offset, err = parseLogToken(tok); err != nil {
+		if offset, err = ops.ParseLogToken(tok); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	content, next, err := s.readLog(r.Context(), k, try, offset, full)
+	content, next, err := s.ops.ReadLog(r.Context(), k, try, offset, full)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	token := logToken(next)
+	token := ops.LogToken(next)
 	if prefersText(r.Header.Get("Accept")) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Continuation-Token", token)
@@ -750,54 +590,6 @@ func (s *Server) apiLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"continuation_token": token, "content": content})
-}
-
-// readLog returns a try's log from offset (all of it when full) and the
-// offset to continue from. The end of a chunk that may hold the start of a
-// secret is kept for the next read, so masking never sees half a secret.
-func (s *Server) readLog(ctx context.Context, k store.TIKey, try int, offset int64, full bool) (string, int64, error) {
-	tries, err := s.st.Tries(ctx, k)
-	if err != nil {
-		return "", 0, err
-	}
-	var t *store.Try
-	for i := range tries {
-		if tries[i].TryNumber == try {
-			t = &tries[i]
-		}
-	}
-	if t == nil {
-		return "", 0, fmt.Errorf("task instance %s has no try %d: %w", k, try, store.ErrNotFound)
-	}
-	l, err := trylog.Open(ctx, s.st, *t)
-	if err != nil {
-		return "", 0, err
-	}
-	defer l.Close()
-	size := l.Size
-	if offset > size {
-		offset = size
-	}
-	end := size
-	if !full && end-offset > logChunk {
-		end = offset + logChunk
-	}
-	secrets, err := s.st.SecretValues(ctx)
-	if err != nil {
-		return "", 0, fmt.Errorf("read secret values to mask: %w", err)
-	}
-	if end < size && !full {
-		hold := int64(longest(secrets))
-		if end-hold > offset {
-			end -= hold
-		}
-	}
-	buf, err := l.Read(ctx, offset, end-offset)
-	if err != nil {
-		return "", 0, err
-	}
-	end = offset + int64(len(buf))
-	return s.maskText(string(buf), secrets), end, nil
 }
 
 // prefersText reports whether an Accept header asks for text/plain before
@@ -812,62 +604,4 @@ func prefersText(accept string) bool {
 		}
 	}
 	return false
-}
-
-func logToken(offset int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.FormatInt(offset, 10)))
-}
-
-func parseLogToken(tok string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err == nil {
-		if v, ok := strings.CutPrefix(string(b), "offset:"); ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				return n, nil
-			}
-		}
-	}
-	return 0, badRequest("token is not a continuation token of this server")
-}
-
-func longest(ss []string) int {
-	n := 0
-	for _, s := range ss {
-		n = max(n, len(s))
-	}
-	return n
-}
-
-// maskValue masks secrets in every string of a decoded JSON value; when
-// the secrets cannot be read, the value is withheld.
-func (s *Server) maskValue(v map[string]any) map[string]any {
-	secrets, err := s.st.SecretValues(context.Background())
-	if err != nil {
-		s.log.Error("read secret values to mask", "err", err)
-		return map[string]any{}
-	}
-	if len(secrets) == 0 && s.opt.Mask == nil {
-		return v
-	}
-	var walk func(any) any
-	walk = func(x any) any {
-		switch t := x.(type) {
-		case string:
-			return s.maskText(t, secrets)
-		case map[string]any:
-			out := make(map[string]any, len(t))
-			for k, e := range t {
-				out[k] = walk(e)
-			}
-			return out
-		case []any:
-			out := make([]any, len(t))
-			for i, e := range t {
-				out[i] = walk(e)
-			}
-			return out
-		}
-		return x
-	}
-	return walk(v).(map[string]any)
 }

@@ -142,14 +142,29 @@ type AuthOptions struct {
 	ProxyHeader string
 	ProxyFrom   []netip.Prefix
 	ProxyRole   Role
+	// TokenTTL is how long an API token from POST /auth/token lasts
+	// (default 24 h, Airflow's jwt_expiration_time).
+	TokenTTL time.Duration
+	// TokenKeyFile holds the tokens' signing keys, one per line, the
+	// first signing; empty keeps them in the database.
+	TokenKeyFile string
 }
 
 // principal is the authenticated caller of a request.
 type principal struct {
 	user    store.User
 	role    Role
-	session *store.Session // nil for basic auth
+	session *store.Session // nil unless via a session cookie
+	via     string         // "session", "basic", "token" or "proxy"
 }
+
+// tokenProblem is a bearer token that did not verify: the request goes on
+// as anonymous (an endpoint with a secret of its own, such as the git
+// sync trigger, reads the header itself) and a route that needs a user
+// says why it got none.
+type tokenProblem struct{ err error }
+
+type problemKey struct{}
 
 type ctxKey struct{}
 
@@ -181,6 +196,7 @@ type auth struct {
 	limiter loginLimiter
 	basic   *basicCache
 	mask    *dags.Masker // learns the passwords of users who log in
+	tokens  *Tokens
 }
 
 func newAuth(st *store.Store, opt AuthOptions, now func() time.Time) *auth {
@@ -190,7 +206,8 @@ func newAuth(st *store.Store, opt AuthOptions, now func() time.Time) *auth {
 	if opt.ProxyRole == "" {
 		opt.ProxyRole = RoleViewer
 	}
-	return &auth{st: st, opt: opt, now: now, limiter: loginLimiter{st}, basic: &basicCache{m: map[[32]byte]basicEntry{}}}
+	return &auth{st: st, opt: opt, now: now, limiter: loginLimiter{st}, basic: &basicCache{m: map[[32]byte]basicEntry{}},
+		tokens: NewTokens(st, opt.TokenTTL, opt.TokenKeyFile, now)}
 }
 
 var errBadCredentials = errors.New("wrong username or password")
@@ -264,7 +281,10 @@ func (a *auth) identify(r *http.Request) (*principal, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &principal{user: u, role: Role(u.Role)}, nil
+		return &principal{user: u, role: Role(u.Role), via: "basic"}, nil
+	}
+	if tok, ok := bearer(r); ok {
+		return a.fromToken(ctx, tok)
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
@@ -284,8 +304,30 @@ func (a *auth) identify(r *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &principal{user: u, role: Role(u.Role), session: &se}, nil
+	return &principal{user: u, role: Role(u.Role), session: &se, via: "session"}, nil
 }
+
+// fromToken returns the user a bearer token names; a token that does not
+// verify, or names a user who no longer exists, is a tokenProblem.
+func (a *auth) fromToken(ctx context.Context, tok string) (*principal, error) {
+	name, err := a.tokens.Verify(ctx, tok)
+	if err != nil {
+		if errors.Is(err, errBadToken) {
+			return nil, tokenProblem{err}
+		}
+		return nil, err
+	}
+	u, err := a.st.User(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, tokenProblem{fmt.Errorf("%w: the user %q no longer exists", errBadToken, name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{user: u, role: Role(u.Role), via: "token"}, nil
+}
+
+func (p tokenProblem) Error() string { return p.err.Error() }
 
 func (a *auth) fromProxy(r *http.Request) bool {
 	addr, err := netip.ParseAddr(clientIP(r))
@@ -318,7 +360,7 @@ func (a *auth) proxyUser(ctx context.Context, name string) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &principal{user: u, role: Role(u.Role)}, nil
+	return &principal{user: u, role: Role(u.Role), via: "proxy"}, nil
 }
 
 // login starts a session and sets its cookie.

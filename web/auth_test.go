@@ -20,6 +20,7 @@ import (
 	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
+	"updraft/web/ops"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -441,7 +442,7 @@ func TestLogChunksNeverCutASecret(t *testing.T) {
 		}
 		token = out.Token
 	}
-	if want := strings.ReplaceAll(text, secret, secretMask); got.String() != want {
+	if want := strings.ReplaceAll(text, secret, ops.SecretMask); got.String() != want {
 		t.Fatalf("reassembled log differs: %d bytes, want %d", got.Len(), len(want))
 	}
 	if status, _ := e.call("GET", "/api/v1/dags/sec/dagRuns/r/taskInstances/a/logs/1?token=bogus", "", "viewer"); status != 400 {

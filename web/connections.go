@@ -1,33 +1,19 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"updraft/store"
+	"updraft/web/ops"
 )
 
-// Connections are the Airflow connections the server's operators use.
-// They come from the environment or a mounted Secret folder, so the UI and
-// the API only show and test them: Op and Admin see their type, host,
-// login, schema, port and where they were found, never a password or an
-// extra (extras may hold keys).
-type Connections interface {
-	List() ([]ConnectionInfo, error)
-	// Test tries a connection without changing anything and says what it
-	// found; an unknown id is store.ErrNotFound.
-	Test(ctx context.Context, id string) (string, error)
-}
+// Connections are the operators' connections (see ops.Connections).
+type Connections = ops.Connections
 
 // ConnectionInfo is what may be shown of a connection.
-type ConnectionInfo struct {
-	ID, Type, Host, Login, Schema string
-	Port                          int
-	Masked                        string // the URI with the password replaced
-	Source                        string // "env UPDRAFT_CONN_X" or the file it was read from
-}
+type ConnectionInfo = ops.ConnectionInfo
 
 func (s *Server) connectionList() ([]ConnectionInfo, error) {
 	if s.opt.Connections == nil {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -15,7 +16,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.identify(r)
 		var tooMany errTooMany
+		var badToken tokenProblem
 		switch {
+		case errors.As(err, &badToken):
+			r = r.WithContext(context.WithValue(r.Context(), problemKey{}, badToken))
+			next.ServeHTTP(w, r)
+			return
 		case errors.As(err, &tooMany):
 			w.Header().Set("Retry-After", strconv.Itoa(int(tooMany.wait.Seconds())+1))
 			problem(w, http.StatusTooManyRequests, err.Error())

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"updraft/dags"
 	"updraft/store"
+	"updraft/web/ops"
 )
 
 // Pools limit how many task instances run at once across DAGs (Airflow's
@@ -16,81 +16,26 @@ import (
 // and with `updraft pools`. A task naming a pool that does not exist waits
 // until it is created, as in Airflow; the Pools page lists such pools.
 
-// defaultPool is the pool of tasks that name none; it cannot be deleted.
-const defaultPool = "default_pool"
+const defaultPool = ops.DefaultPool
 
 // ValidatePool checks a pool before it is saved.
-func ValidatePool(p store.Pool) error {
-	if !dags.ValidVariableKey(p.Name) {
-		return badRequest("pool name %q: use letters, digits, '_', '-' and '.' (at most 250)", p.Name)
-	}
-	if p.Slots < 0 {
-		return badRequest("pool %s: slots must be 0 or more, not %d", p.Name, p.Slots)
-	}
-	return nil
-}
-
-func (s *Server) setPool(r *http.Request, p store.Pool, action string) error {
-	if err := ValidatePool(p); err != nil {
-		return err
-	}
-	if err := s.st.SetPool(r.Context(), p); err != nil {
-		return err
-	}
-	s.audit(r, action, "", "", "", fmt.Sprintf("pool=%s slots=%d", p.Name, p.Slots))
-	return nil
-}
+func ValidatePool(p store.Pool) error { return ops.ValidatePool(p) }
 
 // CheckPoolDelete refuses to delete the default pool.
-func CheckPoolDelete(name string) error {
-	if name == defaultPool {
-		return badRequest("%s cannot be deleted: tasks that name no pool use it", defaultPool)
-	}
-	return nil
+func CheckPoolDelete(name string) error { return ops.CheckPoolDelete(name) }
+
+func (s *Server) setPool(r *http.Request, p store.Pool, action string) error {
+	return s.ops.SetPool(r.Context(), p, actor(r), action)
 }
 
 func (s *Server) deletePool(r *http.Request, name string) error {
-	if err := CheckPoolDelete(name); err != nil {
-		return err
-	}
-	if err := s.st.DeletePool(r.Context(), name); err != nil {
-		return err
-	}
-	s.audit(r, "pool_delete", "", "", "", "pool="+name)
-	return nil
+	return s.ops.DeletePool(r.Context(), name, actor(r))
 }
 
-// poolView is a pool with what its task instances hold now.
-type poolView struct {
-	store.Pool
-	Running, Queued, Open int
-	Tasks                 int // tasks of the loaded DAGs that use it
-}
+type poolView = ops.PoolView
 
 func (s *Server) poolViews(r *http.Request) ([]poolView, map[string]int, error) {
-	pools, err := s.st.Pools(r.Context())
-	if err != nil {
-		return nil, nil, err
-	}
-	use, err := s.st.PoolUsage(r.Context())
-	if err != nil {
-		return nil, nil, err
-	}
-	tasks := map[string]int{}
-	if res, _ := s.bag.Current(); res != nil {
-		for _, d := range res.DAGs {
-			for _, t := range d.Tasks {
-				tasks[t.Pool]++
-			}
-		}
-	}
-	out := make([]poolView, 0, len(pools))
-	for _, p := range pools {
-		u := use[p.Name]
-		out = append(out, poolView{Pool: p, Running: u.Running, Queued: u.Queued, Open: max(0, p.Slots-u.Running-u.Queued), Tasks: tasks[p.Name]})
-		delete(tasks, p.Name)
-	}
-	return out, tasks, nil // what is left in tasks: pools that do not exist
+	return s.ops.Pools(r.Context())
 }
 
 // --- REST API ---

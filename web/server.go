@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -17,30 +16,18 @@ import (
 
 	"updraft/dags"
 	"updraft/gitsync"
-	"updraft/scheduler"
 	"updraft/store"
+	"updraft/web/ops"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// Bag is what the web server needs to know about DAGs: the latest load of
-// the DAG folder and when it happened. Implementations must be safe for
-// concurrent use.
-type Bag interface {
-	Current() (*dags.Result, time.Time)
-}
+// Bag is the DAGs as loaded (see ops.Bag).
+type Bag = ops.Bag
 
-// Commands are the scheduler's commands: every manual change to runs and
-// task instances goes through them, so the scheduler sees it at once and
-// audits it. Implementations must be safe for concurrent use.
-type Commands interface {
-	Trigger(ctx context.Context, dagID string, o scheduler.TriggerOptions) (store.Run, error)
-	SetPaused(ctx context.Context, dagID string, paused bool, actor string) error
-	Clear(ctx context.Context, dagID, runID string, taskIDs []string, o scheduler.ClearOptions) ([]store.TaskInstance, error)
-	MarkTasks(ctx context.Context, dagID, runID string, taskIDs []string, state dags.TaskState, o scheduler.MarkOptions) ([]store.TaskInstance, error)
-	SetRunState(ctx context.Context, dagID, runID string, state dags.RunState, actor string) (store.Run, error)
-}
+// Commands are the scheduler's commands (see ops.Commands).
+type Commands = ops.Commands
 
 // Options configure the web server.
 type Options struct {
@@ -83,6 +70,7 @@ type Server struct {
 	gitOpt  GitOptions
 	alerts  bool // a webhook is configured
 	metrics *Metrics
+	ops     *ops.Service
 }
 
 // recoverer turns a handler's panic into a 500 in the answer's format
@@ -119,21 +107,10 @@ func plainError(w http.ResponseWriter, r *http.Request, status int, detail strin
 }
 
 // teach tells the server's masker about secret values set or used here.
-func (s *Server) teach(values ...string) {
-	if s.opt.Mask != nil {
-		s.opt.Mask.Add(values...)
-	}
-}
+func (s *Server) teach(values ...string) { s.ops.Teach(values...) }
 
-// maskText masks the secrets in text: the store's secret values, and
-// every value the server's masker has learnt (rotated ones included).
-func (s *Server) maskText(text string, secrets []string) string {
-	text = dags.Mask(text, secrets)
-	if s.opt.Mask != nil {
-		text = s.opt.Mask.Mask(text)
-	}
-	return text
-}
+// maskText masks the secrets in text (see ops.Service.MaskText).
+func (s *Server) maskText(text string, secrets []string) string { return s.ops.MaskText(text, secrets) }
 
 // WithAlerts says whether alerts go to a webhook (the alerts page and the
 // health output mention it).
@@ -179,7 +156,8 @@ func New(o Options) *Server {
 		o.Metrics = NewMetrics()
 	}
 	s := &Server{bag: o.Bag, st: o.Store, cmd: o.Commands, log: o.Log, now: o.Now, opt: o,
-		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics}
+		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics,
+		ops: &ops.Service{Store: o.Store, Bag: o.Bag, Commands: o.Commands, Mask: o.Mask, Now: o.Now, Log: o.Log}}
 	s.auth.mask = o.Mask
 	s.metrics.reg.MustRegister(stateCollector{s})
 	s.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html"))

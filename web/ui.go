@@ -26,6 +26,7 @@ import (
 	"updraft/scheduler"
 	"updraft/store"
 	"updraft/store/trylog"
+	"updraft/web/ops"
 )
 
 //go:embed static
@@ -232,19 +233,19 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	tags := map[string]bool{}
 	var shown []dagView
 	for _, v := range views {
-		if v.dag != nil {
-			for _, t := range v.dag.Tags {
+		if v.DAG != nil {
+			for _, t := range v.DAG.Tags {
 				tags[t] = true
 			}
 		}
-		if !(v.row.Active && v.dag != nil) && !p.ShowInactive {
+		if !(v.Row.Active && v.DAG != nil) && !p.ShowInactive {
 			continue
 		}
-		if p.Query != "" && !strings.Contains(strings.ToLower(v.row.ID), strings.ToLower(p.Query)) &&
-			(v.dag == nil || !strings.Contains(strings.ToLower(v.dag.Description), strings.ToLower(p.Query))) {
+		if p.Query != "" && !strings.Contains(strings.ToLower(v.Row.ID), strings.ToLower(p.Query)) &&
+			(v.DAG == nil || !strings.Contains(strings.ToLower(v.DAG.Description), strings.ToLower(p.Query))) {
 			continue
 		}
-		if p.Tag != "" && (v.dag == nil || !slices.Contains(v.dag.Tags, p.Tag)) {
+		if p.Tag != "" && (v.DAG == nil || !slices.Contains(v.DAG.Tags, p.Tag)) {
 			continue
 		}
 		shown = append(shown, v)
@@ -273,7 +274,7 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	}
 	ids := make([]string, len(shown))
 	for i, v := range shown {
-		ids[i] = v.row.ID
+		ids[i] = v.Row.ID
 	}
 	recent, err := s.st.RecentRuns(ctx, ids, 10)
 	if err != nil {
@@ -288,24 +289,24 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	ret := r.URL.RequestURI()
 	for _, v := range shown {
-		row := dagListRow{ID: v.row.ID, URL: dagURL(v.row.ID), File: v.row.File, Paused: v.row.Paused, Active: v.row.Active && v.dag != nil,
-			ImportErr: v.importErr, Return: ret}
-		if v.dag != nil {
-			row.Description, row.Tags = v.dag.Description, v.dag.Tags
-			row.Schedule, row.Cron = dags.Describe(v.dag.Schedule), v.dag.Schedule.Summary()
+		row := dagListRow{ID: v.Row.ID, URL: dagURL(v.Row.ID), File: v.Row.File, Paused: v.Row.Paused, Active: v.Row.Active && v.DAG != nil,
+			ImportErr: v.ImportErr, Return: ret}
+		if v.DAG != nil {
+			row.Description, row.Tags = v.DAG.Description, v.DAG.Tags
+			row.Schedule, row.Cron = dags.Describe(v.DAG.Schedule), v.DAG.Schedule.Summary()
 			row.NextRun = "manual only"
-			if v.dag.Schedule.Periodic() || v.dag.Schedule.Summary() == "@once" {
+			if v.DAG.Schedule.Periodic() || v.DAG.Schedule.Summary() == "@once" {
 				var last *dags.DataInterval
-				if run, ok := lasts[v.row.ID]; ok {
+				if run, ok := lasts[v.Row.ID]; ok {
 					last = &run.Interval
 				}
 				row.NextRun = "none"
-				if info, ok := dags.NextRun(v.dag, last, now); ok {
+				if info, ok := dags.NextRun(v.DAG, last, now); ok {
 					row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
 				}
 			}
 		}
-		runs := recent[v.row.ID]
+		runs := recent[v.Row.ID]
 		for i := len(runs) - 1; i >= 0; i-- {
 			run := runs[i]
 			row.Recent = append(row.Recent, runMark{RunID: run.RunID, State: string(run.State), URL: runURL(run.DagID, run.RunID),
@@ -448,12 +449,12 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	p := dagPage{ID: id, Tab: q.Get("tab"), File: v.row.File, FileURL: "/files/" + fileToken(v.row.File), Paused: v.row.Paused,
-		Active: v.row.Active && v.dag != nil, Version: v.row.Version, Return: r.URL.RequestURI()}
+	p := dagPage{ID: id, Tab: q.Get("tab"), File: v.Row.File, FileURL: "/files/" + fileToken(v.Row.File), Paused: v.Row.Paused,
+		Active: v.Row.Active && v.DAG != nil, Version: v.Row.Version, Return: r.URL.RequestURI()}
 	if p.Tab == "" {
 		p.Tab = "grid"
 	}
-	d := v.dag
+	d := v.DAG
 	if d != nil {
 		p.Description, p.DocMD, p.Owners, p.Tags = d.Description, d.DocMD, d.Owners, d.Tags
 		p.Schedule, p.Cron, p.Timezone = dags.Describe(d.Schedule), d.Schedule.Summary(), d.Location.String()
@@ -467,8 +468,8 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 		if d.EndDate != nil {
 			p.EndDate = d.EndDate.UTC().Format("2006-01-02 15:04 MST")
 		}
-		if v.next != nil {
-			p.NextRun = v.next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+		if v.Next != nil {
+			p.NextRun = v.Next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
 		}
 		p.Params, p.ParamsJSON = paramFields(d.Params)
 	}
@@ -852,7 +853,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	conf := map[string]any{}
 	if raw := strings.TrimSpace(r.PostFormValue("conf")); raw != "" && raw != "{}" {
-		c, err := decodeConf([]byte(raw))
+		c, err := ops.DecodeConf([]byte(raw))
 		if err != nil {
 			s.back(w, r, ret, "Error: "+strings.TrimSuffix(err.Error(), ": "+errBadRequest.Error()))
 			return
@@ -880,7 +881,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 			case "json":
-				c, err := decodeConf([]byte(`{"v":` + raw + `}`))
+				c, err := ops.DecodeConf([]byte(`{"v":` + raw + `}`))
 				if err != nil {
 					s.back(w, r, ret, fmt.Sprintf("Error: param %s: not JSON", f.Name))
 					return
@@ -894,7 +895,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	if len(conf) > 0 {
 		o.Conf = conf
 	}
-	run, err := s.cmd.Trigger(r.Context(), id, o)
+	run, err := s.ops.Trigger(r.Context(), id, o)
 	if err != nil {
 		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
@@ -907,7 +908,7 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 func parseFormTime(v string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			if !inYearRange(t) {
+			if ops.CheckYear("logical date", &t) != nil {
 				return time.Time{}, fmt.Errorf("logical date %q is out of range (1970 to 9999)", v)
 			}
 			return t.UTC(), nil
@@ -1037,7 +1038,7 @@ type tiPage struct {
 	Return                                                                          string
 	Preview                                                                         *clearPreview
 	Waiting                                                                         []string // what keeps it from starting
-	XComs                                                                           []xcomEntry
+	XComs                                                                           []ops.XComEntry
 }
 
 type tryRow struct {
@@ -1095,7 +1096,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if p.XComs, err = s.taskXComs(ctx, store.XComFilter{DagID: k.DagID, RunID: k.RunID, TaskIDs: []string{k.TaskID}, MapIndex: &k.MapIndex}); err != nil {
+	if p.XComs, err = s.ops.XComs(ctx, store.XComFilter{DagID: k.DagID, RunID: k.RunID, TaskIDs: []string{k.TaskID}, MapIndex: &k.MapIndex}); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
@@ -1136,34 +1137,25 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 	ret := returnTo(r, instURL(k))
 	on := func(name string) bool { return r.PostFormValue(name) == "true" }
 	o := scheduler.ClearOptions{Upstream: on("upstream"), Downstream: on("downstream"), OnlyFailed: on("only_failed"), Actor: actor(r)}
+	req := ops.ClearRequest{DagID: k.DagID, RunID: k.RunID, Past: on("past"), Future: on("future"), TaskIDs: []string{k.TaskID}}
 	if k.MapIndex >= 0 {
-		o.MapIndexes = []int{k.MapIndex}
+		req.MapIndexes = []int{k.MapIndex}
 	}
-	past, future := on("past"), on("future")
-	runs, err := s.runsFor(ctx, k.DagID, k.RunID, nil, nil, past, future)
+	confirm := on("confirm")
+	o.DryRun = !confirm
+	req.Options = o
+	cleared, err := s.ops.Clear(ctx, req)
 	if err != nil {
 		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	confirm := on("confirm")
-	o.DryRun = !confirm
 	var affected []string
-	for _, run := range runs {
-		if len(presentTasks(s, ctx, run, []string{k.TaskID})) == 0 {
-			continue
+	for _, c := range cleared {
+		label := instName(c.TI)
+		if c.Run.RunID != k.RunID {
+			label += " (" + c.Run.RunID + ")"
 		}
-		cleared, err := s.cmd.Clear(ctx, k.DagID, run.RunID, []string{k.TaskID}, o)
-		if err != nil {
-			s.back(w, r, ret, "Error: "+cleanErr(err))
-			return
-		}
-		for _, ti := range cleared {
-			label := instName(ti)
-			if run.RunID != k.RunID {
-				label += " (" + run.RunID + ")"
-			}
-			affected = append(affected, label)
-		}
+		affected = append(affected, label)
 	}
 	if confirm {
 		s.back(w, r, ret, fmt.Sprintf("Cleared %d task instance(s); they run again.", len(affected)))
@@ -1171,7 +1163,7 @@ func (s *Server) formClearTI(w http.ResponseWriter, r *http.Request) {
 	}
 	// The preview: the task instance page with the list and a confirm button.
 	s.renderTIWithPreview(w, r, k, ret, &clearPreview{Tasks: affected, Downstream: o.Downstream, Upstream: o.Upstream,
-		OnlyFailed: o.OnlyFailed, Past: past, Future: future, Sure: true})
+		OnlyFailed: o.OnlyFailed, Past: req.Past, Future: req.Future, Sure: true})
 }
 
 func (s *Server) renderTIWithPreview(w http.ResponseWriter, r *http.Request, k store.TIKey, ret string, pv *clearPreview) {
@@ -1206,7 +1198,7 @@ func (s *Server) downloadLog(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, badRequest("not a try number"))
 		return
 	}
-	content, _, err := s.readLog(r.Context(), k, try, 0, true)
+	content, _, err := s.ops.ReadLog(r.Context(), k, try, 0, true)
 	if err != nil {
 		s.pageError(w, r, err)
 		return

@@ -1,12 +1,11 @@
 package web
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 
 	"updraft/store"
+	"updraft/web/ops"
 )
 
 // tiKeyParam is the task instance a request names: its path, and the map
@@ -22,40 +21,6 @@ func tiKeyParam(r *http.Request) store.TIKey {
 		k.MapIndex = n
 	}
 	return k
-}
-
-// xcomEntry is one XCom as the API and the task-instance page show it.
-type xcomEntry struct {
-	store.XCom
-	Text string // the value as shown: masked, a string as it is
-}
-
-// xcomText is an XCom value as text: a string as it is, anything else as
-// its JSON, with secrets masked.
-func (s *Server) xcomText(v json.RawMessage, secrets []string) string {
-	var str string
-	text := string(v)
-	if json.Unmarshal(v, &str) == nil {
-		text = str
-	}
-	return s.maskText(text, secrets)
-}
-
-// taskXComs returns a task instance's XComs with their values as text.
-func (s *Server) taskXComs(ctx context.Context, f store.XComFilter) ([]xcomEntry, error) {
-	xs, err := s.st.XComs(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	secrets, err := s.st.SecretValues(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]xcomEntry, len(xs))
-	for i, x := range xs {
-		out[i] = xcomEntry{XCom: x, Text: s.xcomText(x.Value, secrets)}
-	}
-	return out, nil
 }
 
 // xcomFilterOf reads the path (with Airflow's ~ for "any") and the
@@ -84,7 +49,7 @@ func xcomFilterOf(r *http.Request) (store.XComFilter, error) {
 	return f, nil
 }
 
-func apiXCom(x xcomEntry, withValue bool) map[string]any {
+func apiXCom(x ops.XComEntry, withValue bool) map[string]any {
 	out := map[string]any{"key": x.Key, "timestamp": apiTime(x.CreatedAt), "execution_date": apiTime(x.LogicalDate),
 		"task_id": x.TaskID, "dag_id": x.DagID, "map_index": x.MapIndex}
 	if withValue {
@@ -106,7 +71,7 @@ func (s *Server) apiListXComs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	xs, err := s.taskXComs(r.Context(), f)
+	xs, err := s.ops.XComs(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -127,7 +92,7 @@ func (s *Server) apiGetXCom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Key = param(r, "xcom_key")
-	xs, err := s.taskXComs(r.Context(), f)
+	xs, err := s.ops.XComs(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
