@@ -811,6 +811,11 @@ type RunFilter struct {
 	DagIDs  []string
 	States  []dags.RunState
 	RunType string
+	// RunTypes selects any of several run types.
+	RunTypes []string
+	// RunIDPattern and DagIDPattern are SQL LIKE patterns matched
+	// anywhere in the id, case-insensitively (Airflow's *_pattern).
+	RunIDPattern, DagIDPattern string
 	// Time ranges, inclusive; nil leaves that side open.
 	LogicalGTE, LogicalLTE *time.Time
 	StartGTE, StartLTE     *time.Time
@@ -849,6 +854,14 @@ func (w *where) in(col string, vals []string) {
 		args[i] = v
 	}
 	w.add(col+` IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+`)`, args...)
+}
+
+// like matches col against a SQL LIKE pattern anywhere in it, ignoring
+// case in both dialects (a backslash escapes).
+func (w *where) like(col, pattern string) {
+	if pattern != "" {
+		w.add(`LOWER(`+col+`) LIKE ? ESCAPE '\'`, "%"+strings.ToLower(pattern)+"%")
+	}
 }
 
 func (w *where) between(col string, gte, lte *time.Time) {
@@ -896,6 +909,9 @@ func (f RunFilter) where() *where {
 	if f.RunType != "" {
 		w.add(`run_type = ?`, f.RunType)
 	}
+	w.in(`run_type`, f.RunTypes)
+	w.like(`run_id`, f.RunIDPattern)
+	w.like(`dag_id`, f.DagIDPattern)
 	states := make([]string, len(f.States))
 	for i, st := range f.States {
 		states[i] = string(st)
@@ -959,7 +975,13 @@ func (s *Store) CountRuns(ctx context.Context, f RunFilter) (int, error) {
 type TIFilter struct {
 	DagIDs  []string
 	RunID   string
+	RunIDs  []string
 	TaskIDs []string
+	// DagIDPattern and RunIDPattern are SQL LIKE patterns (see RunFilter).
+	DagIDPattern, RunIDPattern string
+	// OrderBy is one of TIOrderColumns, "-" in front for descending; ""
+	// orders by DAG, logical date, task and map index.
+	OrderBy string
 	// MapIndex, when set, selects one map index (-1: unmapped instances);
 	// Mapped selects the expanded instances of mapped tasks.
 	MapIndex *int
@@ -975,12 +997,24 @@ type TIFilter struct {
 	Limit, Offset          int
 }
 
+// TIOrderColumns are the fields task instances can be ordered by (API
+// names).
+var TIOrderColumns = map[string]string{
+	"id": "ti.task_id", "task_id": "ti.task_id", "dag_id": "ti.dag_id", "run_id": "ti.run_id", "dag_run_id": "ti.run_id",
+	"map_index": "ti.map_index", "state": "ti.state", "start_date": "ti.start_date", "end_date": "ti.end_date",
+	"pool": "ti.pool", "try_number": "ti.try_number", "priority_weight": "ti.priority_weight",
+	"logical_date": "r.logical_date", "run_after": "r.logical_date", "operator": "ti.operator",
+}
+
 func (f TIFilter) where() *where {
 	w := &where{}
 	w.in(`ti.dag_id`, f.DagIDs)
 	if f.RunID != "" {
 		w.add(`ti.run_id = ?`, f.RunID)
 	}
+	w.in(`ti.run_id`, f.RunIDs)
+	w.like(`ti.dag_id`, f.DagIDPattern)
+	w.like(`ti.run_id`, f.RunIDPattern)
 	w.in(`ti.task_id`, f.TaskIDs)
 	if f.MapIndex != nil {
 		w.add(`ti.map_index = ?`, *f.MapIndex)
@@ -1006,13 +1040,21 @@ const tiJoin = ` FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id 
 // run logical date and task, with how many there are in all.
 func (s *Store) FindTaskInstances(ctx context.Context, f TIFilter) ([]TaskInstance, int, error) {
 	w := f.where()
+	order := ` ORDER BY ti.dag_id, r.logical_date, ti.task_id, ti.map_index`
+	if f.OrderBy != "" {
+		var err error
+		if order, err = orderBy(f.OrderBy, TIOrderColumns, "ti.task_id"); err != nil {
+			return nil, 0, err
+		}
+		order += ", ti.map_index"
+	}
 	var total int
 	if err := s.queryRow(ctx, `SELECT COUNT(*)`+tiJoin+w.String(), w.args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	cols := `ti.` + strings.ReplaceAll(strings.Join(strings.Fields(tiCols), " "), ", ", ", ti.")
 	rows, err := s.query(ctx, `SELECT `+cols+tiJoin+w.String()+
-		` ORDER BY ti.dag_id, r.logical_date, ti.task_id, ti.map_index`+limitOffset(f.Limit, f.Offset), w.args...)
+		order+limitOffset(f.Limit, f.Offset), w.args...)
 	if err != nil {
 		return nil, 0, err
 	}

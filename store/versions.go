@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -53,4 +54,16 @@ func (s *Store) RunStateCounts(ctx context.Context) (map[string]map[string]int, 
 		out[dag][state] = n
 	}
 	return out, rows.Err()
+}
+
+// SetRunNote replaces a run's note; an unknown run is ErrNotFound.
+func (s *Store) SetRunNote(ctx context.Context, dagID, runID, note string) error {
+	res, err := s.exec(ctx, `UPDATE dag_runs SET note = ? WHERE dag_id = ? AND run_id = ?`, note, dagID, runID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("dag %q run %q: %w", dagID, runID, ErrNotFound)
+	}
+	return nil
 }

@@ -14,6 +14,11 @@ import (
 // credentials at all go on as anonymous, for need to decide.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, basic := r.BasicAuth(); basic && isV2(r) {
+			r = r.WithContext(context.WithValue(r.Context(), problemKey{}, basicOnV2))
+			next.ServeHTTP(w, r)
+			return
+		}
 		p, err := s.auth.identify(r)
 		var tooMany errTooMany
 		var badToken tokenProblem
@@ -51,7 +56,11 @@ func (s *Server) need(p perm) func(http.Handler) http.Handler {
 			api := isAPI(r)
 			switch {
 			case pr == nil && api:
-				problem(w, http.StatusUnauthorized, "authentication required: log in, or send basic auth credentials")
+				msg := "authentication required: log in, or send basic auth credentials or a bearer token"
+				if tp, ok := r.Context().Value(problemKey{}).(tokenProblem); ok {
+					msg += " (the bearer token sent: " + tp.Error() + ")"
+				}
+				problem(w, http.StatusUnauthorized, msg)
 				return
 			case pr == nil:
 				if r.Method == http.MethodGet {

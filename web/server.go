@@ -49,6 +49,9 @@ type Options struct {
 	// pages and the API show of logs. Nil: only the store's secret
 	// variables are masked, when read.
 	Mask *dags.Masker
+	// APIConfig, when set, lets Admins read the configuration through
+	// /api/v2/config.
+	APIConfig APIConfig
 	// Execution is the Execution API Python callables call (/execution);
 	// nil serves none.
 	Execution http.Handler
@@ -71,6 +74,7 @@ type Server struct {
 	alerts  bool // a webhook is configured
 	metrics *Metrics
 	ops     *ops.Service
+	started time.Time
 }
 
 // recoverer turns a handler's panic into a 500 in the answer's format
@@ -156,7 +160,7 @@ func New(o Options) *Server {
 		o.Metrics = NewMetrics()
 	}
 	s := &Server{bag: o.Bag, st: o.Store, cmd: o.Commands, log: o.Log, now: o.Now, opt: o,
-		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics,
+		auth: newAuth(o.Store, o.Auth, o.Now), metrics: o.Metrics, started: o.Now(),
 		ops: &ops.Service{Store: o.Store, Bag: o.Bag, Commands: o.Commands, Mask: o.Mask, Now: o.Now, Log: o.Log}}
 	s.auth.mask = o.Mask
 	s.metrics.reg.MustRegister(stateCollector{s})
@@ -172,6 +176,7 @@ func New(o Options) *Server {
 	r.Method(http.MethodGet, "/metrics", s.metricsHandler())
 	r.Get("/api/v1/health", s.apiHealth)
 	r.Get("/api/v1/version", s.apiVersion)
+	r.Post("/auth/token", s.issueToken)
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
 	r.Method(http.MethodGet, "/static/*", staticHandler())
@@ -183,6 +188,7 @@ func New(o Options) *Server {
 		r.Post("/logout", s.logoutSubmit)
 		r.With(s.need(permRead)).Get("/dags.json", s.dagsJSON)
 		r.Route("/api/v1", s.apiRoutes)
+		r.Mount("/api/v2", s.apiV2())
 		s.uiRoutes(r)
 	})
 	// Outside the routes: the API answers in its error format, pages with

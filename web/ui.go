@@ -764,22 +764,7 @@ func toRunRow(run store.Run) runRow {
 		Duration: duration(run.StartDate, run.EndDate), Revision: run.GitRevision}
 }
 
-// sourceReader is a bag that can show its files (dags.Folder).
-type sourceReader interface {
-	ReadFile(path string) ([]byte, string, error)
-}
-
-func (s *Server) readSource(file string) ([]byte, string, error) {
-	sr, ok := s.bag.(sourceReader)
-	if !ok {
-		return nil, "", fmt.Errorf("sources are not available: %w", store.ErrNotFound)
-	}
-	b, rev, err := sr.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("%s: %w", file, store.ErrNotFound)
-	}
-	return b, rev, err
-}
+func (s *Server) readSource(file string) ([]byte, string, error) { return s.ops.ReadSource(file) }
 
 func (s *Server) fillSource(p *dagPage) error {
 	b, rev, err := s.readSource(p.File)
@@ -1091,7 +1076,7 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ti, err := s.st.TaskInstance(ctx, k); err == nil {
-		if p.Waiting, err = s.waitingFor(ctx, ti); err != nil {
+		if p.Waiting, err = s.ops.WaitingFor(ctx, ti); err != nil {
 			s.pageError(w, r, err)
 			return
 		}

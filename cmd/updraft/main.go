@@ -59,6 +59,9 @@ Usage:
   updraft db check                   is the database reachable and up to date?
   updraft db clean (--before DATE | --older-than DURATION) [--dry-run] [--keep-logs]
                                      remove old runs, tries, logs, audit entries, alerts
+  updraft api token USER [--expires DURATION]
+                                     print a bearer token for /api/v2 (default: 24h)
+  updraft api rotate-key             sign new tokens with a new key; old tokens stay valid
   updraft version                    print the version
 
 Commands that read DAGs or the database take --dags DIR (env UPDRAFT_DAGS,
@@ -112,6 +115,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 		return m.pools(ctx, args[1:])
 	case "connections":
 		return m.connectionsCmd(ctx, args[1:])
+	case "api":
+		return m.apiCmd(ctx, args[1:])
 	case "db":
 		if len(args) >= 2 && args[1] == "migrate" {
 			return m.dbMigrate(ctx, args[2:])

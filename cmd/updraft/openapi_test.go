@@ -55,6 +55,8 @@ type validatingTransport struct {
 	router routers.Router
 	mu     sync.Mutex
 	seen   map[string]int // "METHOD /path/template status" -> responses validated
+	// requests checks the requests too, except those marked onPurpose.
+	requests bool
 }
 
 func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -62,6 +64,17 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if req.Body != nil {
 		reqBody, _ = io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	if v.requests && req.Header.Get(onPurpose) == "" {
+		if route, params, err := v.router.FindRoute(req); err == nil {
+			vreq := req.Clone(context.Background())
+			vreq.Body = io.NopCloser(bytes.NewReader(reqBody))
+			in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
+			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+				v.t.Errorf("%s %s: the request does not match the document: %v", req.Method, req.URL, err)
+			}
+		}
 	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {

@@ -56,6 +56,9 @@ type serverConfig struct {
 	Git            gitConfig
 	Auth           authConfig
 	Alerts         alertsConfig
+	// ExposeConfig lets Admins read this configuration (secrets masked)
+	// at /api/v2/config, as Airflow's [api] expose_config.
+	ExposeConfig bool
 }
 
 // alertsConfig configures Mattermost alerts.
@@ -90,11 +93,16 @@ type authConfig struct {
 	SessionTTL               time.Duration
 	ProxyHeader, ProxyFrom   string // trusted authenticating proxy
 	ProxyRole                string
+	// API v2 bearer tokens: their lifetime, and a file of signing keys
+	// (one per line, the first signs) instead of the database's.
+	TokenTTL     time.Duration
+	TokenKeyFile string
 }
 
 // options turns the flags into the web server's auth options.
 func (c authConfig) options() (web.AuthOptions, error) {
-	o := web.AuthOptions{SessionTTL: c.SessionTTL, SecureCookies: c.SecureCookies, ProxyHeader: c.ProxyHeader}
+	o := web.AuthOptions{SessionTTL: c.SessionTTL, SecureCookies: c.SecureCookies, ProxyHeader: c.ProxyHeader,
+		TokenTTL: c.TokenTTL, TokenKeyFile: c.TokenKeyFile}
 	if c.ProxyHeader != "" {
 		if c.ProxyFrom == "" {
 			return o, errors.New("--auth-proxy-header needs --auth-proxy-from: the addresses of the proxy")
@@ -176,12 +184,14 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		Endpoints: web.GitOptions{TokenFile: m.Env("UPDRAFT_GIT_SYNC_TOKEN_FILE"), WebhookSecretFile: m.Env("UPDRAFT_GIT_WEBHOOK_SECRET_FILE")}}
 	cfg.Auth = authConfig{AdminUser: m.Env("UPDRAFT_ADMIN_USER"), AdminPassword: m.Env("UPDRAFT_ADMIN_PASSWORD"),
 		SecureCookies: m.Env("UPDRAFT_SECURE_COOKIES") == "true", SessionTTL: 12 * time.Hour,
-		ProxyHeader: m.Env("UPDRAFT_AUTH_PROXY_HEADER"), ProxyFrom: m.Env("UPDRAFT_AUTH_PROXY_FROM"), ProxyRole: m.envOr("UPDRAFT_AUTH_PROXY_ROLE", "Viewer")}
+		ProxyHeader: m.Env("UPDRAFT_AUTH_PROXY_HEADER"), ProxyFrom: m.Env("UPDRAFT_AUTH_PROXY_FROM"), ProxyRole: m.envOr("UPDRAFT_AUTH_PROXY_ROLE", "Viewer"),
+		TokenTTL: web.DefaultTokenTTL, TokenKeyFile: m.Env("UPDRAFT_API_TOKEN_KEY_FILE")}
+	cfg.ExposeConfig = m.Env("UPDRAFT_API_EXPOSE_CONFIG") == "true"
 	cfg.Alerts = alertsConfig{WebhookURL: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL"), WebhookURLFile: m.Env("UPDRAFT_MATTERMOST_WEBHOOK_URL_FILE"),
 		Channel: m.Env("UPDRAFT_MATTERMOST_CHANNEL"), Username: m.envOr("UPDRAFT_MATTERMOST_USERNAME", "updraft"),
 		IconURL: m.Env("UPDRAFT_MATTERMOST_ICON_URL"), PublicURL: m.Env("UPDRAFT_PUBLIC_URL"), On: m.Env("UPDRAFT_ALERT_ON"),
 		Timeout: 30 * time.Second}
-	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL, "UPDRAFT_REPLICA_TIMEOUT": &cfg.ReplicaTimeout, "UPDRAFT_ALERT_TIMEOUT": &cfg.Alerts.Timeout} {
+	for key, dst := range map[string]*time.Duration{"UPDRAFT_DAGS_INTERVAL": &cfg.Interval, "UPDRAFT_GIT_INTERVAL": &cfg.Git.Interval, "UPDRAFT_SESSION_TTL": &cfg.Auth.SessionTTL, "UPDRAFT_REPLICA_TIMEOUT": &cfg.ReplicaTimeout, "UPDRAFT_ALERT_TIMEOUT": &cfg.Alerts.Timeout, "UPDRAFT_API_TOKEN_TTL": &cfg.Auth.TokenTTL} {
 		if v := m.Env(key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -230,6 +240,9 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 	fl.StringVar(&cfg.Git.Endpoints.WebhookSecretFile, "git-webhook-secret-file", cfg.Git.Endpoints.WebhookSecretFile, "file holding the push webhook secret of POST /api/v1/git/webhook (env UPDRAFT_GIT_WEBHOOK_SECRET_FILE)")
 	fl.BoolVar(&cfg.Auth.SecureCookies, "secure-cookies", cfg.Auth.SecureCookies, "mark session cookies Secure on plain HTTP too, when TLS ends at a proxy (env UPDRAFT_SECURE_COOKIES=true)")
 	fl.DurationVar(&cfg.Auth.SessionTTL, "session-ttl", cfg.Auth.SessionTTL, "how long a browser login lasts (env UPDRAFT_SESSION_TTL)")
+	fl.DurationVar(&cfg.Auth.TokenTTL, "api-token-ttl", cfg.Auth.TokenTTL, "how long a bearer token from POST /auth/token lasts (env UPDRAFT_API_TOKEN_TTL)")
+	fl.StringVar(&cfg.Auth.TokenKeyFile, "api-token-key-file", cfg.Auth.TokenKeyFile, "file of the tokens' signing keys, one per line, the first signs; default: keys in the database, shared by replicas (env UPDRAFT_API_TOKEN_KEY_FILE)")
+	fl.BoolVar(&cfg.ExposeConfig, "api-expose-config", cfg.ExposeConfig, "let Admins read this configuration, secrets masked, at /api/v2/config (env UPDRAFT_API_EXPOSE_CONFIG=true)")
 	fl.StringVar(&cfg.Auth.ProxyHeader, "auth-proxy-header", cfg.Auth.ProxyHeader, "header naming the user, set by an authenticating proxy, e.g. X-Forwarded-User (env UPDRAFT_AUTH_PROXY_HEADER)")
 	fl.StringVar(&cfg.Auth.ProxyFrom, "auth-proxy-from", cfg.Auth.ProxyFrom, "addresses or CIDRs the proxy header is trusted from, comma-separated (env UPDRAFT_AUTH_PROXY_FROM)")
 	fl.StringVar(&cfg.Auth.ProxyRole, "auth-proxy-role", cfg.Auth.ProxyRole, "role of users first seen through the proxy (env UPDRAFT_AUTH_PROXY_ROLE)")
@@ -271,6 +284,8 @@ func (m Main) serverConfig(args []string) (serverConfig, error) {
 		return cfg, errors.New("--alert-timeout must be positive")
 	case cfg.Auth.SessionTTL <= 0:
 		return cfg, errors.New("--session-ttl must be positive")
+	case cfg.Auth.TokenTTL <= 0:
+		return cfg, errors.New("--api-token-ttl must be positive")
 	case (cfg.Auth.AdminUser == "") != (cfg.Auth.AdminPassword == ""):
 		return cfg, errors.New("UPDRAFT_ADMIN_USER and UPDRAFT_ADMIN_PASSWORD go together")
 	}
@@ -403,7 +418,7 @@ func (m Main) server(ctx context.Context, logger *slog.Logger, args []string) in
 	}
 	ui := web.New(web.Options{Bag: folder, Store: st, Commands: sched, Log: logger, Auth: authOpts,
 		Version: version, Heartbeat: sched.Heartbeat, Metrics: metrics, Connections: connectionsView{m.connections()}, Mask: masker,
-		Execution: py.api})
+		Execution: py.api, APIConfig: cfg.apiConfig()})
 	dagsFrom := cfg.DAGs
 	if syncer != nil {
 		ui.WithGit(syncer, cfg.Git.Endpoints)

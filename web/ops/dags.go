@@ -2,7 +2,9 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
 	"strings"
@@ -350,4 +352,24 @@ func Slice[T any](items []T, p Page) []T {
 		return []T{}
 	}
 	return items[p.Offset:min(len(items), p.Offset+p.Limit)]
+}
+
+// sourceReader is a bag that can show its files (dags.Folder).
+type sourceReader interface {
+	ReadFile(path string) ([]byte, string, error)
+}
+
+// ReadSource returns a DAG file as it is now, with the revision it was
+// read at; a file that is gone, or a bag that cannot show its files, is
+// store.ErrNotFound.
+func (s *Service) ReadSource(file string) ([]byte, string, error) {
+	sr, ok := s.Bag.(sourceReader)
+	if !ok {
+		return nil, "", fmt.Errorf("sources are not available: %w", store.ErrNotFound)
+	}
+	b, rev, err := sr.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %w", file, store.ErrNotFound)
+	}
+	return b, rev, err
 }

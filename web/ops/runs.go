@@ -250,3 +250,12 @@ func (s *Service) RunAt(ctx context.Context, dagID string, at time.Time) (store.
 	}
 	return runs[0], nil
 }
+
+// SetRunNote replaces a run's note.
+func (s *Service) SetRunNote(ctx context.Context, dagID, runID, note, actor string) error {
+	if err := s.Store.SetRunNote(ctx, dagID, runID, note); err != nil {
+		return err
+	}
+	s.Audit(ctx, actor, "dag_run_note", dagID, runID, "", "")
+	return nil
+}

@@ -25,4 +25,3 @@ func TemplateFields(t *dags.Task) []string {
 	}
 	return []string{}
 }
-

@@ -200,7 +200,8 @@ func ParseLogToken(tok string) (int64, error) {
 // XComEntry is one XCom as the APIs and the pages show it.
 type XComEntry struct {
 	store.XCom
-	Text string // the value as shown: masked, a string as it is
+	Text   string // the value as shown: masked, a string as it is
+	Native any    // the value decoded (deserialize=true), masked
 }
 
 // XComText is an XCom value as text: a string as it is, anything else as
@@ -215,6 +216,16 @@ func (s *Service) XComText(v json.RawMessage, secrets []string) string {
 }
 
 // XComs returns the XComs a filter selects, their values as text.
+// xcomNative is an XCom's value decoded, masked; a value whose masking
+// broke its JSON is its masked text.
+func (s *Service) xcomNative(v json.RawMessage, secrets []string) any {
+	var out any
+	if json.Unmarshal([]byte(s.MaskText(string(v), secrets)), &out) != nil {
+		return s.XComText(v, secrets)
+	}
+	return out
+}
+
 func (s *Service) XComs(ctx context.Context, f store.XComFilter) ([]XComEntry, error) {
 	xs, err := s.Store.XComs(ctx, f)
 	if err != nil {
@@ -226,7 +237,7 @@ func (s *Service) XComs(ctx context.Context, f store.XComFilter) ([]XComEntry, e
 	}
 	out := make([]XComEntry, len(xs))
 	for i, x := range xs {
-		out[i] = XComEntry{XCom: x, Text: s.XComText(x.Value, secrets)}
+		out[i] = XComEntry{XCom: x, Text: s.XComText(x.Value, secrets), Native: s.xcomNative(x.Value, secrets)}
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package web
+package ops
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"updraft/store"
 )
 
-// waitingFor says in words what keeps a task instance that has not
+// WaitingFor says in words what keeps a task instance that has not
 // started from running (Airflow's "dependencies blocking task from getting
 // scheduled"): the run, the DAG's pause, its upstream tasks under the
 // trigger rule, depends_on_past, a retry's delay, its pool and the DAG's
 // limits. It reads the store as it is now; the scheduler decides.
-func (s *Server) waitingFor(ctx context.Context, ti store.TaskInstance) ([]string, error) {
+func (s *Service) WaitingFor(ctx context.Context, ti store.TaskInstance) ([]string, error) {
 	switch ti.State {
 	case dags.StateNone, dags.StateScheduled, dags.StateUpForRetry, dags.StateQueued:
 	default:
@@ -26,12 +26,12 @@ func (s *Server) waitingFor(ctx context.Context, ti store.TaskInstance) ([]strin
 		return []string{"handed to the executor, which has not started it yet (its slots may all be busy)"}, nil
 	}
 	var out []string
-	run, err := s.st.Run(ctx, ti.DagID, ti.RunID)
+	run, err := s.Store.Run(ctx, ti.DagID, ti.RunID)
 	if err != nil {
 		return nil, err
 	}
-	d, _ := s.currentDAG(ti.DagID)
-	if row, err := s.st.DAG(ctx, ti.DagID); err == nil && row.Paused {
+	d, _ := s.CurrentDAG(ti.DagID)
+	if row, err := s.Store.DAG(ctx, ti.DagID); err == nil && row.Paused {
 		out = append(out, "the DAG is paused: nothing of it starts until it is unpaused")
 	}
 	if run.State == dags.RunQueued {
@@ -42,7 +42,7 @@ func (s *Server) waitingFor(ctx context.Context, ti store.TaskInstance) ([]strin
 		out = append(out, "the run is queued: the DAG already has as many runs running as it may"+limit)
 	}
 	if ti.State == dags.StateUpForRetry && ti.NextTryAt != nil {
-		if wait := ti.NextTryAt.Sub(s.now()); wait > 0 {
+		if wait := ti.NextTryAt.Sub(s.Now()); wait > 0 {
 			out = append(out, fmt.Sprintf("its retry delay: the next try may start at %s (in %s)",
 				ti.NextTryAt.UTC().Format("15:04:05 MST"), wait.Round(time.Second)))
 		}
@@ -52,7 +52,7 @@ func (s *Server) waitingFor(ctx context.Context, ti store.TaskInstance) ([]strin
 		t = d.Task(ti.TaskID)
 	}
 	if t != nil {
-		tis, err := s.st.TaskInstances(ctx, ti.DagID, ti.RunID)
+		tis, err := s.Store.TaskInstances(ctx, ti.DagID, ti.RunID)
 		if err != nil {
 			return nil, err
 		}
@@ -107,9 +107,9 @@ func upstreamWait(t *dags.Task, tis []store.TaskInstance) string {
 
 // pastWait explains depends_on_past: the same task in the previous run
 // must have succeeded or been skipped.
-func (s *Server) pastWait(ctx context.Context, t *dags.Task, run store.Run) (string, error) {
+func (s *Service) pastWait(ctx context.Context, t *dags.Task, run store.Run) (string, error) {
 	before := run.LogicalDate.Add(-time.Nanosecond)
-	runs, err := s.st.Runs(ctx, store.RunFilter{DagID: run.DagID, LogicalLTE: &before, Limit: 1}) // newest first
+	runs, err := s.Store.Runs(ctx, store.RunFilter{DagID: run.DagID, LogicalLTE: &before, Limit: 1}) // newest first
 	if err != nil {
 		return "", err
 	}
@@ -117,7 +117,7 @@ func (s *Server) pastWait(ctx context.Context, t *dags.Task, run store.Run) (str
 		return "", nil
 	}
 	prev := runs[0]
-	pti, err := s.st.TaskInstance(ctx, store.TIKey{DagID: run.DagID, RunID: prev.RunID, TaskID: t.ID, MapIndex: -1})
+	pti, err := s.Store.TaskInstance(ctx, store.TIKey{DagID: run.DagID, RunID: prev.RunID, TaskID: t.ID, MapIndex: -1})
 	if err != nil {
 		return "", nil // the task is new: nothing to wait for
 	}
@@ -132,13 +132,13 @@ func (s *Server) pastWait(ctx context.Context, t *dags.Task, run store.Run) (str
 }
 
 // limitsWait checks the pool and the DAG's and task's concurrency limits.
-func (s *Server) limitsWait(ctx context.Context, d *dags.DAG, t *dags.Task, ti store.TaskInstance) ([]string, error) {
+func (s *Service) limitsWait(ctx context.Context, d *dags.DAG, t *dags.Task, ti store.TaskInstance) ([]string, error) {
 	var out []string
-	pools, err := s.st.Pools(ctx)
+	pools, err := s.Store.Pools(ctx)
 	if err != nil {
 		return nil, err
 	}
-	use, err := s.st.PoolUsage(ctx)
+	use, err := s.Store.PoolUsage(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (s *Server) limitsWait(ctx context.Context, d *dags.DAG, t *dags.Task, ti s
 	if !found {
 		out = append(out, fmt.Sprintf("pool %s does not exist: create it on the Pools page", ti.Pool))
 	}
-	busy, err := s.st.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
+	busy, err := s.Store.TaskInstancesInState(ctx, dags.StateQueued, dags.StateRunning)
 	if err != nil {
 		return nil, err
 	}
