@@ -19,7 +19,7 @@ FUZZMIN   ?= 500x
 # temporary file and dlopens at start; without it the binary is static.
 export GOFLAGS := -buildvcs=false -tags=minicore_disabled
 
-.PHONY: all build run test lint bench bench-check bench-cli fuzz deps clean dev-cluster
+.PHONY: all build run test lint bench bench-check bench-cli fuzz deps clean dev-cluster generate
 
 all: build
 
@@ -74,6 +74,13 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# generate rebuilds the generated code: the REST API v2 client the tests
+# drive the server with (from ../shared/reference/airflow-api/v2.yaml, by
+# oapi-codegen), and the operations table of docs/rest-api-v2.md.
+generate:
+	$(GO) generate ./web/apiv2/...
+	UPDRAFT_UPDATE_DOCS=1 $(GO) test -count=1 -run TestOperations ./web/apiv2
 
 # A local Kubernetes control plane (the tests' one) to try
 # "updraft server --executor kubernetes" on; see the README.

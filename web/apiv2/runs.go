@@ -322,22 +322,9 @@ func (a *api) patchRun(w http.ResponseWriter, r *http.Request, c call) error {
 	if err := readBody(r, &body); err != nil {
 		return err
 	}
-	mask := queryOf(r).list("update_mask")
-	want := func(f string) bool {
-		if len(mask) == 0 {
-			return true
-		}
-		for _, m := range mask {
-			if m == f {
-				return true
-			}
-		}
-		return false
-	}
-	for _, m := range mask {
-		if m != "state" && m != "note" {
-			return ops.Invalid("update_mask: unknown field %q", m)
-		}
+	want, err := updateMask(queryOf(r), "state", "note")
+	if err != nil {
+		return err
 	}
 	run, err := a.ops.Store.Run(r.Context(), dagID, runID)
 	if err != nil {
