@@ -77,11 +77,7 @@ func apiDAG(v dagView) map[string]any {
 	m["timetable_description"] = dags.Describe(d.Schedule)
 	m["tags"] = tagList(d.Tags)
 	m["max_active_tasks"], m["max_active_runs"] = d.MaxActiveTasks, d.MaxActiveRuns
-	for _, t := range d.Tasks {
-		if t.MaxActiveTisPerDag > 0 || t.MaxActiveTisPerDagrun > 0 {
-			m["has_task_concurrency_limits"] = true
-		}
-	}
+	m["has_task_concurrency_limits"] = v.HasTaskLimits()
 	if v.Next != nil {
 		m["next_dagrun"] = apiTime(v.Next.Interval.Start)
 		m["next_dagrun_data_interval_start"] = apiTime(v.Next.Interval.Start)

@@ -33,6 +33,10 @@ const (
 	// DefaultTokenTTL is Airflow's [api_auth] jwt_expiration_time.
 	DefaultTokenTTL = 24 * time.Hour
 	tokenKeysFresh  = 10 * time.Second // how long loaded keys are trusted before a reload
+	// tokenKeysGap is the least time between two reloads: a token naming
+	// an unknown key reloads at once, but a stream of forged ones cannot
+	// make every request read the database.
+	tokenKeysGap = 100 * time.Millisecond
 )
 
 // errBadToken is a bearer token that does not verify.
@@ -72,7 +76,7 @@ func (t *Tokens) loadKeys(ctx context.Context, force bool) ([]store.SigningKey, 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if len(t.keys) > 0 && (now.Sub(t.loaded) < tokenKeysFresh && !force || now.Sub(t.loaded) < time.Second) {
+	if len(t.keys) > 0 && (now.Sub(t.loaded) < tokenKeysFresh && !force || now.Sub(t.loaded) < tokenKeysGap) {
 		return t.keys, nil
 	}
 	var keys []store.SigningKey

@@ -101,6 +101,13 @@ func TestTokenKeysRotateAcrossReplicas(t *testing.T) {
 	if _, err := cli.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A replica started after the rotation signs with the new key at
+	// once; the others, whose caches are fresh, take its tokens.
+	c.t = c.t.Add(200 * time.Millisecond)
+	fresh, _ := NewTokens(st, time.Hour, "", c.now).Issue(ctx, "ann", 0)
+	if _, err := a.Verify(ctx, fresh); err != nil {
+		t.Errorf("a token of the new key, moments after the rotation: %v", err)
+	}
 	c.t = c.t.Add(time.Minute) // past the replicas' key cache
 	after, _ := b.Issue(ctx, "ann", 0)
 	if kidOf(t, after) == kidOf(t, before) {

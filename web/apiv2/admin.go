@@ -88,7 +88,7 @@ func (a *api) listVariables(w http.ResponseWriter, r *http.Request, c call) erro
 	byKey := func(a, b store.Variable) int { return cmpStr(a.Key, b.Key) }
 	if err := ops.SortBy(vars, order, map[string]func(a, b store.Variable) int{
 		"id": byKey, "key": byKey, "description": func(a, b store.Variable) int { return cmpStr(a.Description, b.Description) },
-		"is_encrypted": func(a, b store.Variable) int { return cmpBool(a.Secret, b.Secret) },
+		"is_encrypted": func(a, b store.Variable) int { return ops.CompareBool(a.Secret, b.Secret) },
 		"_val":         func(a, b store.Variable) int { return cmpStr(ops.VariableValue(a), ops.VariableValue(b)) },
 	}); err != nil {
 		return err
@@ -98,16 +98,6 @@ func (a *api) listVariables(w http.ResponseWriter, r *http.Request, c call) erro
 		out = append(out, variableResponse(v))
 	}
 	return collection(w, "variables", out, len(vars))
-}
-
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	}
-	return 1
 }
 
 func (a *api) getVariable(w http.ResponseWriter, r *http.Request, c call) error {

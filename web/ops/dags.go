@@ -156,7 +156,7 @@ type DAGQuery struct {
 var dagOrder = map[string]func(a, b DAGView) int{
 	"dag_id":           func(a, b DAGView) int { return strings.Compare(a.Row.ID, b.Row.ID) },
 	"dag_display_name": func(a, b DAGView) int { return strings.Compare(a.Row.ID, b.Row.ID) },
-	"is_paused":        func(a, b DAGView) int { return cmpBool(a.Row.Paused, b.Row.Paused) },
+	"is_paused":        func(a, b DAGView) int { return CompareBool(a.Row.Paused, b.Row.Paused) },
 	"fileloc":          func(a, b DAGView) int { return strings.Compare(a.Row.File, b.Row.File) },
 	"last_parsed_time": func(a, b DAGView) int { return a.Row.LastParsed.Compare(b.Row.LastParsed) },
 }
@@ -292,7 +292,8 @@ func likeAt(p, v []rune) bool {
 	return true
 }
 
-func cmpBool(a, b bool) int {
+// CompareBool orders false before true.
+func CompareBool(a, b bool) int {
 	switch {
 	case a == b:
 		return 0
@@ -372,4 +373,18 @@ func (s *Service) ReadSource(file string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("%s: %w", file, store.ErrNotFound)
 	}
 	return b, rev, err
+}
+
+// HasTaskLimits says whether a task of the DAG limits its own concurrency
+// (Airflow's has_task_concurrency_limits).
+func (v DAGView) HasTaskLimits() bool {
+	if v.DAG == nil {
+		return false
+	}
+	for _, t := range v.DAG.Tasks {
+		if t.MaxActiveTisPerDag > 0 || t.MaxActiveTisPerDagrun > 0 {
+			return true
+		}
+	}
+	return false
 }
