@@ -120,6 +120,16 @@ func followBranch(t *testing.T, transport string) {
 	waitFor(t, "a run of a with its git revision", within, func() bool {
 		return query(t, db, `SELECT git_revision || ' ' || dag_version FROM dag_runs WHERE dag_id = 'a'`) == first+" "+hashA
 	}, errOut)
+	// Airflow 3 calls the branch the DAG bundle and the commit its version.
+	c := &v2Caller{t: t, base: url, hc: http.DefaultClient}
+	tok := v2Token(t, url, "admin", adminPassword)
+	if d := c.json(tok, "GET", "/api/v2/dags/a", "", 200); d["bundle_name"] != "master" || d["bundle_version"] != first {
+		t.Errorf("v2 DAG: bundle %v at %v, want master at %s", d["bundle_name"], d["bundle_version"], first)
+	}
+	runs := c.json(tok, "GET", "/api/v2/dags/a/dagRuns", "", 200)["dag_runs"].([]any)
+	if r := runs[0].(map[string]any); r["bundle_version"] != first || fmt.Sprint(r["dag_versions"].([]any)[0].(map[string]any)["bundle_version"]) != first {
+		t.Errorf("v2 run: %v", r)
+	}
 
 	broken := repo.Commit(map[string]*string{"dags/a.yaml": gittest.S("a:\n  tasks: [broken\n")}, "broken")
 	waitFor(t, "the broken revision", within, func() bool {

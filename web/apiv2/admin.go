@@ -3,6 +3,7 @@ package apiv2
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -243,9 +244,9 @@ func (a *api) bulk(w http.ResponseWriter, r *http.Request, item func(act bulkAct
 			if err != nil {
 				status := http.StatusBadRequest
 				switch {
-				case strings.Contains(err.Error(), store.ErrConflict.Error()):
+				case errors.Is(err, store.ErrConflict):
 					status = http.StatusConflict
-				case strings.Contains(err.Error(), store.ErrNotFound.Error()):
+				case errors.Is(err, store.ErrNotFound):
 					status = http.StatusNotFound
 				}
 				res.Errors = append(res.Errors, map[string]any{"error": clean(err), "status_code": status})
