@@ -28,23 +28,12 @@ type TriggerOptions struct {
 // Trigger creates a manual run. A run with the same id or logical date
 // fails with store.ErrConflict; an unknown DAG with store.ErrNotFound.
 func (s *Scheduler) Trigger(ctx context.Context, dagID string, o TriggerOptions) (store.Run, error) {
-	// Fast path: the DAG is in the load the scheduler last synced, so the
-	// run is written without the scheduler's lock (a step holding it may
-	// take a while); the next step takes it on.
-	snap := s.synced.Load()
-	if _, at := s.bag.Current(); !at.Equal(snap.loadedAt) || snap.current[dagID] == nil {
-		// A newer load, or a DAG it may hold: record the load first.
-		s.mu.Lock()
-		err := s.syncBag(ctx, s.st, s.clock.Now())
-		s.mu.Unlock()
-		if err != nil {
-			return store.Run{}, err
-		}
-		snap = s.synced.Load()
-	}
-	d := snap.current[dagID]
-	if d == nil {
-		return store.Run{}, fmt.Errorf("dag %q: %w", dagID, store.ErrNotFound)
+	// The DAG as the scheduler last synced it: the run is written without
+	// the scheduler's lock (a step holding it may take a while); the next
+	// step takes it on.
+	d, err := s.currentDAG(ctx, dagID)
+	if err != nil {
+		return store.Run{}, err
 	}
 	return s.trigger(ctx, d, o)
 }

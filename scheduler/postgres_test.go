@@ -27,6 +27,8 @@ func TestScenariosOnPostgres(t *testing.T) {
 		"WaitForDownstream": TestWaitForDownstream, "RunKeepsItsVersion": TestRunKeepsItsVersion,
 		"RunKeepsItsVersionAcrossRestart": TestRunKeepsItsVersionAcrossRestart, "QueuedRunStartsWhenARunEnds": TestQueuedRunStartsWhenARunEnds,
 		"AlertsRecorded": TestAlertsRecorded, "ImportErrorAlerts": TestImportErrorAlerts,
+		"BackfillRunsTheRangeUnderItsOwnLimit": TestBackfillRunsTheRangeUnderItsOwnLimit, "BackfillCancel": TestBackfillCancel,
+		"BackfillSurvivesARestart": TestBackfillSurvivesARestart,
 	} {
 		t.Run(name, fn)
 	}

@@ -405,6 +405,16 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 	for _, r := range active {
 		byDAG[r.DagID] = append(byDAG[r.DagID], r)
 	}
+	// Backfills that have not completed: their runs start under their own
+	// limit, in their order, apart from the DAG's max_active_runs.
+	open, _, err := st.Backfills(ctx, store.BackfillFilter{Active: ptr(true)})
+	if err != nil {
+		return next, nil, err
+	}
+	backfills := map[int64]store.Backfill{}
+	for _, b := range open {
+		backfills[b.ID] = b
+	}
 	// Create the scheduled runs that are due.
 	current := s.synced.Load().current
 	ids := sortedIDs(current)
@@ -413,7 +423,7 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		if paused[id] || !d.Schedule.Periodic() && d.Schedule.Summary() != "@once" {
 			continue
 		}
-		created, due, err := s.createDueRuns(ctx, st, d, len(byDAG[id]), now)
+		created, due, err := s.createDueRuns(ctx, st, d, countOutside(byDAG[id], backfills), now)
 		if err != nil {
 			return next, nil, err
 		}
@@ -426,21 +436,39 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 	var running []store.Run
 	for _, id := range sortedKeys(byDAG) {
 		runs := byDAG[id]
-		sort.Slice(runs, func(i, j int) bool { return runs[i].LogicalDate.Before(runs[j].LogicalDate) })
+		sortForStart(runs, backfills)
 		d := s.dagFor(id, "")
-		nRunning := 0
+		// Runs at once: the DAG's own (key 0) and each backfill's.
+		nRunning := map[int64]int{}
+		group := func(r store.Run) int64 {
+			if _, ok := backfills[r.BackfillID]; ok {
+				return r.BackfillID
+			}
+			return 0
+		}
 		for _, r := range runs {
 			if r.State == dags.RunRunning {
-				nRunning++
+				nRunning[group(r)]++
 			}
 		}
 		for _, r := range runs {
-			if r.State == dags.RunQueued && !paused[id] && d != nil && nRunning < d.MaxActiveRuns {
+			g := group(r)
+			limit := 0
+			if d != nil {
+				limit = d.MaxActiveRuns
+			}
+			if b, ok := backfills[g]; ok {
+				limit = b.MaxActiveRuns
+				if b.Paused {
+					limit = 0
+				}
+			}
+			if r.State == dags.RunQueued && !paused[id] && d != nil && nRunning[g] < limit {
 				if ok, err := st.SetRunState(ctx, id, r.RunID, dags.RunQueued, dags.RunRunning, now); err != nil {
 					return next, nil, err
 				} else if ok {
 					r.State, r.StartDate = dags.RunRunning, &now
-					nRunning++
+					nRunning[g]++
 					s.markDirty(id, r.RunID)
 				}
 			}
@@ -456,6 +484,11 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 		}
 	}
 	s.allDirty = false
+	if len(backfills) > 0 {
+		if _, err := st.CompleteBackfills(ctx, now); err != nil {
+			return next, nil, err
+		}
+	}
 	// Decide task instances of running runs, then dispatch what is ready.
 	var ready []readyTI
 	for _, r := range running {
@@ -643,6 +676,40 @@ func (s *Scheduler) createDueRuns(ctx context.Context, st *store.Store, d *dags.
 		lastIv = &iv
 	}
 	return created, time.Time{}, nil
+}
+
+// countOutside counts the runs that are not a backfill's: the ones the
+// DAG's max_active_runs limits.
+func countOutside(runs []store.Run, backfills map[int64]store.Backfill) int {
+	n := 0
+	for _, r := range runs {
+		if _, ok := backfills[r.BackfillID]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// sortForStart orders a DAG's queued and running runs as they start: the
+// DAG's own oldest first, then each backfill's in its order (newest first
+// when it runs backwards).
+func sortForStart(runs []store.Run, backfills map[int64]store.Backfill) {
+	group := func(r store.Run) int64 {
+		if _, ok := backfills[r.BackfillID]; ok {
+			return r.BackfillID
+		}
+		return 0
+	}
+	sort.Slice(runs, func(i, j int) bool {
+		a, b := runs[i], runs[j]
+		if ga, gb := group(a), group(b); ga != gb {
+			return ga < gb
+		}
+		if backfills[group(a)].RunBackwards {
+			return a.LogicalDate.After(b.LogicalDate)
+		}
+		return a.LogicalDate.Before(b.LogicalDate)
+	})
 }
 
 func newTaskInstances(d *dags.DAG, r store.Run) []store.TaskInstance {

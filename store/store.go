@@ -631,6 +631,7 @@ type Run struct {
 	GitRevision     string // the commit the run's DAG version came from
 	ExternalTrigger bool
 	Note            string
+	BackfillID      int64 // the backfill the run belongs to; 0: none
 }
 
 // TaskInstance is one task of one run; its tries are in Try rows.
@@ -686,11 +687,15 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tis []TaskInstance) error 
 		return fmt.Errorf("run conf: %w", err)
 	}
 	err = s.InTx(ctx, func(tx *Store) error {
+		var backfill any
+		if r.BackfillID != 0 {
+			backfill = r.BackfillID
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, data_interval_start,
-			data_interval_end, conf, state, queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			data_interval_end, conf, state, queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision, backfill_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.DagID, r.RunID, r.RunType, ts(r.LogicalDate), ts(r.Interval.Start), ts(r.Interval.End), string(confJSON),
-			string(r.State), ts(r.QueuedAt), tsPtr(r.StartDate), tsPtr(r.EndDate), r.DAGVersion, boolInt(r.ExternalTrigger), r.Note, r.GitRevision); err != nil {
+			string(r.State), ts(r.QueuedAt), tsPtr(r.StartDate), tsPtr(r.EndDate), r.DAGVersion, boolInt(r.ExternalTrigger), r.Note, r.GitRevision, backfill); err != nil {
 			return err
 		}
 		for _, ti := range tis {
@@ -773,14 +778,14 @@ func (s *Store) AddTaskInstances(ctx context.Context, tis []TaskInstance) error 
 }
 
 const runCols = `id, dag_id, run_id, run_type, logical_date, data_interval_start, data_interval_end, conf, state,
-	queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision`
+	queued_at, start_date, end_date, dag_version, external_trigger, note, git_revision, COALESCE(backfill_id, 0)`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var logical, start, end, conf, state, queued string
 	var started, ended sql.NullString
 	err := sc.Scan(&r.ID, &r.DagID, &r.RunID, &r.RunType, &logical, &start, &end, &conf, &state, &queued,
-		&started, &ended, &r.DAGVersion, &r.ExternalTrigger, &r.Note, &r.GitRevision)
+		&started, &ended, &r.DAGVersion, &r.ExternalTrigger, &r.Note, &r.GitRevision, &r.BackfillID)
 	if err != nil {
 		return r, err
 	}

@@ -588,6 +588,47 @@ func apiV2(t *testing.T, db string, exposeConfig bool) {
 	})
 	c.t = t
 
+	// A backfill of the three days before yesterday: previewed, created,
+	// paused and unpaused, and run to completion by the scheduler.
+	t.Run("backfill", func(t *testing.T) {
+		c.t = t
+		day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -4)
+		body := fmt.Sprintf(`{"dag_id": "api_demo", "from_date": %q, "to_date": %q, "max_active_runs": 2, "dag_run_conf": {"table": "orders_backfill"}}`,
+			day.Format(time.RFC3339), day.AddDate(0, 0, 2).Add(12*time.Hour).Format(time.RFC3339))
+		dry := c.json(admin, "POST", "/api/v2/backfills/dry_run", body, 200)
+		if dry["total_entries"] != 3.0 {
+			t.Fatalf("dry run: %v", dry)
+		}
+		c.json(viewer, "POST", "/api/v2/backfills", body, 403)
+		bad := c.json(admin, "POST", "/api/v2/backfills", `{"dag_id": "api_demo", "from_date": "2030-01-01T00:00:00Z", "to_date": "2030-01-02T00:00:00Z"}`, 422)
+		if !strings.Contains(fmt.Sprint(bad), "future") {
+			t.Errorf("a future backfill: %v", bad)
+		}
+		b := c.json(admin, "POST", "/api/v2/backfills", body, 200)
+		id := fmt.Sprint(b["id"])
+		if b["max_active_runs"] != 2.0 || b["reprocess_behavior"] != "none" || b["completed_at"] != nil {
+			t.Fatalf("backfill: %v", b)
+		}
+		c.json(admin, "POST", "/api/v2/backfills", body, 409)
+		c.json(admin, "PUT", "/api/v2/backfills/"+id+"/pause", "", 200)
+		if p := c.json(admin, "PUT", "/api/v2/backfills/"+id+"/unpause", "", 200); p["is_paused"] != false {
+			t.Errorf("unpaused: %v", p)
+		}
+		waitFor(t, "the backfill to complete", time.Minute, func() bool {
+			return c.json(viewer, "GET", "/api/v2/backfills/"+id, "", 200)["completed_at"] != nil
+		})
+		if l := c.json(viewer, "GET", "/api/v2/backfills?dag_id=api_demo", "", 200); l["total_entries"] != 1.0 {
+			t.Errorf("backfills: %v", l)
+		}
+		runs := c.json(admin, "GET", "/api/v2/dags/api_demo/dagRuns?run_type=backfill&state=success", "", 200)
+		if runs["total_entries"] != 3.0 || !strings.Contains(fmt.Sprint(runs), "table:orders_backfill") {
+			t.Errorf("the backfill's runs: %v", runs)
+		}
+		c.json(admin, "PUT", "/api/v2/backfills/"+id+"/cancel", "", 409)
+		c.json(admin, "GET", "/api/v2/backfills/999", "", 404)
+	})
+	c.t = t
+
 	t.Run("variables pools connections", func(t *testing.T) {
 		c.t = t
 		if v := c.json(admin, "POST", "/api/v2/variables", `{"key": "v2_var", "value": {"a": 1}, "description": "set by the test"}`, 201); v["value"] != `{"a":1}` {

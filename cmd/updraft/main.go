@@ -59,6 +59,10 @@ Usage:
   updraft db check                   is the database reachable and up to date?
   updraft db clean (--before DATE | --older-than DURATION) [--dry-run] [--keep-logs]
                                      remove old runs, tries, logs, audit entries, alerts
+  updraft backfill create DAG_ID --from DATE --to DATE [--reprocess none|failed|completed]
+                 [--max-active-runs N] [--run-backwards] [--conf JSON] [--dry-run]
+                                     runs for the past logical dates of DAG_ID
+  updraft backfill list [DAG_ID] | pause|unpause|cancel ID
   updraft api token USER [--expires DURATION]
                                      print a bearer token for /api/v2 (default: 24h)
   updraft api rotate-key             sign new tokens with a new key; old tokens stay valid
@@ -117,6 +121,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 		return m.connectionsCmd(ctx, args[1:])
 	case "api":
 		return m.apiCmd(ctx, args[1:])
+	case "backfill":
+		return m.backfill(ctx, args[1:])
 	case "db":
 		if len(args) >= 2 && args[1] == "migrate" {
 			return m.dbMigrate(ctx, args[2:])

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+
+	"updraft/scheduler"
 )
 
 // route is one operation of the document: served by h, or answered 501
@@ -19,7 +21,6 @@ type route struct {
 // Why an operation is not served; the README's table says the same.
 const (
 	noAssets      = "updraft has no assets (datasets) yet"
-	noBackfills   = "updraft has no backfill objects yet; trigger runs with a logical_date, or clear them"
 	noHITL        = "updraft has no human-in-the-loop operators"
 	connsReadOnly = "connections come from the environment or a mounted Secret folder; change them there"
 	noXComWrites  = "XComs are written by tasks only"
@@ -146,13 +147,13 @@ func (a *api) table() []route {
 		No("DELETE", dag+"/assets/queuedEvents", noAssets),
 		No("GET", dag+"/assets/{asset_id}/queuedEvents", noAssets),
 		No("DELETE", dag+"/assets/{asset_id}/queuedEvents", noAssets),
-		No("GET", "/backfills", noBackfills),
-		No("POST", "/backfills", noBackfills),
-		No("POST", "/backfills/dry_run", noBackfills),
-		No("GET", "/backfills/{backfill_id}", noBackfills),
-		No("PUT", "/backfills/{backfill_id}/cancel", noBackfills),
-		No("PUT", "/backfills/{backfill_id}/pause", noBackfills),
-		No("PUT", "/backfills/{backfill_id}/unpause", noBackfills),
+		R("GET", "/backfills", Read, a.listBackfills),
+		R("POST", "/backfills", Act, a.createBackfill(false)),
+		R("POST", "/backfills/dry_run", Read, a.createBackfill(true)),
+		R("GET", "/backfills/{backfill_id}", Read, a.getBackfill),
+		R("PUT", "/backfills/{backfill_id}/cancel", Act, a.changeBackfill(scheduler.BackfillCancel)),
+		R("PUT", "/backfills/{backfill_id}/pause", Act, a.changeBackfill(scheduler.BackfillPause)),
+		R("PUT", "/backfills/{backfill_id}/unpause", Act, a.changeBackfill(scheduler.BackfillUnpause)),
 	}
 }
 

@@ -34,6 +34,8 @@ type Commands interface {
 	Clear(ctx context.Context, dagID, runID string, taskIDs []string, o scheduler.ClearOptions) ([]store.TaskInstance, error)
 	MarkTasks(ctx context.Context, dagID, runID string, taskIDs []string, state dags.TaskState, o scheduler.MarkOptions) ([]store.TaskInstance, error)
 	SetRunState(ctx context.Context, dagID, runID string, state dags.RunState, actor string) (store.Run, error)
+	Backfill(ctx context.Context, o scheduler.BackfillOptions) (store.Backfill, []store.BackfillDate, error)
+	ChangeBackfill(ctx context.Context, id int64, action, actor string) (store.Backfill, error)
 }
 
 // Service runs the operations. It is safe for concurrent use.
