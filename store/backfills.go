@@ -256,3 +256,22 @@ func (s *Store) CompleteBackfills(ctx context.Context, now time.Time) (int, erro
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+// BackfillRunStates counts a backfill's runs by state.
+func (s *Store) BackfillRunStates(ctx context.Context, id int64) (map[string]int, error) {
+	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM dag_runs WHERE backfill_id = ? GROUP BY state`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

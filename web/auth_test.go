@@ -92,6 +92,8 @@ func TestEveryStateChangingRouteForEveryRole(t *testing.T) {
 		// The pages' forms.
 		{"POST", "/dags/sec/pause", ``, permAct},
 		{"POST", "/dags/sec/trigger", ``, permAct},
+		{"POST", "/dags/sec/backfills", ``, permAct},
+		{"POST", "/dags/sec/backfills/1/pause", ``, permAct},
 		{"POST", "/dags/sec/runs/r1/clear", ``, permAct},
 		{"POST", "/dags/sec/runs/r1/mark", ``, permAct},
 		{"POST", "/dags/sec/runs/r1/tasks/a/clear", ``, permAct},

@@ -53,6 +53,8 @@ func (s *Server) uiRoutes(r chi.Router) {
 	r.With(admin).Get("/variables", s.pageVariables)
 	r.With(act).Post("/dags/{dag_id}/pause", s.formPause)
 	r.With(act).Post("/dags/{dag_id}/trigger", s.formTrigger)
+	r.With(act).Post("/dags/{dag_id}/backfills", s.formBackfill)
+	r.With(act).Post("/dags/{dag_id}/backfills/{backfill_id}/{action}", s.formChangeBackfill)
 	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/clear", s.formClearRun)
 	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/mark", s.formMarkRun)
 	r.With(act).Post("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/clear", s.formClearTI)
@@ -375,6 +377,8 @@ type dagPage struct {
 	Source    []sourceLine
 	SourceRev string
 	Return    string
+	// backfills
+	Backfill *backfillTab
 }
 
 type runRow struct {
@@ -483,6 +487,8 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 	case "source":
 		err = s.fillSource(&p)
 	case "details":
+	case "backfills":
+		err = s.fillBackfills(r, &p, d, sessionOf(r).CanAct)
 	default:
 		err = fmt.Errorf("no tab %q: %w", p.Tab, errBadRequest)
 	}

@@ -25,7 +25,7 @@ func (m Main) backfill(ctx context.Context, args []string) int {
 	}
 	fl, c := m.commonFlags("backfill " + args[0])
 	from := fl.String("from", "", "with create: the first logical date (YYYY-MM-DD or RFC 3339)")
-	to := fl.String("to", "", "with create: the last logical date, inclusive")
+	to := fl.String("to", "", "with create: the last logical date, inclusive (a date alone: the whole day)")
 	reprocess := fl.String("reprocess", store.ReprocessNone, "with create: run again the dates whose run failed (failed), or ended (completed)")
 	maxActive := fl.Int("max-active-runs", scheduler.DefaultBackfillRuns, "with create: the backfill's runs at once")
 	backwards := fl.Bool("run-backwards", false, "with create: the newest dates first")
@@ -48,6 +48,9 @@ func (m Main) backfill(ctx context.Context, args []string) int {
 			DryRun: *dry, Actor: "cli"}
 		if o.From, err = parseDate(*from); err == nil {
 			o.To, err = parseDate(*to)
+		}
+		if len(*to) == len("2006-01-02") {
+			o.To = o.To.Add(24*time.Hour - time.Second) // a date alone is the whole day
 		}
 		if err == nil {
 			o.Conf, err = parseConf(*conf)

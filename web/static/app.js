@@ -73,7 +73,7 @@
     const b = ev.submitter;
     if (!b) return;
     const ask = { "run-clear": "Clear every task of this run?", "run-mark-failed": "Mark this run failed (running tasks are killed)?",
-      "run-mark-success": "Mark this run success?" }[b.id];
+      "run-mark-success": "Mark this run success?" }[b.id] || b.dataset.confirm;
     if (ask && !window.confirm(ask)) ev.preventDefault();
   });
 
