@@ -178,6 +178,9 @@ const (
 	BackfillCancel  = "cancel"
 )
 
+// BackfillDone says what an action did, for messages.
+var BackfillDone = map[string]string{BackfillPause: "paused", BackfillUnpause: "unpaused", BackfillCancel: "cancelled"}
+
 // ChangeBackfill pauses, unpauses or cancels a backfill. Pausing stops
 // its runs from starting (those running go on); cancelling also fails its
 // runs that have not started, and completes it. A completed backfill

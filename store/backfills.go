@@ -50,6 +50,17 @@ type BackfillDate struct {
 	Take bool
 }
 
+// What says what the backfill does with the date, in a few words.
+func (d BackfillDate) What() string {
+	switch {
+	case d.Take:
+		return "run again"
+	case d.Exception != "":
+		return "left alone: " + d.Exception
+	}
+	return "new run"
+}
+
 const backfillCols = `id, dag_id, from_date, to_date, run_backwards, dag_run_conf, reprocess_behavior, max_active_runs,
 	is_paused, created_at, updated_at, completed_at, created_by`
 

@@ -270,19 +270,12 @@ func apiTask(d *dags.DAG, t *dags.Task) map[string]any {
 		"pool": t.Pool, "pool_slots": t.PoolSlots, "execution_timeout": nil, "retry_delay": timeDelta(t.RetryDelay),
 		"retry_exponential_backoff": t.RetryExponentialBackoff, "priority_weight": t.PriorityWeight,
 		"weight_rule": t.WeightRule, "ui_color": "#fff", "ui_fgcolor": "#000", "template_fields": ops.TemplateFields(t),
-		"sub_dag": nil, "downstream_task_ids": nonNil(d.Downstream(t.ID)),
+		"sub_dag": nil, "downstream_task_ids": ops.NonNil(d.Downstream(t.ID)),
 	}
 	if t.ExecutionTimeout > 0 {
 		m["execution_timeout"] = timeDelta(t.ExecutionTimeout)
 	}
 	return m
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func (s *Server) currentDAG(id string) (*dags.DAG, error) { return s.ops.CurrentDAG(id) }

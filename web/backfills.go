@@ -109,17 +109,10 @@ func (s *Server) fillBackfills(r *http.Request, p *dagPage, d *dags.DAG, canAct 
 			var dates []store.BackfillDate
 			_, dates, err = s.cmd.Backfill(ctx, o)
 			for _, bd := range dates {
-				what := "new run"
-				switch {
-				case bd.Take:
-					what = "run again"
-				case bd.Exception != "":
-					what = "left alone: " + bd.Exception
-				}
 				if bd.Exception == "" {
 					tab.WouldRun++
 				}
-				tab.Preview = append(tab.Preview, backfillPreview{Logical: bd.LogicalDate.UTC().Format("2006-01-02 15:04 MST"), RunID: bd.RunID, What: what})
+				tab.Preview = append(tab.Preview, backfillPreview{Logical: bd.LogicalDate.UTC().Format("2006-01-02 15:04 MST"), RunID: bd.RunID, What: bd.What()})
 			}
 		}
 		if err != nil {
@@ -195,6 +188,5 @@ func (s *Server) formChangeBackfill(w http.ResponseWriter, r *http.Request) {
 		s.back(w, r, ret, "Error: "+cleanErr(err))
 		return
 	}
-	done := map[string]string{scheduler.BackfillPause: "paused", scheduler.BackfillUnpause: "unpaused", scheduler.BackfillCancel: "cancelled"}
-	s.back(w, r, ret, fmt.Sprintf("Backfill %d %s.", b.ID, done[action]))
+	s.back(w, r, ret, fmt.Sprintf("Backfill %d %s.", b.ID, scheduler.BackfillDone[action]))
 }

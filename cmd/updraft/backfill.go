@@ -67,14 +67,7 @@ func (m Main) backfill(ctx context.Context, args []string) int {
 			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "LOGICAL DATE\tRUN\tWHAT")
 			for _, d := range dates {
-				what := "new run"
-				switch {
-				case d.Take:
-					what = "run again"
-				case d.Exception != "":
-					what = "left alone: " + d.Exception
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\n", d.LogicalDate.Format(time.RFC3339), d.RunID, what)
+				fmt.Fprintf(w, "%s\t%s\t%s\n", d.LogicalDate.Format(time.RFC3339), d.RunID, d.What())
 			}
 			w.Flush()
 			if *dry {
@@ -128,8 +121,7 @@ func (m Main) backfill(ctx context.Context, args []string) int {
 		return m.withScheduler(ctx, c, func(s *scheduler.Scheduler) error {
 			b, err := s.ChangeBackfill(ctx, id, args[0], "cli")
 			if err == nil {
-				done := map[string]string{scheduler.BackfillPause: "paused", scheduler.BackfillUnpause: "unpaused", scheduler.BackfillCancel: "cancelled"}
-				fmt.Fprintf(m.Stdout, "backfill %d of %s: %s\n", b.ID, b.DagID, done[args[0]])
+				fmt.Fprintf(m.Stdout, "backfill %d of %s: %s\n", b.ID, b.DagID, scheduler.BackfillDone[args[0]])
 			}
 			return err
 		})

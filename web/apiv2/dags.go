@@ -295,7 +295,7 @@ func taskResponse(d *dags.DAG, t *dags.Task) map[string]any {
 		"retries": t.Retries, "queue": t.Queue, "pool": t.Pool, "pool_slots": t.PoolSlots, "execution_timeout": nil,
 		"retry_delay": timeDelta(t.RetryDelay), "retry_exponential_backoff": 0, "priority_weight": t.PriorityWeight,
 		"weight_rule": t.WeightRule, "ui_color": "#fff", "ui_fgcolor": "#000", "template_fields": ops.TemplateFields(t),
-		"downstream_task_ids": nonNil(d.Downstream(t.ID)), "doc_md": nil, "operator_name": t.Operator, "params": map[string]any{},
+		"downstream_task_ids": ops.NonNil(d.Downstream(t.ID)), "doc_md": nil, "operator_name": t.Operator, "params": map[string]any{},
 		"class_ref": map[string]any{"module_path": ops.OperatorModule(t.Operator), "class_name": t.Operator},
 		"is_mapped": t.Mapped(), "extra_links": []string{},
 	}
@@ -306,13 +306,6 @@ func taskResponse(d *dags.DAG, t *dags.Task) map[string]any {
 		m["execution_timeout"] = timeDelta(t.ExecutionTimeout)
 	}
 	return m
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func (a *api) listTasks(w http.ResponseWriter, r *http.Request, c call) error {
@@ -479,7 +472,7 @@ func (a *api) dagTags(w http.ResponseWriter, r *http.Request, c call) error {
 	if err := ops.SortBy(tags, order, map[string]func(a, b string) int{"name": strings.Compare}); err != nil {
 		return err
 	}
-	return collection(w, "tags", nonNil(ops.Slice(tags, p)), len(tags))
+	return collection(w, "tags", ops.NonNil(ops.Slice(tags, p)), len(tags))
 }
 
 // dagWarnings are Airflow's "non-existent pool" warnings: a task names a

@@ -25,3 +25,12 @@ func TemplateFields(t *dags.Task) []string {
 	}
 	return []string{}
 }
+
+// NonNil is s, or an empty list for nil (an API list is [] rather than
+// null).
+func NonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
