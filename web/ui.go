@@ -379,6 +379,8 @@ type dagPage struct {
 	Return    string
 	// backfills
 	Backfill *backfillTab
+	// versions
+	Versions *versionsTab
 }
 
 type runRow struct {
@@ -489,6 +491,8 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 	case "details":
 	case "backfills":
 		err = s.fillBackfills(r, &p, d, sessionOf(r).CanAct)
+	case "versions":
+		err = s.fillVersions(r, &p)
 	default:
 		err = fmt.Errorf("no tab %q: %w", p.Tab, errBadRequest)
 	}

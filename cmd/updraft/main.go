@@ -43,6 +43,8 @@ Usage:
   updraft dags test DAG_ID [DATE]    run a DAG once, in-process, on a throwaway database
   updraft dags trigger DAG_ID [--conf JSON] [--logical-date DATE] [--run-id ID]
   updraft dags pause|unpause DAG_ID
+  updraft dags versions DAG_ID        the DAG's stored versions
+  updraft dags diff DAG_ID [FROM TO]  what changed between two versions (default: the last two)
   updraft tasks test DAG_ID TASK_ID [DATE]   render and run one task, recording nothing
   updraft tasks render PATH DAG TASK DATE [--conf JSON] [--var K=V]...
                                      print a task's fields rendered for a run
@@ -103,6 +105,8 @@ func (m Main) Run(ctx context.Context, args []string) int {
 			return m.dagsTrigger(ctx, args[2:])
 		case "pause", "unpause":
 			return m.dagsPause(ctx, args[2:], args[1] == "pause")
+		case "versions", "diff":
+			return m.dagsVersions(ctx, args[2:], args[1] == "diff")
 		}
 	case "tasks":
 		if len(args) >= 2 && args[1] == "render" {

@@ -1,0 +1,82 @@
+package web
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"updraft/dags"
+)
+
+// swapBag is a DAG folder the test rewrites.
+type swapBag struct {
+	mu  sync.Mutex
+	res *dags.Result
+	at  time.Time
+}
+
+func (b *swapBag) Current() (*dags.Result, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.res, b.at
+}
+
+func (b *swapBag) set(t *testing.T, yaml string) {
+	t.Helper()
+	res := dags.Load(fstest.MapFS{"v.yaml": {Data: []byte(yaml)}}, dags.Options{})
+	if len(res.DAGs) != 1 {
+		t.Fatalf("fixture: %v", res.Problems())
+	}
+	b.mu.Lock()
+	b.res, b.at = res, b.at.Add(time.Second)
+	b.mu.Unlock()
+}
+
+// The versions tab lists a DAG's versions and shows what changed between
+// two of them, without the noise of where things stand in the file.
+func TestVersionsTab(t *testing.T) {
+	bag := &swapBag{at: time.Now()}
+	bag.set(t, `
+versioned:
+  start_date: 2024-01-01
+  schedule: "@daily"
+  tasks:
+    - {task_id: extract, operator: BashOperator, bash_command: "echo one"}
+`)
+	e := newEnv(t, bag)
+	_, page := e.call("GET", "/dags/versioned?tab=versions", "", "viewer")
+	if !strings.Contains(page, "One version so far") {
+		t.Fatalf("one version:\n%s", page)
+	}
+	// The DAG moves down its file (no change) and changes: a new version.
+	bag.set(t, `
+
+versioned:
+  start_date: 2024-01-01
+  schedule: "@daily"
+  tasks:
+    - {task_id: extract, operator: BashOperator, bash_command: "echo one", retries: 3}
+    - {task_id: load, operator: BashOperator, bash_command: "echo two", dependencies: [extract]}
+`)
+	if _, err := e.sched.Tick(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, page = e.call("GET", "/dags/versioned?tab=versions", "", "viewer")
+	for _, want := range []string{`id="version-diff"`, `<span class="diff-add">&#43;        &#34;retries&#34;: 3,</span>`,
+		`<span class="diff-del">-        &#34;retries&#34;: 0,</span>`, `&#34;task_id&#34;: &#34;load&#34;`, "versioned version 1", "versioned version 2"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the diff lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "&#34;line&#34;") {
+		t.Errorf("line numbers in the diff:\n%s", page)
+	}
+	if _, page = e.call("GET", "/dags/versioned?tab=versions&from=2&to=2", "", "viewer"); !strings.Contains(page, `id="version-same"`) {
+		t.Errorf("a version against itself:\n%s", page)
+	}
+	if _, page = e.call("GET", "/dags/versioned?tab=versions&from=1&to=9", "", "viewer"); !strings.Contains(page, "has no version 9") {
+		t.Errorf("an unknown version:\n%s", page)
+	}
+}
