@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
 )
 
 // The DAG page's versions tab: every stored version of the DAG, and what
@@ -72,4 +71,3 @@ func (s *Server) fillVersions(r *http.Request, p *dagPage) error {
 	}
 	return nil
 }
-
