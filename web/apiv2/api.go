@@ -204,8 +204,12 @@ func urlQuery(s string) string { return url.QueryEscape(s) }
 // clean drops the error kinds' own words from a message.
 func clean(err error) string {
 	msg := err.Error()
-	for _, kind := range []error{ops.ErrInvalid, scheduler.ErrInvalid, store.ErrInvalidFilter, store.ErrNotFound, store.ErrConflict} {
+	for _, kind := range []error{ops.ErrInvalid, scheduler.ErrInvalid, store.ErrInvalidFilter, store.ErrConflict} {
 		msg = strings.TrimSuffix(msg, ": "+kind.Error())
+	}
+	// "dag \"x\": not found" keeps its last words unless it says so already.
+	if bare := strings.TrimSuffix(msg, ": "+store.ErrNotFound.Error()); bare != msg && strings.Contains(bare, "not found") {
+		msg = bare
 	}
 	return msg
 }
