@@ -93,3 +93,28 @@ nightly:
 		t.Errorf("a Viewer's tab:\n%s", page)
 	}
 }
+
+// Small things of the pages: the favicon, and buttons that delete or
+// trigger at one click ask first.
+func TestFaviconAndConfirmations(t *testing.T) {
+	e := secEnv(t)
+	status, _ := e.call("GET", "/favicon.ico", "", "")
+	if status != 301 {
+		t.Errorf("favicon.ico: %d", status)
+	}
+	if status, body := e.call("GET", "/static/favicon.svg", "", ""); status != 200 || !strings.Contains(body, "<svg") {
+		t.Errorf("favicon.svg: %d", status)
+	}
+	if err := e.st.SetVariable(e.ctx, store.Variable{Key: "v", Value: "1", UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/":          `data-confirm="Trigger sec now, with its default params?"`,
+		"/variables": `data-confirm="Delete the variable v?`,
+		"/users":     `data-confirm="Delete the user viewer?`,
+	} {
+		if _, body := e.call("GET", path, "", "admin"); !strings.Contains(body, want) {
+			t.Errorf("%s lacks %s", path, want)
+		}
+	}
+}

@@ -180,6 +180,10 @@ func New(o Options) *Server {
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
 	r.Method(http.MethodGet, "/static/*", staticHandler())
+	// Browsers ask for /favicon.ico whatever the page says.
+	r.Get("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	if o.Execution != nil {
 		r.Mount("/execution", o.Execution) // a try's own credential, not a user's
 	}

@@ -46,9 +46,16 @@ func get(t *testing.T, e *env, path string) (*http.Response, string) {
 }
 
 // Strings from DAG files are shown escaped, never executed. The next run of
-// a catchup DAG without history is its first interval's end.
+// a catchup DAG without history is its first interval's end; paused, a
+// next run in the past says it waits for the unpause.
 func TestHomeEscapesHostileStrings(t *testing.T) {
 	srv := hostileServer(t)
+	if _, body := get(t, srv, "/"); !strings.Contains(body, "when unpaused") || strings.Contains(body, "2024-01-02 03:00 UTC") {
+		t.Errorf("a paused DAG's next run:\n%s", body)
+	}
+	if err := srv.sched.SetPaused(srv.ctx, "hostile", false, "test"); err != nil {
+		t.Fatal(err)
+	}
 	resp, body := get(t, srv, "/")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)

@@ -305,6 +305,9 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 				row.NextRun = "none"
 				if info, ok := dags.NextRun(v.DAG, last, now); ok {
 					row.NextRun = info.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+					if v.Row.Paused && !info.RunAfter.After(now) {
+						row.NextRun = "when unpaused" // a time in the past would mislead
+					}
 				}
 			}
 		}
@@ -476,6 +479,9 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 		}
 		if v.Next != nil {
 			p.NextRun = v.Next.RunAfter.UTC().Format("2006-01-02 15:04 MST")
+			if v.Row.Paused && !v.Next.RunAfter.After(s.now()) {
+				p.NextRun = "when unpaused" // a time in the past would mislead
+			}
 		}
 		p.Params, p.ParamsJSON = paramFields(d.Params)
 	}
