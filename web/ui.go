@@ -384,6 +384,13 @@ type dagPage struct {
 	Backfill *backfillTab
 	// versions
 	Versions *versionsTab
+	// the trigger form as it was typed, after an error
+	Trigger triggerForm
+}
+
+type triggerForm struct {
+	Open                     bool
+	Conf, RunID, LogicalDate string
 }
 
 type runRow struct {
@@ -459,7 +466,11 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	p := dagPage{ID: id, Tab: q.Get("tab"), File: v.Row.File, FileURL: "/files/" + fileToken(v.Row.File), Paused: v.Row.Paused,
-		Active: v.Row.Active && v.DAG != nil, Version: v.Row.Version, Return: r.URL.RequestURI()}
+		Active: v.Row.Active && v.DAG != nil, Version: v.Row.Version, Return: r.URL.RequestURI(),
+		Trigger: triggerForm{Open: q.Get("trigger") == "1", Conf: q.Get("conf"), RunID: q.Get("run_id"), LogicalDate: q.Get("logical_date")}}
+	if p.Trigger.Conf == "" {
+		p.Trigger.Conf = "{}"
+	}
 	if p.Tab == "" {
 		p.Tab = "grid"
 	}
@@ -856,6 +867,16 @@ func (s *Server) formTrigger(w http.ResponseWriter, r *http.Request) {
 	if raw := strings.TrimSpace(r.PostFormValue("conf")); raw != "" && raw != "{}" {
 		c, err := ops.DecodeConf([]byte(raw))
 		if err != nil {
+			// Back to the form as it was typed, with what is wrong.
+			if u, err := url.Parse(ret); err == nil && u.Path == dagURL(id) {
+				q := u.Query()
+				q.Set("trigger", "1")
+				q.Set("conf", raw)
+				q.Set("run_id", r.PostFormValue("run_id"))
+				q.Set("logical_date", r.PostFormValue("logical_date"))
+				u.RawQuery = q.Encode()
+				ret = u.String()
+			}
 			s.back(w, r, ret, "Error: "+strings.TrimSuffix(err.Error(), ": "+errBadRequest.Error()))
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -412,5 +413,31 @@ func TestFlashComesOnlyFromTheServer(t *testing.T) {
 		if resp.StatusCode != 200 || flashText(string(page)) != "" {
 			t.Fatalf("a %s flash cookie: %d %q", name, resp.StatusCode, flashText(string(page)))
 		}
+	}
+}
+
+// A trigger form with conf that is not JSON comes back open, as typed,
+// saying where the mistake is.
+func TestTriggerFormKeepsWhatWasTyped(t *testing.T) {
+	e := secEnv(t)
+	b, _ := e.login("user", "user-password")
+	form := url.Values{"csrf_token": {b.csrf}, "return": {"/dags/sec?tab=runs"}, "conf": {"{\n  \"table\": orders\n}"}, "run_id": {"mine"}}
+	resp, err := b.client.PostForm(e.srv.URL+"/dags/sec/trigger", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 303 || !strings.HasPrefix(loc, "/dags/sec?") {
+		t.Fatalf("after a bad conf: %d %s", resp.StatusCode, loc)
+	}
+	_, page := b.do("GET", loc, "", false)
+	for _, want := range []string{`id="trigger-box" open`, "&#34;table&#34;: orders", `value="mine"`, "conf is not valid JSON", "line 2, column 12", `class="active" id="tab-runs"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if runs, _ := e.st.Runs(e.ctx, store.RunFilter{DagID: "sec"}); len(runs) != 0 {
+		t.Errorf("a run was triggered: %v", runs)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -36,13 +37,40 @@ func DecodeConf(raw json.RawMessage) (map[string]any, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, Invalid("conf: %v", err)
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			line, col := position(raw, syn.Offset)
+			return nil, Invalid("conf is not valid JSON: %s (line %d, column %d)", strings.TrimPrefix(syn.Error(), "invalid character "), line, col)
+		}
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, Invalid("conf is not valid JSON: it ends too early (a missing } or \")")
+		}
+		return nil, Invalid("conf is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, Invalid("conf is not valid JSON: something follows the object")
 	}
 	m, ok := dags.JSONNumbers(v).(map[string]any)
 	if !ok {
 		return nil, Invalid("conf must be a JSON object")
 	}
 	return m, nil
+}
+
+// position is the line and column (from 1) of a byte offset in text.
+func position(text []byte, offset int64) (line, col int) {
+	line, col = 1, 1
+	for i, c := range text {
+		if int64(i) >= offset-1 {
+			break
+		}
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 // Trigger creates a manual run.
