@@ -18,7 +18,7 @@ import (
 var dagKeys = []string{
 	"description", "schedule", "schedule_interval", "timetable", "start_date", "end_date", "timezone",
 	"default_args", "catchup", "max_active_runs", "max_active_tasks", "concurrency", "dagrun_timeout",
-	"dagrun_timeout_sec", "tags", "params", "doc_md", "doc_md_file_path", "dag_display_name",
+	"dagrun_timeout_sec", "deadline", "tags", "params", "doc_md", "doc_md_file_path", "dag_display_name",
 	"is_paused_upon_creation", "default_view", "orientation", "render_template_as_native_obj",
 	"template_searchpath", "access_control", "owner_links", "fail_stop", "max_consecutive_failed_dag_runs",
 	"tasks", "task_groups", "vars",
@@ -79,6 +79,7 @@ func decodeDAG(id string, at *val, spec *val, probs *Problems, now time.Time, re
 	d.checkKeys()
 	d.location(dag)
 	d.settings(dag)
+	d.deadlines(dag)
 	tasks := d.tasks(dag)
 	if len(Problems((*probs)[start:]).Errors()) > 0 || tasks == nil {
 		return nil

@@ -27,6 +27,7 @@ type DAG struct {
 	MaxActiveRuns        int            `json:"max_active_runs"`
 	MaxActiveTasks       int            `json:"max_active_tasks"`
 	DagrunTimeout        time.Duration  `json:"dagrun_timeout,omitempty"`
+	Deadlines            []Deadline     `json:"deadlines,omitempty"`
 	IsPausedUponCreation bool           `json:"is_paused_upon_creation"`
 	Tags                 []string       `json:"tags"`
 	Owners               []string       `json:"owners"`
@@ -97,13 +98,16 @@ type Task struct {
 	Operator     string `json:"operator"`      // canonical class name, e.g. "BashOperator"
 	OperatorPath string `json:"operator_path"` // as written in the file
 
-	Owner                    string         `json:"owner"`
-	TriggerRule              TriggerRule    `json:"trigger_rule"`
-	Retries                  int            `json:"retries"`
-	RetryDelay               time.Duration  `json:"retry_delay"`
-	RetryExponentialBackoff  bool           `json:"retry_exponential_backoff"`
-	MaxRetryDelay            time.Duration  `json:"max_retry_delay,omitempty"`
-	ExecutionTimeout         time.Duration  `json:"execution_timeout,omitempty"`
+	Owner                   string        `json:"owner"`
+	TriggerRule             TriggerRule   `json:"trigger_rule"`
+	Retries                 int           `json:"retries"`
+	RetryDelay              time.Duration `json:"retry_delay"`
+	RetryExponentialBackoff bool          `json:"retry_exponential_backoff"`
+	MaxRetryDelay           time.Duration `json:"max_retry_delay,omitempty"`
+	ExecutionTimeout        time.Duration `json:"execution_timeout,omitempty"`
+	// SLA is Airflow 2's task sla: the task should have succeeded by this
+	// long after its run's data interval ended (scheduled runs only).
+	SLA                      time.Duration  `json:"sla,omitempty"`
 	DependsOnPast            bool           `json:"depends_on_past"`
 	WaitForDownstream        bool           `json:"wait_for_downstream"`
 	IgnoreFirstDependsOnPast bool           `json:"ignore_first_depends_on_past"`

@@ -159,6 +159,9 @@ func (r report) duration(key string, v *val) (time.Duration, bool) {
 			}
 			return time.Duration(f * float64(time.Second)), true
 		}
+		if d, err := time.ParseDuration(strings.TrimSpace(v.str)); err == nil && d >= 0 {
+			return d, true // Go's form: 90m, 8h, 1h30m
+		}
 		if m := relativeRE.FindStringSubmatch(v.str); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			unit := lower(m[2])

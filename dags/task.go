@@ -205,6 +205,15 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 			}
 		}
 	}
+	// sla or sla_secs: the task's own wins over default_args'.
+	ownSLA := false
+	for _, key := range []string{"sla", "sla_secs"} {
+		if v := d.take(key); v != nil && !v.isNull() {
+			if dur, ok := r.duration(key, v); ok && (d.isOwn(key) || !ownSLA) {
+				t.SLA, ownSLA = dur, ownSLA || d.isOwn(key)
+			}
+		}
+	}
 	bools := []struct {
 		key string
 		dst *bool
@@ -270,11 +279,6 @@ func decodeTask(r report, name string, own, defaults *val, loc *time.Location, n
 	for _, key := range []string{"doc_md", "doc", "doc_json", "doc_yaml", "doc_rst"} {
 		if v := d.take(key); v != nil && t.DocMD == "" {
 			t.DocMD, _ = r.str(key, v)
-		}
-	}
-	for _, key := range []string{"sla", "sla_secs"} {
-		if v := d.take(key); v != nil && d.isOwn(key) {
-			r.warnf(v, "%s is ignored: SLA misses are not tracked (Airflow 3 removed SLAs too); use execution_timeout or dagrun_timeout", key)
 		}
 	}
 	for _, key := range []string{"email", "email_on_failure", "email_on_retry"} {

@@ -65,6 +65,21 @@ func (n *Notifier) compose(ctx context.Context, g []store.Alert) (Message, bool,
 		}
 		msg.Text = fmt.Sprintf(":red_circle: %s of %s was %s", what, n.dagLink(first.DagID), first.Detail)
 		n.route(&msg, d, first.TaskID, "on_failure_callback")
+	case store.AlertDeadlineMissed:
+		what, missed := "Run "+n.runLink(first), "deadline"
+		if first.TaskID != "" {
+			what, missed = "Task **"+first.TaskID+"** in run "+n.runLink(first), "SLA"
+		}
+		msg.Text = fmt.Sprintf(":alarm_clock: %s of %s missed its %s: %s", what, n.dagLink(first.DagID), missed, first.Detail)
+		// The deadline's own channel, else where the DAG's sla_miss or
+		// failure callback sends, else the server's.
+		if d != nil && first.Try > 0 && first.Try <= len(d.Deadlines) && d.Deadlines[first.Try-1].Channel != "" {
+			msg.Channel = strings.TrimPrefix(d.Deadlines[first.Try-1].Channel, "#")
+		} else if cb, _ := findCallback(d, first.TaskID, "sla_miss_callback"); cb != nil {
+			n.route(&msg, d, first.TaskID, "sla_miss_callback")
+		} else {
+			n.route(&msg, d, first.TaskID, "on_failure_callback")
+		}
 	case store.AlertImportError:
 		msg.Text = fmt.Sprintf(":red_circle: DAG file **%s** has import errors; its DAGs keep their last good version until it is fixed.\n%s",
 			first.File, n.fileLine(first.File))

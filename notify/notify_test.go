@@ -294,3 +294,29 @@ func TestGivesUpAfterMaxAge(t *testing.T) {
 		t.Fatalf("alert: %+v", all[0])
 	}
 }
+
+// A missed deadline is one message with the run's link and how late, to
+// where the DAG's alerts go (its failure callback's channel), else the
+// server's; a task's missed sla names the task.
+func TestDeadlineMissMessage(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.add(t, store.Alert{Key: "dm1", Kind: store.AlertDeadlineMissed, DagID: "etl", RunID: "r1", Try: 1,
+		Detail: "logical date + 8h0m0s (2024-05-01 08:00 UTC), 2h0m0s late"})
+	f.add(t, store.Alert{Key: "dm2", Kind: store.AlertDeadlineMissed, DagID: "plain", RunID: "r2", TaskID: "t",
+		Detail: "sla 1h0m0s after the data interval ended (2024-05-01 01:00 UTC), 5m0s late"})
+	f.drain(t, 10*time.Second)
+	posts := f.mm.Posts()
+	if len(posts) != 2 {
+		t.Fatalf("%d posts", len(posts))
+	}
+	byChannel := map[string]string{}
+	for _, p := range posts {
+		byChannel[p.Channel] = p.Text
+	}
+	if got := byChannel["bizops"]; got != ":alarm_clock: Run [r1](https://updraft.example.com/dags/etl/runs/r1) of [etl](https://updraft.example.com/dags/etl) missed its deadline: logical date + 8h0m0s (2024-05-01 08:00 UTC), 2h0m0s late" {
+		t.Errorf("run miss to bizops: %q", got)
+	}
+	if got := byChannel["alerts"]; !strings.HasPrefix(got, ":alarm_clock: Task **t** in run [r2](https://updraft.example.com/dags/plain/runs/r2) of [plain]") || !strings.Contains(got, "missed its SLA: sla 1h0m0s") {
+		t.Errorf("task miss to the server's channel: %q", got)
+	}
+}

@@ -28,7 +28,7 @@ func TestScenariosOnPostgres(t *testing.T) {
 		"RunKeepsItsVersionAcrossRestart": TestRunKeepsItsVersionAcrossRestart, "QueuedRunStartsWhenARunEnds": TestQueuedRunStartsWhenARunEnds,
 		"AlertsRecorded": TestAlertsRecorded, "ImportErrorAlerts": TestImportErrorAlerts,
 		"BackfillRunsTheRangeUnderItsOwnLimit": TestBackfillRunsTheRangeUnderItsOwnLimit, "BackfillCancel": TestBackfillCancel,
-		"BackfillSurvivesARestart": TestBackfillSurvivesARestart,
+		"BackfillSurvivesARestart": TestBackfillSurvivesARestart, "DeadlinesAndSLAsAreMissedOnce": TestDeadlinesAndSLAsAreMissedOnce,
 	} {
 		t.Run(name, fn)
 	}

@@ -82,13 +82,16 @@ type Options struct {
 // Scheduler is the scheduling engine. Run drives it; the command methods
 // (Trigger, Clear, Mark, SetPaused) may be called from other goroutines.
 type Scheduler struct {
-	st    *store.Store
-	exec  executor.Executor
-	bag   Bag
-	opts  Options
-	log   *slog.Logger
-	clock Clock
-	wake  chan struct{}
+	// decided holds, by run, the deadlines and slas already settled (met,
+	// or missed and recorded): they are not looked at again.
+	decided map[string]map[string]bool
+	st      *store.Store
+	exec    executor.Executor
+	bag     Bag
+	opts    Options
+	log     *slog.Logger
+	clock   Clock
+	wake    chan struct{}
 
 	mu       sync.Mutex           // guards everything below (but synced) and serialises steps with commands
 	versions map[string]*dags.DAG // dag id + "@" + hash -> that version
@@ -184,7 +187,7 @@ func New(st *store.Store, ex executor.Executor, bag Bag, opts Options) *Schedule
 	}
 	s := &Scheduler{st: st, exec: ex, bag: bag, opts: opts, log: opts.Log, clock: opts.Clock,
 		wake: make(chan struct{}, 1), versions: map[string]*dags.DAG{},
-		dirty: map[string]bool{}, runDue: map[string]time.Time{}, allDirty: true, hostname: hostname(), cache: tiCache{}}
+		dirty: map[string]bool{}, runDue: map[string]time.Time{}, decided: map[string]map[string]bool{}, allDirty: true, hostname: hostname(), cache: tiCache{}}
 	s.synced.Store(&dagSnapshot{current: map[string]*dags.DAG{}})
 	return s
 }
@@ -414,6 +417,13 @@ func (s *Scheduler) step(ctx context.Context, st *store.Store) (time.Time, []pen
 	backfills := map[int64]store.Backfill{}
 	for _, b := range open {
 		backfills[b.ID] = b
+	}
+	// Deadlines and slas of the open runs: misses are recorded, and the
+	// step wakes at the next one.
+	if due, err := s.checkDeadlines(ctx, st, active, now); err != nil {
+		return next, nil, err
+	} else if !due.IsZero() {
+		soon(due)
 	}
 	// Create the scheduled runs that are due.
 	current := s.synced.Load().current
@@ -943,6 +953,14 @@ func (s *Scheduler) finishRun(ctx context.Context, st *store.Store, r store.Run,
 			kind = AlertRunFailed
 		}
 		err = st.AddAlert(ctx, runAlert(kind, r.DagID, r.RunID, reason, now))
+		if err == nil {
+			// A run that ends late has missed its deadlines too.
+			r.State, r.EndDate = state, &now
+			if d := s.dagFor(r.DagID, r.DAGVersion); d != nil {
+				_, err = s.checkRun(ctx, st, d, r, now)
+			}
+			delete(s.decided, runKey(r.DagID, r.RunID))
+		}
 	}
 	return err
 }

@@ -101,6 +101,7 @@ func (s *Store) Clean(ctx context.Context, before time.Time, dryRun bool) (Clean
 			`DELETE FROM try_results` + inOld,
 			`DELETE FROM task_tries` + inOld,
 			`DELETE FROM task_instances` + inOld,
+			`DELETE FROM deadline_misses` + inOld,
 		} {
 			if _, err := tx.exec(ctx, q, cut); err != nil {
 				return err
@@ -158,7 +159,7 @@ func (s *Store) DeleteRun(ctx context.Context, dagID, runID string) ([]string, e
 			}
 		}
 		rows.Close()
-		for _, table := range []string{"log_chunks", "xcom", "try_results", "task_tries", "task_instances", "dag_runs"} {
+		for _, table := range []string{"log_chunks", "xcom", "try_results", "task_tries", "task_instances", "deadline_misses", "dag_runs"} {
 			if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE dag_id = ? AND run_id = ?`, dagID, runID); err != nil {
 				return err
 			}

@@ -68,6 +68,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.With(read).Get("/importErrors", s.apiListImportErrors)
 	r.With(read).Get("/importErrors/{id}", s.apiGetImportError)
 	r.With(read).Get("/eventLogs", s.apiListEventLogs)
+	r.With(read).Get("/slaMisses", s.apiDeadlineMisses)
 
 	r.With(admin).Get("/variables", s.apiListVariables)
 	r.With(admin).Post("/variables", s.apiCreateVariable)

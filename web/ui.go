@@ -386,6 +386,10 @@ type dagPage struct {
 	Versions *versionsTab
 	// the trigger form as it was typed, after an error
 	Trigger triggerForm
+	// details: the deadlines and slas, and the latest misses
+	Deadlines   []string
+	Misses      []missRow
+	MissesTotal int
 }
 
 type triggerForm struct {
@@ -506,6 +510,10 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 	case "source":
 		err = s.fillSource(&p)
 	case "details":
+		if d != nil {
+			p.Deadlines = deadlineLines(d)
+		}
+		p.Misses, p.MissesTotal, err = s.missRows(ctx, store.MissFilter{DagID: id, Limit: 20})
 	case "backfills":
 		err = s.fillBackfills(r, &p, d, sessionOf(r).CanAct)
 	case "versions":
@@ -955,6 +963,7 @@ func cleanErr(err error) string {
 
 type runPage struct {
 	runRow
+	Misses                     []missRow
 	DagID, Conf, Version, Note string
 	ExternalTrigger            bool
 	Tasks                      []runTask
@@ -1015,6 +1024,10 @@ func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
 		tries = append(tries, ts...)
 	}
 	p.Gantt = layoutGantt(tis, tries, func(task string) string { return tiURL(dagID, runID, task) })
+	if p.Misses, _, err = s.missRows(ctx, store.MissFilter{DagID: dagID, RunID: runID}); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, "run.html", runID, "dags", p)
 }
 
