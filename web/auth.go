@@ -56,6 +56,19 @@ const (
 	permAdmin             // variables, users: Admin
 )
 
+// role names the least role that has p.
+func (p perm) role() string {
+	switch p {
+	case permAct:
+		return string(RoleUser)
+	case permOp:
+		return string(RoleOp)
+	case permAdmin:
+		return string(RoleAdmin)
+	}
+	return string(RoleViewer)
+}
+
 func (r Role) can(p perm) bool {
 	switch p {
 	case permRead:

@@ -111,8 +111,9 @@ type ganttBar struct {
 }
 
 type ganttTick struct {
-	X     int
-	Label string
+	X      int
+	Label  string
+	Anchor string // the label's text-anchor: the last ends at its tick, so it stays inside the chart
 }
 
 func layoutGantt(tis []store.TaskInstance, tries []store.Try, link func(task string) string) *ganttSVG {
@@ -168,7 +169,14 @@ func layoutGantt(tis []store.TaskInstance, tries []store.Try, link func(task str
 	}
 	for i := 0; i <= 4; i++ {
 		at := start.Add(span * time.Duration(i) / 4)
-		g.Ticks = append(g.Ticks, ganttTick{X: scale(at), Label: at.UTC().Format("15:04:05")})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		g.Ticks = append(g.Ticks, ganttTick{X: scale(at), Label: at.UTC().Format("15:04:05"), Anchor: anchor})
 	}
 	return g
 }

@@ -71,9 +71,19 @@ func (s *Server) need(p perm) func(http.Handler) http.Handler {
 				return
 			case !pr.role.can(p):
 				s.log.Warn("permission denied", "user", pr.user.Username, "role", pr.role, "method", r.Method, "path", r.URL.Path)
+				if !api {
+					// A page, with the navigation, rather than the API's JSON.
+					s.render(w, r, http.StatusForbidden, "error.html", "Forbidden", "",
+						"Your role ("+string(pr.role)+") may not see or do this; it needs "+p.role()+". An Admin can change your role on the Users page.")
+					return
+				}
 				problem(w, http.StatusForbidden, "your role ("+string(pr.role)+") may not do this")
 				return
 			case !csrfOK(r, pr):
+				if !api {
+					s.render(w, r, http.StatusForbidden, "error.html", "Forbidden", "", "This form was older than your session (its CSRF token is missing or wrong): go back, reload the page and try again.")
+					return
+				}
 				problem(w, http.StatusForbidden, "CSRF token missing or wrong; reload the page and try again")
 				return
 			}

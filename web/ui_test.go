@@ -441,3 +441,16 @@ func TestTriggerFormKeepsWhatWasTyped(t *testing.T) {
 		t.Errorf("a run was triggered: %v", runs)
 	}
 }
+
+// A page the role may not see is a page (with the navigation) saying
+// which role it needs; the API keeps its JSON.
+func TestForbiddenPageIsAPage(t *testing.T) {
+	e := secEnv(t)
+	status, body := e.call("GET", "/variables", "", "viewer")
+	if status != 403 || !strings.Contains(body, "<nav") || !strings.Contains(body, "it needs Admin") || strings.HasPrefix(strings.TrimSpace(body), "{") {
+		t.Errorf("page: %d %s", status, body)
+	}
+	if status, body := e.call("GET", "/api/v1/variables", "", "viewer"); status != 403 || !strings.HasPrefix(body, "{") {
+		t.Errorf("api: %d %s", status, body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"updraft/dags"
+	"updraft/store"
 )
 
 // swapBag is a DAG folder the test rewrites.
@@ -78,5 +79,18 @@ versioned:
 	}
 	if _, page = e.call("GET", "/dags/versioned?tab=versions&from=1&to=9", "", "viewer"); !strings.Contains(page, "has no version 9") {
 		t.Errorf("an unknown version:\n%s", page)
+	}
+}
+
+// The Gantt's time labels stay inside the chart: the first starts at its
+// tick, the last ends at its.
+func TestGanttLabelsStayInside(t *testing.T) {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := start.Add(time.Minute)
+	tis := []store.TaskInstance{{DagID: "d", RunID: "r", TaskID: "a", MapIndex: -1, State: dags.StateSuccess, StartDate: &start, EndDate: &end}}
+	tries := []store.Try{{TIKey: store.TIKey{DagID: "d", RunID: "r", TaskID: "a", MapIndex: -1}, TryNumber: 1, State: dags.StateSuccess, StartDate: start, EndDate: &end}}
+	g := layoutGantt(tis, tries, func(string) string { return "" })
+	if g == nil || len(g.Ticks) != 5 || g.Ticks[0].Anchor != "start" || g.Ticks[4].Anchor != "end" || g.Ticks[2].Anchor != "middle" || g.Ticks[4].X > g.Width {
+		t.Fatalf("ticks: %+v (width %d)", g, g.Width)
 	}
 }

@@ -21,7 +21,9 @@
         regions.forEach((el) => {
           const fresh = doc.getElementById(el.id);
           if (fresh && fresh.innerHTML !== el.innerHTML) {
-            el.replaceWith(document.importNode(fresh, true));
+            const node = document.importNode(fresh, true), left = el.scrollLeft;
+            el.replaceWith(node);
+            node.scrollLeft = left; // a scrolled grid stays where it was
           }
         });
         startLogs();
@@ -78,6 +80,9 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    // The grid opens on its newest runs (the right end).
+    const grid = document.getElementById("grid-wrap");
+    if (grid) grid.scrollLeft = grid.scrollWidth;
     startLogs();
     setInterval(refreshLive, 3000);
   });
