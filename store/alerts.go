@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 )
 
@@ -217,4 +218,27 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// AlertFilter selects alerts for the alerts page; zero fields do not filter.
+type AlertFilter struct {
+	State, Kind, DagID string
+	Limit, Offset      int
+}
+
+// FindAlerts returns the alerts f selects, newest first, with how many it
+// selects in all.
+func (s *Store) FindAlerts(ctx context.Context, f AlertFilter) ([]Alert, int, error) {
+	w := &where{}
+	for col, v := range map[string]string{"state": f.State, "kind": f.Kind, "dag_id": f.DagID} {
+		if v != "" {
+			w.add(col+` = ?`, v)
+		}
+	}
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM alerts`+w.String(), w.args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	out, err := s.queryAlerts(ctx, strings.TrimPrefix(w.String(), " ")+` ORDER BY id DESC`+limitOffset(f.Limit, f.Offset), w.args...)
+	return out, total, err
 }

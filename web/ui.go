@@ -1318,13 +1318,62 @@ type auditRow struct {
 	At, Actor, Action, DagID, RunID, TaskID, Detail, URL string
 }
 
+// listPage is the paging of a long list page: 100 at a time, newest
+// first, with links to the pages before and after.
+type listPage struct {
+	From, To, Total  int
+	Prev, Next, Base string
+}
+
+const listPageSize = 100
+
+// pageLinks pages a list of total items at offset, keeping the filters q.
+func pageLinks(path string, q url.Values, offset, shown, total int) listPage {
+	p := listPage{From: offset + 1, To: offset + shown, Total: total}
+	if shown == 0 {
+		p.From = 0
+	}
+	link := func(off int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("offset", strconv.Itoa(off))
+		return path + "?" + v.Encode()
+	}
+	if offset > 0 {
+		p.Prev = link(max(0, offset-listPageSize))
+	}
+	if offset+shown < total {
+		p.Next = link(offset + listPageSize)
+	}
+	return p
+}
+
+func offsetOf(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("offset"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+type auditPage struct {
+	Rows                 []auditRow
+	Actor, Action, DagID string
+	Page                 listPage
+}
+
 func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.st.AuditLog(r.Context(), 500)
+	q := r.URL.Query()
+	p := auditPage{Actor: q.Get("actor"), Action: q.Get("action"), DagID: q.Get("dag_id")}
+	offset := offsetOf(r)
+	entries, total, err := s.st.FindAudit(r.Context(), store.AuditFilter{Actor: p.Actor, Action: p.Action, DagID: p.DagID,
+		Limit: listPageSize, Offset: offset})
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	var rows []auditRow
 	for _, e := range entries {
 		row := auditRow{At: e.At.UTC().Format("2006-01-02 15:04:05"), Actor: e.Actor, Action: e.Action, DagID: e.DagID, RunID: e.RunID,
 			TaskID: e.TaskID, Detail: e.Detail}
@@ -1334,9 +1383,11 @@ func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request) {
 		case e.DagID != "":
 			row.URL = dagURL(e.DagID)
 		}
-		rows = append(rows, row)
+		p.Rows = append(p.Rows, row)
 	}
-	s.render(w, r, http.StatusOK, "audit.html", "Audit log", "audit", rows)
+	q.Del("offset")
+	p.Page = pageLinks("/audit", q, offset, len(entries), total)
+	s.render(w, r, http.StatusOK, "audit.html", "Audit log", "audit", p)
 }
 
 // mustJSON and mustJSONIndent write JSON for pages: "<" stays "<" (the
@@ -1420,9 +1471,11 @@ func (s *Server) legacyTask(w http.ResponseWriter, r *http.Request) {
 }
 
 type alertsPage struct {
-	Enabled bool
-	Counts  map[string]int
-	Rows    []alertRow
+	Enabled            bool
+	Counts             map[string]int
+	Rows               []alertRow
+	State, Kind, DagID string
+	Page               listPage
 }
 
 type alertRow struct {
@@ -1435,7 +1488,10 @@ type alertRow struct {
 // pageAlerts shows the alert outbox: what was sent, what waits for the
 // webhook and why.
 func (s *Server) pageAlerts(w http.ResponseWriter, r *http.Request) {
-	alerts, err := s.st.Alerts(r.Context(), 200)
+	q := r.URL.Query()
+	offset := offsetOf(r)
+	f := store.AlertFilter{State: q.Get("state"), Kind: q.Get("kind"), DagID: q.Get("dag_id"), Limit: listPageSize, Offset: offset}
+	alerts, total, err := s.st.FindAlerts(r.Context(), f)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
@@ -1445,7 +1501,9 @@ func (s *Server) pageAlerts(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	p := alertsPage{Enabled: s.alerts, Counts: counts}
+	q.Del("offset")
+	p := alertsPage{Enabled: s.alerts, Counts: counts, State: f.State, Kind: f.Kind, DagID: f.DagID,
+		Page: pageLinks("/alerts", q, offset, len(alerts), total)}
 	for _, a := range alerts {
 		row := alertRow{ID: a.ID, Kind: a.Kind, DagID: a.DagID, RunID: a.RunID, TaskID: a.TaskID, File: a.File, State: a.State,
 			Created: a.CreatedAt.UTC().Format("2006-01-02 15:04:05"), Sent: fmtTime(a.SentAt), Error: a.LastError, Attempts: a.Attempts}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -452,5 +453,40 @@ func TestForbiddenPageIsAPage(t *testing.T) {
 	}
 	if status, body := e.call("GET", "/api/v1/variables", "", "viewer"); status != 403 || !strings.HasPrefix(body, "{") {
 		t.Errorf("api: %d %s", status, body)
+	}
+}
+
+// Long lists say how long they are and page: the audit log and the
+// alerts, with filters that the pages' links keep.
+func TestAuditAndAlertsPage(t *testing.T) {
+	e := secEnv(t)
+	for i := 0; i < 230; i++ {
+		action := "trigger"
+		if i%10 == 0 {
+			action = "clear"
+		}
+		if err := e.st.Audit(e.ctx, store.AuditEntry{At: time.Now(), Actor: "ann", Action: action, DagID: "sec", Detail: fmt.Sprint("n=", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.AddAlert(e.ctx, store.Alert{Key: fmt.Sprint("k", i), Kind: store.AlertRunFailed, DagID: "sec", RunID: fmt.Sprint("r", i), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, page := e.call("GET", "/audit", "", "viewer")
+	page = html.UnescapeString(page)
+	if !strings.Contains(page, "1–100 of 230") || !strings.Contains(page, `href="/audit?offset=100" rel="next"`) || !strings.Contains(page, "n=229") {
+		t.Fatalf("audit page 1:\n%s", page)
+	}
+	_, page = e.call("GET", "/audit?offset=200", "", "viewer")
+	if page = html.UnescapeString(page); !strings.Contains(page, "201–230 of 230") || strings.Contains(page, `rel="next"`) || !strings.Contains(page, "n=0<") {
+		t.Fatalf("audit page 3:\n%s", page)
+	}
+	_, page = e.call("GET", "/audit?action=clear", "", "viewer")
+	if page = html.UnescapeString(page); !strings.Contains(page, "1–23 of 23") || strings.Contains(page, "trigger<") {
+		t.Errorf("audit filtered:\n%s", page)
+	}
+	_, page = e.call("GET", "/alerts?state=pending&offset=100", "", "viewer")
+	if page = html.UnescapeString(page); !strings.Contains(page, "101–200 of 230") || !strings.Contains(page, "offset=200&state=pending") || !strings.Contains(page, "offset=0&state=pending") {
+		t.Errorf("alerts page 2:\n%s", page)
 	}
 }
