@@ -169,7 +169,63 @@ func returnTo(r *http.Request, def string) string {
 
 // --- DAGs ---
 
+// failedTask is a task that failed in some of a DAG's recent runs.
+type failedTask struct {
+	TaskID, URL string // URL: its latest failed instance
+	Runs, Of    int
+}
+
+// recentFailures finds, for each DAG, the tasks that failed in its recent
+// runs (one query for the page).
+func (s *Server) recentFailures(ctx context.Context, ids []string, recent map[string][]store.Run) (map[string][]failedTask, error) {
+	var runIDs []string
+	inRecent := map[string]bool{}
+	for _, id := range ids {
+		for _, r := range recent[id] {
+			runIDs = append(runIDs, r.RunID)
+			inRecent[id+"\x00"+r.RunID] = true
+		}
+	}
+	out := map[string][]failedTask{}
+	if len(runIDs) == 0 {
+		return out, nil
+	}
+	tis, _, err := s.st.FindTaskInstances(ctx, store.TIFilter{DagIDs: ids, RunIDs: runIDs, States: []dags.TaskState{dags.StateFailed}})
+	if err != nil {
+		return nil, err
+	}
+	byTask := map[string]*failedTask{}
+	runsOf := map[string]map[string]bool{}
+	for _, ti := range tis { // oldest logical date first: the last seen is the latest
+		if !inRecent[ti.DagID+"\x00"+ti.RunID] {
+			continue
+		}
+		key := ti.DagID + "\x00" + ti.TaskID
+		f := byTask[key]
+		if f == nil {
+			f = &failedTask{TaskID: ti.TaskID, Of: len(recent[ti.DagID])}
+			byTask[key] = f
+			runsOf[key] = map[string]bool{}
+		}
+		runsOf[key][ti.RunID] = true
+		f.Runs, f.URL = len(runsOf[key]), tiURL(ti.DagID, ti.RunID, ti.TaskID)
+	}
+	for key, f := range byTask {
+		dagID, _, _ := strings.Cut(key, "\x00")
+		out[dagID] = append(out[dagID], *f)
+	}
+	for _, fs := range out {
+		sort.Slice(fs, func(i, j int) bool {
+			return fs[i].Runs > fs[j].Runs || fs[i].Runs == fs[j].Runs && fs[i].TaskID < fs[j].TaskID
+		})
+	}
+	return out, nil
+}
+
 type dagListRow struct {
+	// Failed are the tasks that failed in its recent runs: a run can
+	// succeed with a failed task (an all_done leaf decides it).
+	Failed                                              []failedTask
 	ID, URL, Description, Schedule, Cron, NextRun, File string
 	Tags                                                []string
 	Paused, Active, ImportErr                           bool
@@ -288,6 +344,11 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
+	failures, err := s.recentFailures(ctx, ids, recent)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
 	now := s.now()
 	ret := r.URL.RequestURI()
 	for _, v := range shown {
@@ -311,6 +372,7 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		row.Failed = failures[v.Row.ID]
 		runs := recent[v.Row.ID]
 		for i := len(runs) - 1; i >= 0; i-- {
 			run := runs[i]

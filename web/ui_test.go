@@ -490,3 +490,37 @@ func TestAuditAndAlertsPage(t *testing.T) {
 		t.Errorf("alerts page 2:\n%s", page)
 	}
 }
+
+// A task that fails in runs that still succeed (an all_done clean-up
+// decides them) shows on the DAG list, with how often.
+func TestDAGListShowsFailedTasks(t *testing.T) {
+	res := dags.Load(fstest.MapFS{"f.yaml": {Data: []byte(`
+cleanup_hides:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: transform, operator: BashOperator, bash_command: "exit 1"}
+    - {task_id: cleanup, operator: EmptyOperator, trigger_rule: all_done, dependencies: [transform]}
+`)}}, dags.Options{})
+	e := newEnv(t, fixedBag{res, time.Now()})
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := e.sched.Trigger(e.ctx, "cleanup_hides", scheduler.TriggerOptions{RunID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := e.sched.Tick(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		runs, _ := e.st.Runs(e.ctx, store.RunFilter{DagID: "cleanup_hides", States: []dags.RunState{dags.RunSuccess}})
+		if len(runs) == 2 {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	_, page := e.call("GET", "/", "", "viewer")
+	if !strings.Contains(page, "✗ transform</a> <span class=\"muted\">2/2</span>") || strings.Contains(page, "✗ cleanup") {
+		t.Fatalf("the DAG list does not show the failing task:\n%s", page)
+	}
+}
