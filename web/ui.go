@@ -416,6 +416,7 @@ type gridCol struct {
 
 type dagPage struct {
 	ID, Tab, File, FileURL, Description, DocMD, Schedule, Cron, Timezone, NextRun string
+	DocHTML                                                                       template.HTML // DocMD rendered and sanitised
 	Paused, Active                                                                bool
 	Owners, Tags                                                                  []string
 	MaxActiveRuns, MaxActiveTasks                                                 int
@@ -543,6 +544,7 @@ func (s *Server) pageDAG(w http.ResponseWriter, r *http.Request) {
 	d := v.DAG
 	if d != nil {
 		p.Description, p.DocMD, p.Owners, p.Tags = d.Description, d.DocMD, d.Owners, d.Tags
+		p.DocHTML = renderDoc(d.DocMD)
 		p.Schedule, p.Cron, p.Timezone = dags.Describe(d.Schedule), d.Schedule.Summary(), d.Location.String()
 		p.MaxActiveRuns, p.MaxActiveTasks, p.Catchup, p.Revision = d.MaxActiveRuns, d.MaxActiveTasks, d.Catchup, d.Revision
 		if d.DagrunTimeout > 0 {

@@ -94,3 +94,20 @@ func TestGanttLabelsStayInside(t *testing.T) {
 		t.Fatalf("ticks: %+v (width %d)", g, g.Width)
 	}
 }
+
+// doc_md is rendered as Markdown and sanitised: what a committer writes
+// cannot run in a viewer's browser.
+func TestDocMDRendered(t *testing.T) {
+	got := string(renderDoc("# Loads\n\nThe **orders** table, see [the wiki](https://wiki.example.com).\n\n" +
+		"<script>alert(1)</script> <img src=x onerror=alert(2)> [click](javascript:alert(3))\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"))
+	for _, want := range []string{"<h1>Loads</h1>", "<strong>orders</strong>", `href="https://wiki.example.com"`, "<table>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendered doc lacks %s:\n%s", want, got)
+		}
+	}
+	for _, bad := range []string{"<script", "onerror", "javascript:"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("rendered doc keeps %s:\n%s", bad, got)
+		}
+	}
+}
