@@ -1137,6 +1137,7 @@ type tiPage struct {
 	Return                                                                          string
 	Preview                                                                         *clearPreview
 	Waiting                                                                         []string // what keeps it from starting
+	WhyNot                                                                          string   // why it ended without running
 	XComs                                                                           []ops.XComEntry
 }
 
@@ -1191,6 +1192,10 @@ func (s *Server) pageTI(w http.ResponseWriter, r *http.Request) {
 	}
 	if ti, err := s.st.TaskInstance(ctx, k); err == nil {
 		if p.Waiting, err = s.ops.WaitingFor(ctx, ti); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		if p.WhyNot, err = s.ops.WhyNot(ctx, ti); err != nil {
 			s.pageError(w, r, err)
 			return
 		}

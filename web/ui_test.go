@@ -524,3 +524,34 @@ cleanup_hides:
 		t.Fatalf("the DAG list does not show the failing task:\n%s", page)
 	}
 }
+
+// A task that never ran says why: which upstream tasks ended how, and the
+// trigger rule that decided.
+func TestTaskThatNeverRanSaysWhy(t *testing.T) {
+	res := dags.Load(fstest.MapFS{"w.yaml": {Data: []byte(`
+why_not:
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tasks:
+    - {task_id: extract, operator: BashOperator, bash_command: "exit 1"}
+    - {task_id: load, operator: EmptyOperator, dependencies: [extract]}
+`)}}, dags.Options{})
+	e := newEnv(t, fixedBag{res, time.Now()})
+	if _, err := e.sched.Trigger(e.ctx, "why_not", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := e.sched.Tick(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := e.st.Run(e.ctx, "why_not", "r1"); r.State == dags.RunFailed {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	_, page := e.call("GET", "/dags/why_not/runs/r1/tasks/load", "", "viewer")
+	if !strings.Contains(page, "No try: it could not run (upstream_failed): upstream extract failed, and its trigger rule all_success decided it.") {
+		t.Fatalf("the page does not say why:\n%s", page)
+	}
+}

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -176,4 +177,51 @@ func (s *Service) limitsWait(ctx context.Context, d *dags.DAG, t *dags.Task, ti 
 		out = append(out, fmt.Sprintf("max_active_tis_per_dag: %d instances of this task are running or queued", perTask))
 	}
 	return out, nil
+}
+
+// WhyNot says why a task instance that ended without running did not run
+// (upstream_failed, skipped or removed with no try): what its upstream
+// tasks ended as, and its trigger rule. "" for anything else.
+func (s *Service) WhyNot(ctx context.Context, ti store.TaskInstance) (string, error) {
+	if ti.TryNumber > 0 {
+		return "", nil
+	}
+	switch ti.State {
+	case dags.StateUpstreamFailed, dags.StateSkipped:
+	case dags.StateRemoved:
+		return "the task is no longer in the DAG version this run follows", nil
+	default:
+		return "", nil
+	}
+	d, _ := s.CurrentDAG(ti.DagID)
+	if d == nil || d.Task(ti.TaskID) == nil {
+		return "", nil
+	}
+	t := d.Task(ti.TaskID)
+	tis, err := s.Store.TaskInstances(ctx, ti.DagID, ti.RunID)
+	if err != nil {
+		return "", err
+	}
+	states := map[string][]string{}
+	for _, u := range tis {
+		if slices.Contains(t.Upstream, u.TaskID) {
+			states[string(u.State)] = append(states[string(u.State)], u.TaskID)
+		}
+	}
+	var parts []string
+	for _, st := range []string{"failed", "upstream_failed", "skipped", "success", "removed"} {
+		if ids := states[st]; len(ids) > 0 {
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			parts = append(parts, strings.Join(ids, ", ")+" "+st)
+		}
+	}
+	what := "it was skipped"
+	if ti.State == dags.StateUpstreamFailed {
+		what = "it could not run (upstream_failed)"
+	}
+	if len(parts) == 0 {
+		return what + ", by the branch or short-circuit that decided it", nil
+	}
+	return fmt.Sprintf("%s: upstream %s, and its trigger rule %s decided it", what, strings.Join(parts, "; "), t.TriggerRule), nil
 }
