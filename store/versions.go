@@ -67,3 +67,21 @@ func (s *Store) SetRunNote(ctx context.Context, dagID, runID, note string) error
 	}
 	return nil
 }
+
+// LastRuns returns each DAG's latest run (by logical date), in one query.
+func (s *Store) LastRuns(ctx context.Context) (map[string]Run, error) {
+	rows, err := s.query(ctx, `SELECT `+runCols+` FROM dag_runs r WHERE logical_date = (SELECT MAX(logical_date) FROM dag_runs WHERE dag_id = r.dag_id)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Run{}
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[r.DagID] = r
+	}
+	return out, rows.Err()
+}

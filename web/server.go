@@ -224,6 +224,7 @@ var templateFuncs = template.FuncMap{
 	"runURL":    runURL,
 	"tiURL":     tiURL,
 	"list":      func(s ...string) []string { return s },
+	"tagLink":   tagLink,
 	"add":       func(a, b int) int { return a + b },
 	"mul":       func(a, b int) int { return a * b },
 	"hasPrefix": strings.HasPrefix,

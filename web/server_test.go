@@ -74,7 +74,7 @@ func TestHomeEscapesHostileStrings(t *testing.T) {
 		t.Errorf("CSP = %q", csp)
 	}
 	_, body = get(t, srv, "/?q=nomatch")
-	if !strings.Contains(body, "No DAGs loaded") {
+	if !strings.Contains(body, "No DAG matches these filters") {
 		t.Error("search does not filter")
 	}
 }

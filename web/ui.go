@@ -226,6 +226,7 @@ type dagListRow struct {
 	// Failed are the tasks that failed in its recent runs: a run can
 	// succeed with a failed task (an all_done leaf decides it).
 	Failed                                              []failedTask
+	Owners, LastRun, LastState, LastURL                 string
 	ID, URL, Description, Schedule, Cron, NextRun, File string
 	Tags                                                []string
 	Paused, Active, ImportErr                           bool
@@ -238,20 +239,43 @@ type runMark struct {
 }
 
 type dagsPage struct {
-	DAGs         []dagListRow
-	Total        int
-	Query, Tag   string
-	Tags         []string
-	Errors       []store.ImportError
-	ErrorLinks   map[string]string
-	Kept         []string
-	Revision     string
-	LoadedAt     time.Time
-	Git          *gitsync.Status
-	ShowInactive bool
-	Offset       int
-	PrevPage     string
-	NextPage     string
+	DAGs       []dagListRow
+	Total      int
+	Query, Tag string
+	Tags       []string
+	// Filters: the tags chosen (any of them), active or paused, the
+	// latest run's state, an owner; and the order.
+	TagsOn                    map[string]bool
+	Status, Last, Owner, Sort string
+	Owners                    []string
+	Filtered                  bool // some filter is set: "no match" rather than "none loaded"
+	Errors                    []store.ImportError
+	ErrorLinks                map[string]string
+	Kept                      []string
+	Revision                  string
+	LoadedAt                  time.Time
+	Git                       *gitsync.Status
+	ShowInactive              bool
+	Offset                    int
+	PrevPage                  string
+	NextPage                  string
+}
+
+// tagLink is the DAG list with tag toggled among the chosen tags.
+func tagLink(on map[string]bool, tag string) string {
+	v := url.Values{}
+	for t := range on {
+		if t != tag {
+			v.Add("tag", t)
+		}
+	}
+	if !on[tag] {
+		v.Add("tag", tag)
+	}
+	if len(v) == 0 {
+		return "/"
+	}
+	return "/?" + v.Encode()
 }
 
 // dagsPerPage bounds the DAG list; search and tags reach the rest.
@@ -288,13 +312,29 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 	for _, e := range p.Errors {
 		p.ErrorLinks[e.File] = "/files/" + fileToken(e.File)
 	}
-	tags := map[string]bool{}
+	p.TagsOn = map[string]bool{}
+	for _, t := range q["tag"] {
+		if t != "" {
+			p.TagsOn[t] = true
+		}
+	}
+	p.Status, p.Last, p.Owner, p.Sort = q.Get("status"), q.Get("last"), q.Get("owner"), q.Get("sort")
+	p.Filtered = p.Query != "" || len(p.TagsOn) > 0 || p.Status != "" || p.Last != "" || p.Owner != ""
+	lastRuns, err := s.st.LastRuns(ctx)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	tags, owners := map[string]bool{}, map[string]bool{}
 	var shown []dagView
 	for _, v := range views {
 		if v.DAG != nil {
 			for _, t := range v.DAG.Tags {
 				tags[t] = true
 			}
+		}
+		for _, o := range v.Owners() {
+			owners[o] = true
 		}
 		if !(v.Row.Active && v.DAG != nil) && !p.ShowInactive {
 			continue
@@ -303,7 +343,11 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 			(v.DAG == nil || !strings.Contains(strings.ToLower(v.DAG.Description), strings.ToLower(p.Query))) {
 			continue
 		}
-		if p.Tag != "" && (v.DAG == nil || !slices.Contains(v.DAG.Tags, p.Tag)) {
+		if len(p.TagsOn) > 0 && (v.DAG == nil || !slices.ContainsFunc(v.DAG.Tags, func(t string) bool { return p.TagsOn[t] })) {
+			continue
+		}
+		if p.Status == "active" && v.Row.Paused || p.Status == "paused" && !v.Row.Paused ||
+			p.Last != "" && string(lastRuns[v.Row.ID].State) != p.Last || p.Owner != "" && !slices.Contains(v.Owners(), p.Owner) {
 			continue
 		}
 		shown = append(shown, v)
@@ -312,13 +356,32 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 		p.Tags = append(p.Tags, t)
 	}
 	sort.Strings(p.Tags)
+	for o := range owners {
+		p.Owners = append(p.Owners, o)
+	}
+	sort.Strings(p.Owners)
+	switch p.Sort {
+	case "-dag_id":
+		sort.SliceStable(shown, func(i, j int) bool { return shown[i].Row.ID > shown[j].Row.ID })
+	case "owner":
+		sort.SliceStable(shown, func(i, j int) bool {
+			return strings.Join(shown[i].Owners(), ",") < strings.Join(shown[j].Owners(), ",")
+		})
+	case "last_run": // the most recent first, never-run last
+		sort.SliceStable(shown, func(i, j int) bool {
+			a, b := lastRuns[shown[i].Row.ID], lastRuns[shown[j].Row.ID]
+			return a.LogicalDate.After(b.LogicalDate)
+		})
+	}
 	p.Total = len(shown)
 	shown = slice(shown, page{limit: dagsPerPage, offset: p.Offset})
 	pageURL := func(offset int) string {
 		v := url.Values{}
-		for _, k := range []string{"q", "tag", "inactive"} {
-			if q.Get(k) != "" {
-				v.Set(k, q.Get(k))
+		for _, k := range []string{"q", "tag", "inactive", "status", "last", "owner", "sort"} {
+			for _, x := range q[k] {
+				if x != "" {
+					v.Add(k, x)
+				}
 			}
 		}
 		v.Set("offset", strconv.Itoa(offset))
@@ -373,6 +436,10 @@ func (s *Server) pageDAGs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		row.Failed = failures[v.Row.ID]
+		row.Owners = strings.Join(v.Owners(), ", ")
+		if lr, ok := lastRuns[v.Row.ID]; ok {
+			row.LastRun, row.LastState, row.LastURL = lr.LogicalDate.UTC().Format("2006-01-02 15:04"), string(lr.State), runURL(lr.DagID, lr.RunID)
+		}
 		runs := recent[v.Row.ID]
 		for i := len(runs) - 1; i >= 0; i-- {
 			run := runs[i]

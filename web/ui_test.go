@@ -555,3 +555,76 @@ why_not:
 		t.Fatalf("the page does not say why:\n%s", page)
 	}
 }
+
+// The DAG list filters (active or paused, the latest run's state, an
+// owner, several tags) and sorts, and a list that matches nothing says so.
+func TestDAGListFilters(t *testing.T) {
+	res := dags.Load(fstest.MapFS{"l.yaml": {Data: []byte(`
+alpha:
+  default_args: {owner: finance}
+  start_date: 2024-01-01
+  schedule: null
+  is_paused_upon_creation: false
+  tags: [nightly]
+  tasks: [{task_id: t, operator: BashOperator, bash_command: "exit 1"}]
+beta:
+  default_args: {owner: data}
+  start_date: 2024-01-01
+  schedule: null
+  tags: [hourly]
+  tasks: [{task_id: t, operator: EmptyOperator}]
+gamma:
+  default_args: {owner: data}
+  start_date: 2024-01-01
+  schedule: null
+  tags: [adhoc]
+  tasks: [{task_id: t, operator: EmptyOperator}]
+`)}}, dags.Options{})
+	e := newEnv(t, fixedBag{res, time.Now()})
+	if _, err := e.sched.Trigger(e.ctx, "alpha", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := e.sched.Tick(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := e.st.Run(e.ctx, "alpha", "r1"); r.State == dags.RunFailed {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	shown := func(query string) string {
+		t.Helper()
+		_, page := e.call("GET", "/?"+query, "", "viewer")
+		var ids []string
+		for _, id := range []string{"alpha", "beta", "gamma"} {
+			if strings.Contains(page, `id="dag-`+id+`"`) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 && !strings.Contains(page, "No DAG matches these filters") {
+			t.Errorf("%s: an empty list without a word", query)
+		}
+		return strings.Join(ids, ",")
+	}
+	for query, want := range map[string]string{
+		"":                        "alpha,beta,gamma",
+		"status=paused":           "beta,gamma",
+		"status=active":           "alpha",
+		"last=failed":             "alpha",
+		"owner=data":              "beta,gamma",
+		"tag=hourly&tag=adhoc":    "beta,gamma",
+		"owner=finance&tag=adhoc": "",
+	} {
+		if got := shown(query); got != want {
+			t.Errorf("/?%s shows %q, want %q", query, got, want)
+		}
+	}
+	_, page := e.call("GET", "/?sort=-dag_id", "", "viewer")
+	if g, a := strings.Index(page, `id="dag-gamma"`), strings.Index(page, `id="dag-alpha"`); g < 0 || a < 0 || g > a {
+		t.Errorf("sort=-dag_id does not put gamma first")
+	}
+	if !strings.Contains(page, "<td>finance</td>") || !strings.Contains(page, `href="/dags/alpha/runs/r1"`) {
+		t.Errorf("the owner and latest run columns are missing")
+	}
+}

@@ -211,19 +211,13 @@ func all(items []string, f func(string) bool) bool {
 
 // lastRunStates is the state of each DAG's latest run.
 func (s *Service) lastRunStates(ctx context.Context) (map[string]dags.RunState, error) {
-	rows, err := s.Store.DAGs(ctx)
+	last, err := s.Store.LastRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]dags.RunState{}
-	for _, row := range rows {
-		runs, err := s.Store.Runs(ctx, store.RunFilter{DagID: row.ID, OrderBy: "-logical_date", Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(runs) > 0 {
-			out[row.ID] = runs[0].State
-		}
+	out := make(map[string]dags.RunState, len(last))
+	for id, r := range last {
+		out[id] = r.State
 	}
 	return out, nil
 }
