@@ -595,7 +595,7 @@ gamma:
 	}
 	shown := func(query string) string {
 		t.Helper()
-		_, page := e.call("GET", "/?"+query, "", "viewer")
+		_, page := e.call("GET", "/?"+query, "", "user")
 		var ids []string
 		for _, id := range []string{"alpha", "beta", "gamma"} {
 			if strings.Contains(page, `id="dag-`+id+`"`) {
@@ -624,7 +624,14 @@ gamma:
 	if g, a := strings.Index(page, `id="dag-gamma"`), strings.Index(page, `id="dag-alpha"`); g < 0 || a < 0 || g > a {
 		t.Errorf("sort=-dag_id does not put gamma first")
 	}
-	if !strings.Contains(page, "<td>finance</td>") || !strings.Contains(page, `href="/dags/alpha/runs/r1"`) {
+	if !strings.Contains(page, "<td>finance</td>") || !strings.Contains(page, `href="/dags/alpha/runs/r1"`) || strings.Contains(page, `href="/dags/alpha?trigger=1"`) {
 		t.Errorf("the owner and latest run columns are missing")
+	}
+	// A User may trigger with config from the list: the DAG page's form, open.
+	if _, page := e.call("GET", "/", "", "user"); !strings.Contains(page, `href="/dags/alpha?trigger=1"`) {
+		t.Errorf("no trigger-with-config link for a User")
+	}
+	if _, page := e.call("GET", "/dags/alpha?trigger=1", "", "user"); !strings.Contains(page, `id="trigger-box" open`) {
+		t.Errorf("the trigger form is not open")
 	}
 }
