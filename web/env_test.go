@@ -176,3 +176,20 @@ func (b *browser) do(method, path, body string, withCSRF bool, hdr ...string) (i
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(out)
 }
+
+// runUntil steps the scheduler (its local executor runs the tries) until
+// the run is in state, and fails the test after 10 s.
+func (e *env) runUntil(dagID, runID string, state dags.RunState) {
+	e.t.Helper()
+	for i := 0; i < 400; i++ {
+		if _, err := e.sched.Tick(e.ctx); err != nil {
+			e.t.Fatal(err)
+		}
+		if r, err := e.st.Run(e.ctx, dagID, runID); err == nil && r.State == state {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	r, _ := e.st.Run(e.ctx, dagID, runID)
+	e.t.Fatalf("run %s of %s is %s, not %s", runID, dagID, r.State, state)
+}

@@ -509,16 +509,8 @@ cleanup_hides:
 			t.Fatal(err)
 		}
 	}
-	for i := 0; i < 200; i++ {
-		if _, err := e.sched.Tick(e.ctx); err != nil {
-			t.Fatal(err)
-		}
-		runs, _ := e.st.Runs(e.ctx, store.RunFilter{DagID: "cleanup_hides", States: []dags.RunState{dags.RunSuccess}})
-		if len(runs) == 2 {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	e.runUntil("cleanup_hides", "r1", dags.RunSuccess)
+	e.runUntil("cleanup_hides", "r2", dags.RunSuccess)
 	_, page := e.call("GET", "/", "", "viewer")
 	if !strings.Contains(page, "✗ transform</a> <span class=\"muted\">2/2</span>") || strings.Contains(page, "✗ cleanup") {
 		t.Fatalf("the DAG list does not show the failing task:\n%s", page)
@@ -541,15 +533,7 @@ why_not:
 	if _, err := e.sched.Trigger(e.ctx, "why_not", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 200; i++ {
-		if _, err := e.sched.Tick(e.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if r, _ := e.st.Run(e.ctx, "why_not", "r1"); r.State == dags.RunFailed {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	e.runUntil("why_not", "r1", dags.RunFailed)
 	_, page := e.call("GET", "/dags/why_not/runs/r1/tasks/load", "", "viewer")
 	if !strings.Contains(page, "No try: it could not run (upstream_failed): upstream extract failed, and its trigger rule all_success decided it.") {
 		t.Fatalf("the page does not say why:\n%s", page)
@@ -584,15 +568,7 @@ gamma:
 	if _, err := e.sched.Trigger(e.ctx, "alpha", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 200; i++ {
-		if _, err := e.sched.Tick(e.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if r, _ := e.st.Run(e.ctx, "alpha", "r1"); r.State == dags.RunFailed {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	e.runUntil("alpha", "r1", dags.RunFailed)
 	shown := func(query string) string {
 		t.Helper()
 		_, page := e.call("GET", "/?"+query, "", "user")
