@@ -28,10 +28,13 @@ build:
 
 # run serves the examples; the first run makes an admin whose password is
 # in .run/admin-password (generated, never printed by the server).
-run: build
+run:
+	@echo "updraft: building $(BIN) (the first build downloads the Go modules and compiles them: a few minutes; later ones take seconds)..."
+	@$(MAKE) --no-print-directory build
 	@mkdir -p .run
 	@test -s .run/admin-password || (umask 077; head -c 15 /dev/urandom | base64 | tr -d '/+=' > .run/admin-password)
-	@echo "updraft: open http://127.0.0.1:8080 and log in as admin with the password in .run/admin-password"
+	@echo "updraft: starting on the example DAGs (dags/examples), SQLite in .run/updraft.db, the local executor"
+	@echo "updraft: open http://127.0.0.1:8080 and log in as admin with the password in .run/admin-password (cat .run/admin-password)"
 	UPDRAFT_ADMIN_USER=admin UPDRAFT_ADMIN_PASSWORD="$$(cat .run/admin-password)" \
 		./$(BIN) server --dags dags/examples --db sqlite:.run/updraft.db --logs .run/logs --addr 127.0.0.1:8080
 

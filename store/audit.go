@@ -5,6 +5,51 @@ import (
 	"time"
 )
 
+// AuditEntry is one manual action (trigger, clear, mark, pause...).
+type AuditEntry struct {
+	ID                   int64
+	At                   time.Time
+	Actor, Action        string
+	DagID, RunID, TaskID string
+	Detail               string
+}
+
+// Audit records a manual action.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	_, err := s.exec(ctx, `INSERT INTO audit_log (at, actor, action, dag_id, run_id, task_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		ts(e.At), e.Actor, e.Action, e.DagID, e.RunID, e.TaskID, s.mask.Mask(e.Detail))
+	return err
+}
+
+// LastAuditID returns the id of the newest audit entry (0 when none).
+// Every manual action is audited, so a change means another process
+// triggered, cleared, marked or paused something.
+func (s *Store) LastAuditID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.queryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_log`).Scan(&id)
+	return id, err
+}
+
+// AuditLog returns the newest entries first.
+func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
+	rows, err := s.query(ctx, `SELECT id, at, actor, action, dag_id, run_id, task_id, detail FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DagID, &e.RunID, &e.TaskID, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = parseTS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // AuditFilter selects audit entries (Airflow's event log).
 type AuditFilter struct {
 	ID                                  int64 // one entry; 0: any

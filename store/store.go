@@ -1384,3 +1384,33 @@ func (s *Store) UnfinishedTries(ctx context.Context) ([]Try, error) {
 	}
 	return out, rows.Err()
 }
+
+// SetRunNote replaces a run's note; an unknown run is ErrNotFound.
+func (s *Store) SetRunNote(ctx context.Context, dagID, runID, note string) error {
+	res, err := s.exec(ctx, `UPDATE dag_runs SET note = ? WHERE dag_id = ? AND run_id = ?`, note, dagID, runID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("dag %q run %q: %w", dagID, runID, ErrNotFound)
+	}
+	return nil
+}
+
+// LastRuns returns each DAG's latest run (by logical date), in one query.
+func (s *Store) LastRuns(ctx context.Context) (map[string]Run, error) {
+	rows, err := s.query(ctx, `SELECT `+runCols+` FROM dag_runs r WHERE logical_date = (SELECT MAX(logical_date) FROM dag_runs WHERE dag_id = r.dag_id)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Run{}
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[r.DagID] = r
+	}
+	return out, rows.Err()
+}
