@@ -512,6 +512,8 @@ type dagPage struct {
 	Return    string
 	// backfills
 	Backfill *backfillTab
+	// graph: links that collapse every top-level task group, or none
+	CollapseAll, ExpandAll string
 	// versions
 	Versions *versionsTab
 	// the trigger form as it was typed, after an error
@@ -872,12 +874,43 @@ func (s *Server) fillGraph(ctx context.Context, r *http.Request, p *dagPage, d *
 			states[ti.TaskID] = st
 		}
 	}
+	collapsed := map[string]bool{}
+	for _, g := range r.URL.Query()["collapse"] {
+		collapsed[g] = true
+	}
+	groupLink := func(group string, collapse bool) string {
+		v := url.Values{"tab": {"graph"}}
+		if p.GraphRun != "" {
+			v.Set("run", p.GraphRun)
+		}
+		for g := range collapsed {
+			if g != group {
+				v.Add("collapse", g)
+			}
+		}
+		if collapse {
+			v.Add("collapse", group)
+		}
+		return dagURL(p.ID) + "?" + v.Encode()
+	}
 	p.Graph = layoutGraph(d, states, func(task string) string {
 		if p.GraphRun == "" || states[task] == "" {
 			return ""
 		}
 		return tiURL(p.ID, p.GraphRun, task)
-	})
+	}, collapsed, groupLink)
+	if len(d.Groups) > 0 {
+		all := url.Values{"tab": {"graph"}}
+		if p.GraphRun != "" {
+			all.Set("run", p.GraphRun)
+		}
+		for _, g := range d.Groups {
+			if g.Parent == "" {
+				all.Add("collapse", g.ID)
+			}
+		}
+		p.CollapseAll, p.ExpandAll = dagURL(p.ID)+"?"+all.Encode(), groupLink("", false)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -109,5 +110,55 @@ func TestDocMDRendered(t *testing.T) {
 		if strings.Contains(got, bad) {
 			t.Errorf("rendered doc keeps %s:\n%s", bad, got)
 		}
+	}
+}
+
+// Task groups in the graph: boxes around their tasks, and a collapsed one
+// is a single node whose state sums up its tasks', with its edges.
+func TestGraphTaskGroups(t *testing.T) {
+	res := dags.Load(fstest.MapFS{"g.yaml": {Data: []byte(`
+grouped:
+  start_date: 2024-01-01
+  schedule: null
+  task_groups:
+    - {group_name: extract}
+    - {group_name: inner, parent_group_name: extract}
+  tasks:
+    - {task_id: start, operator: EmptyOperator}
+    - {task_id: users, operator: EmptyOperator, task_group_name: extract, dependencies: [start]}
+    - {task_id: orders, operator: EmptyOperator, task_group_name: inner, dependencies: [start]}
+    - {task_id: done, operator: EmptyOperator, dependencies: [extract]}
+`)}}, dags.Options{})
+	if errs := res.Problems().Errors(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	d := res.DAG("grouped")
+	states := map[string]string{"start": "success", "extract.users": "success", "extract.inner.orders": "failed", "done": "upstream_failed"}
+	link := func(task string) string { return "/t/" + task }
+	groupLink := func(g string, collapse bool) string { return fmt.Sprintf("/g/%s/%v", g, collapse) }
+	open := layoutGraph(d, states, link, map[string]bool{}, groupLink)
+	if len(open.Nodes) != 4 || len(open.Boxes) != 2 || open.Boxes[0].URL != "/g/extract/true" {
+		t.Fatalf("expanded: %d nodes, boxes %+v", len(open.Nodes), open.Boxes)
+	}
+	// The outer box holds the inner one.
+	outer, inner := open.Boxes[0], open.Boxes[1]
+	if inner.X < outer.X || inner.Y < outer.Y || inner.X+inner.W > outer.X+outer.W || inner.Y+inner.H > outer.Y+outer.H {
+		t.Errorf("the inner group is not inside the outer one: %+v %+v", outer, inner)
+	}
+	shut := layoutGraph(d, states, link, map[string]bool{"extract": true}, groupLink)
+	var group *graphNode
+	for i, n := range shut.Nodes {
+		if n.Group {
+			group = &shut.Nodes[i]
+		}
+	}
+	if len(shut.Nodes) != 3 || group == nil || group.ID != "extract" || group.State != "failed" || group.URL != "/g/extract/false" ||
+		!strings.Contains(group.Label, "(2)") || len(shut.Boxes) != 0 || len(shut.Edges) != 2 {
+		t.Fatalf("collapsed: %+v, boxes %v, %d edges", shut.Nodes, shut.Boxes, len(shut.Edges))
+	}
+	e := newEnv(t, fixedBag{res, time.Now()})
+	_, page := e.call("GET", "/dags/grouped?tab=graph&collapse=extract", "", "viewer")
+	if !strings.Contains(page, "▸ extract (2)") || !strings.Contains(page, `id="expand-all"`) {
+		t.Errorf("the graph page does not show the collapsed group:\n%s", page)
 	}
 }
