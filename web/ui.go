@@ -842,7 +842,7 @@ func fmtTime(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02 15:04:05")
+	return t.UTC().Format("2006-01-02 15:04:05 MST")
 }
 
 func (s *Server) fillGraph(ctx context.Context, r *http.Request, p *dagPage, d *dags.DAG) error {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -58,5 +61,26 @@ a_dag_with_a_rather_long_name_for_a_phone_screen:
 			wide, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("main *, header *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + "#" + e.id + "." + e.className).join(" ")`))
 			t.Errorf("%s is %d px wide at %d px: %s", path, widths[0], widths[1], wide)
 		}
+	}
+	// Times in the browser's zone, once chosen: the run page's UTC
+	// logical date shows in Tokyo time, the UTC one in its tooltip.
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"})
+		return err
+	}), chromedp.Navigate(url+run), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(localStorage.setItem("updraft.tz", "local"), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url+run), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("main table").innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, " UTC") || !strings.Contains(text, "12:00:00 GMT+9") && !strings.Contains(text, "12:00:00 JST") {
+		t.Errorf("times not shown in the browser's zone: %q", text)
 	}
 }

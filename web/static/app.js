@@ -24,6 +24,7 @@
             const node = document.importNode(fresh, true), left = el.scrollLeft;
             el.replaceWith(node);
             node.scrollLeft = left; // a scrolled grid stays where it was
+            localTimes(node);
           }
         });
         startLogs();
@@ -70,6 +71,31 @@
       .catch(() => { t.pre.textContent += "\n(log unavailable)"; });
   }
 
+  // Times: the pages write them in UTC ("2024-01-02 03:04[:05] UTC");
+  // with "local" chosen (kept in this browser), each is shown in the
+  // browser's time zone instead, the UTC one in its tooltip.
+  const utcTime = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))? UTC\b/g;
+  function localTimes(root) {
+    if (localStorage.getItem("updraft.tz") !== "local") return;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) {
+      if (utcTime.test(walker.currentNode.nodeValue)) nodes.push(walker.currentNode);
+      utcTime.lastIndex = 0;
+    }
+    nodes.forEach((n) => {
+      if (n.parentElement && n.parentElement.closest("pre, textarea, script")) return;
+      const text = n.nodeValue;
+      n.nodeValue = text.replace(utcTime, (all, y, mo, d, h, mi, se) => {
+        const t = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +(se || 0)));
+        const opts = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "short" };
+        if (se) opts.second = "2-digit";
+        return t.toLocaleString("sv-SE", opts);
+      });
+      if (n.parentElement && !n.parentElement.title) n.parentElement.title = text.trim();
+    });
+  }
+
   // Buttons that change many things ask first.
   document.addEventListener("submit", (ev) => {
     const b = ev.submitter;
@@ -80,6 +106,12 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    const tz = document.getElementById("tz-choice");
+    if (tz) {
+      tz.value = localStorage.getItem("updraft.tz") === "local" ? "local" : "utc";
+      tz.addEventListener("change", () => { localStorage.setItem("updraft.tz", tz.value); location.reload(); });
+    }
+    localTimes(document.body);
     // The grid opens on its newest runs (the right end).
     const grid = document.getElementById("grid-wrap");
     if (grid) grid.scrollLeft = grid.scrollWidth;
