@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"updraft/dags"
@@ -268,21 +269,34 @@ func (s *Store) CompleteBackfills(ctx context.Context, now time.Time) (int, erro
 	return int(n), err
 }
 
-// BackfillRunStates counts a backfill's runs by state.
-func (s *Store) BackfillRunStates(ctx context.Context, id int64) (map[string]int, error) {
-	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM dag_runs WHERE backfill_id = ? GROUP BY state`, id)
+// BackfillRunStates counts the runs of some backfills by state, by
+// backfill, in one query.
+func (s *Store) BackfillRunStates(ctx context.Context, ids []int64) (map[int64]map[string]int, error) {
+	out := map[int64]map[string]int{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.query(ctx, `SELECT backfill_id, state, COUNT(*) FROM dag_runs WHERE backfill_id IN (`+
+		strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`) GROUP BY backfill_id, state`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]int{}
 	for rows.Next() {
+		var id int64
 		var st string
 		var n int
-		if err := rows.Scan(&st, &n); err != nil {
+		if err := rows.Scan(&id, &st, &n); err != nil {
 			return nil, err
 		}
-		out[st] = n
+		if out[id] == nil {
+			out[id] = map[string]int{}
+		}
+		out[id][st] = n
 	}
 	return out, rows.Err()
 }

@@ -123,11 +123,16 @@ func (s *Server) fillBackfills(r *http.Request, p *dagPage, d *dags.DAG, canAct 
 	if err != nil {
 		return err
 	}
+	ids := make([]int64, len(list))
+	for i, b := range list {
+		ids[i] = b.ID
+	}
+	states, err := s.st.BackfillRunStates(ctx, ids)
+	if err != nil {
+		return err
+	}
 	for _, b := range list {
-		counts, err := s.st.BackfillRunStates(ctx, b.ID)
-		if err != nil {
-			return err
-		}
+		counts := states[b.ID]
 		var parts []string
 		for _, st := range []string{"success", "failed", "running", "queued"} {
 			if counts[st] > 0 {

@@ -4,10 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
-	"updraft/dags"
 	"updraft/store"
 )
 
@@ -15,14 +13,13 @@ import (
 // starting it makes the runs, the list shows progress, pause and cancel
 // work, a bad form keeps what was typed, and a Viewer sees no form.
 func TestBackfillTab(t *testing.T) {
-	res := dags.Load(fstest.MapFS{"n.yaml": {Data: []byte(`
+	e := yamlEnv(t, `
 nightly:
   start_date: 2024-01-01
   schedule: "0 3 * * *"
   catchup: false
   tasks: [{task_id: t, operator: EmptyOperator}]
-`)}}, dags.Options{})
-	e := newEnv(t, fixedBag{res, time.Now()})
+`)
 	b, status := e.login("user", "user-password")
 	if status != 303 {
 		t.Fatalf("login: %d", status)

@@ -5,10 +5,8 @@ import (
 	"html"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
-	"updraft/dags"
 	"updraft/scheduler"
 	"updraft/store"
 )
@@ -16,14 +14,13 @@ import (
 // The DAG's details say its deadlines and slas, and list its misses; the
 // run page lists the run's; /api/v1/slaMisses lists them all.
 func TestDeadlineMissesShown(t *testing.T) {
-	res := dags.Load(fstest.MapFS{"d.yaml": {Data: []byte(`
+	e := yamlEnv(t, `
 reports:
   start_date: 2024-01-01
   schedule: "@daily"
   deadline: {reference: dagrun_queued_at, interval: 2h, channel: bizops}
   tasks: [{task_id: build, operator: EmptyOperator, sla: 1800}]
-`)}}, dags.Options{})
-	e := newEnv(t, fixedBag{res, time.Now()})
+`)
 	run, err := e.sched.Trigger(e.ctx, "reports", scheduler.TriggerOptions{RunID: "r1"})
 	if err != nil {
 		t.Fatal(err)

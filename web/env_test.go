@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -192,4 +193,15 @@ func (e *env) runUntil(dagID, runID string, state dags.RunState) {
 	}
 	r, _ := e.st.Run(e.ctx, dagID, runID)
 	e.t.Fatalf("run %s of %s is %s, not %s", runID, dagID, r.State, state)
+}
+
+// yamlEnv is an env whose DAG folder is one file holding yaml, which must
+// load without errors.
+func yamlEnv(t *testing.T, yaml string) *env {
+	t.Helper()
+	res := dags.Load(fstest.MapFS{"dags.yaml": {Data: []byte(yaml)}}, dags.Options{})
+	if errs := res.Problems().Errors(); len(errs) > 0 {
+		t.Fatalf("fixture: %v", errs)
+	}
+	return newEnv(t, fixedBag{res, time.Now()})
 }

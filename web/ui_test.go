@@ -494,7 +494,7 @@ func TestAuditAndAlertsPage(t *testing.T) {
 // A task that fails in runs that still succeed (an all_done clean-up
 // decides them) shows on the DAG list, with how often.
 func TestDAGListShowsFailedTasks(t *testing.T) {
-	res := dags.Load(fstest.MapFS{"f.yaml": {Data: []byte(`
+	e := yamlEnv(t, `
 cleanup_hides:
   start_date: 2024-01-01
   schedule: null
@@ -502,8 +502,7 @@ cleanup_hides:
   tasks:
     - {task_id: transform, operator: BashOperator, bash_command: "exit 1"}
     - {task_id: cleanup, operator: EmptyOperator, trigger_rule: all_done, dependencies: [transform]}
-`)}}, dags.Options{})
-	e := newEnv(t, fixedBag{res, time.Now()})
+`)
 	for _, id := range []string{"r1", "r2"} {
 		if _, err := e.sched.Trigger(e.ctx, "cleanup_hides", scheduler.TriggerOptions{RunID: id}); err != nil {
 			t.Fatal(err)
@@ -520,7 +519,7 @@ cleanup_hides:
 // A task that never ran says why: which upstream tasks ended how, and the
 // trigger rule that decided.
 func TestTaskThatNeverRanSaysWhy(t *testing.T) {
-	res := dags.Load(fstest.MapFS{"w.yaml": {Data: []byte(`
+	e := yamlEnv(t, `
 why_not:
   start_date: 2024-01-01
   schedule: null
@@ -528,8 +527,7 @@ why_not:
   tasks:
     - {task_id: extract, operator: BashOperator, bash_command: "exit 1"}
     - {task_id: load, operator: EmptyOperator, dependencies: [extract]}
-`)}}, dags.Options{})
-	e := newEnv(t, fixedBag{res, time.Now()})
+`)
 	if _, err := e.sched.Trigger(e.ctx, "why_not", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +541,7 @@ why_not:
 // The DAG list filters (active or paused, the latest run's state, an
 // owner, several tags) and sorts, and a list that matches nothing says so.
 func TestDAGListFilters(t *testing.T) {
-	res := dags.Load(fstest.MapFS{"l.yaml": {Data: []byte(`
+	e := yamlEnv(t, `
 alpha:
   default_args: {owner: finance}
   start_date: 2024-01-01
@@ -563,8 +561,7 @@ gamma:
   schedule: null
   tags: [adhoc]
   tasks: [{task_id: t, operator: EmptyOperator}]
-`)}}, dags.Options{})
-	e := newEnv(t, fixedBag{res, time.Now()})
+`)
 	if _, err := e.sched.Trigger(e.ctx, "alpha", scheduler.TriggerOptions{RunID: "r1"}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,18 +296,18 @@ func (a *api) bulkOne(act bulkAction, it bulkItem) error {
 }
 
 // entityName reads a delete action's entity: a name, or a body with it.
-func entityName(raw json.RawMessage, field string) (string, json.RawMessage) {
+func entityName(raw json.RawMessage, field string) string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
+		return s
 	}
 	var m map[string]any
 	if json.Unmarshal(raw, &m) == nil {
 		if s, ok := m[field].(string); ok {
-			return s, raw
+			return s
 		}
 	}
-	return "", raw
+	return ""
 }
 
 func strictJSON(raw json.RawMessage, v any) error {
@@ -322,7 +323,7 @@ func (a *api) bulkVariables(w http.ResponseWriter, r *http.Request, c call) erro
 	return a.bulk(w, r, func(act bulkAction, raw json.RawMessage) (bulkItem, error) {
 		var b variableBody
 		if act.Action == "delete" {
-			key, _ := entityName(raw, "key")
+			key := entityName(raw, "key")
 			b.Key = &key
 		} else if err := strictJSON(raw, &b); err != nil {
 			return bulkItem{}, err
@@ -520,7 +521,7 @@ func (a *api) bulkPools(w http.ResponseWriter, r *http.Request, c call) error {
 	return a.bulk(w, r, func(act bulkAction, raw json.RawMessage) (bulkItem, error) {
 		var b poolBody
 		if act.Action == "delete" {
-			name, _ := entityName(raw, "name")
+			name := entityName(raw, "name")
 			b.Name = &name
 		} else if err := strictJSON(raw, &b); err != nil {
 			return bulkItem{}, err
@@ -913,7 +914,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request, c call) error {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		next = "/"
 	}
-	w.Header().Set("Location", "/login?next="+urlQuery(next))
+	w.Header().Set("Location", "/login?next="+url.QueryEscape(next))
 	detail(w, http.StatusTemporaryRedirect, "sign in at /login")
 	return nil
 }

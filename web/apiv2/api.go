@@ -181,9 +181,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		detail(w, http.StatusNotFound, clean(err))
 	case errors.Is(err, errForbidden):
-		detail(w, http.StatusForbidden, strings.TrimSuffix(err.Error(), ": "+errForbidden.Error()))
+		detail(w, http.StatusForbidden, clean(err))
 	case errors.Is(err, errUnsupported):
-		detail(w, http.StatusNotImplemented, strings.TrimSuffix(err.Error(), ": "+errUnsupported.Error()))
+		detail(w, http.StatusNotImplemented, clean(err))
 	case errors.Is(err, store.ErrConflict):
 		detail(w, http.StatusConflict, clean(err))
 	case errors.Is(err, ops.ErrInvalid), errors.Is(err, scheduler.ErrInvalid), errors.Is(err, store.ErrInvalidFilter):
@@ -199,12 +199,10 @@ var (
 	errUnsupported = errors.New("not supported by updraft")
 )
 
-func urlQuery(s string) string { return url.QueryEscape(s) }
-
 // clean drops the error kinds' own words from a message.
 func clean(err error) string {
 	msg := err.Error()
-	for _, kind := range []error{ops.ErrInvalid, scheduler.ErrInvalid, store.ErrInvalidFilter, store.ErrConflict} {
+	for _, kind := range []error{ops.ErrInvalid, scheduler.ErrInvalid, store.ErrInvalidFilter, store.ErrConflict, errForbidden, errUnsupported} {
 		msg = strings.TrimSuffix(msg, ": "+kind.Error())
 	}
 	// "dag \"x\": not found" keeps its last words unless it says so already.

@@ -275,18 +275,13 @@ func (a *api) patchTI(dry bool) handler {
 		}
 		out := []map[string]any{}
 		for _, m := range marked {
-			out = append(out, a.tiResponse(r.Context(), a.ops.View(r.Context(), m.TI, m.Run, false)))
-		}
-		if !dry {
-			// The instances as they are now.
-			out = out[:0]
-			for _, m := range marked {
-				v, err := a.ops.TaskInstance(r.Context(), m.TI.Key())
-				if err != nil {
-					return err
-				}
-				out = append(out, a.tiResponse(r.Context(), v))
+			v := ops.TIView{}
+			if dry { // what it would become
+				v = a.ops.View(r.Context(), m.TI, m.Run, false)
+			} else if v, err = a.ops.TaskInstance(r.Context(), m.TI.Key()); err != nil { // as it is now
+				return err
 			}
+			out = append(out, a.tiResponse(r.Context(), v))
 		}
 		return collection(w, "task_instances", out, len(out))
 	}
