@@ -133,8 +133,10 @@ func (d *dagDecoder) deadlines(dag *DAG) {
 		if c := it.get("channel"); c != nil {
 			dl.Channel, _ = r.str("deadline.channel", c)
 		}
-		if cb := it.get("callback"); cb != nil {
-			r.warnf(cb, "deadline.callback is not run: a missed deadline is sent to Mattermost (set channel to choose where)")
+		for _, key := range []string{"callback", "callback_kwargs"} {
+			if cb := it.get(key); cb != nil {
+				r.warnf(cb, "deadline.%s is not run: a missed deadline is sent to Mattermost (set channel to choose where)", key)
+			}
 		}
 		dag.Deadlines = append(dag.Deadlines, dl)
 	}

@@ -55,11 +55,12 @@ bad:
     - {reference: dagrun_queued_at}
     - {reference: fixed_datetime, interval: 0}
     - {reference: dagrun_queued_at, interval: 60, notify: x}
+    - {reference: dagrun_queued_at, interval: 60, callback: a.b, callback_kwargs: {x: 1}}
   tasks: [{task_id: a, operator: EmptyOperator, sla: soon}]
 `)}}, Options{})
 	got := bad.Problems().Error()
 	for _, want := range []string{`b.yaml:5:19: dag "bad": deadline.reference "whenever"`, "b.yaml:6:7", "interval is required",
-		"needs datetime", `unknown key "notify"`, "sla: expected a duration"} {
+		"needs datetime", `unknown key "notify"`, "sla: expected a duration", "deadline.callback is not run", "deadline.callback_kwargs is not run"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems lack %q:\n%s", want, got)
 		}
